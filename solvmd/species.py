@@ -1,0 +1,177 @@
+"""Species registry: name -> SMILES, formal charge, residue name, role, force-field file.
+
+The registry lives in ``forcefields/species.yaml``; each species also needs a residue
+template in the OpenMM XML file it names. 3D coordinates come from RDKit (ETKDG
+embedding, then MMFF94 relaxation, UFF where MMFF has no parameters).
+
+Atom naming contract (shared with the XML templates): atoms are numbered in RDKit
+order of ``Chem.AddHs(Chem.MolFromSmiles(smiles))`` and named element symbol +
+running index per element, e.g. DME ``COCCOC`` -> C1 O1 C2 C3 O2 C4 H1 ... H10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from solvmd.errors import SolvmdError
+
+FORCEFIELD_DIR = Path(__file__).resolve().parent.parent / "forcefields"
+if not FORCEFIELD_DIR.is_dir():  # installed non-editable: data shipped inside the package
+    FORCEFIELD_DIR = Path(__file__).resolve().parent / "forcefields"
+
+ROLES = ("cation", "anion", "solvent")
+
+
+@dataclass(frozen=True)
+class Species:
+    """One molecule or ion type.
+
+    Attributes:
+        name: registry key, e.g. ``"DME"``.
+        smiles: SMILES string.
+        charge: formal charge in units of e.
+        residue: residue name (<= 3 characters) used in topology and XML template.
+        role: ``cation``, ``anion`` or ``solvent``.
+        xml: force-field XML file name inside ``forcefields/``.
+        density_g_cm3: pure-liquid density at 298 K (solvents), g/cm^3.
+        molar_volume_cm3_mol: partial molar volume estimate (ions), cm^3/mol.
+        donors: element symbols that can coordinate a cation.
+    """
+
+    name: str
+    smiles: str
+    charge: int
+    residue: str
+    role: str
+    xml: str
+    density_g_cm3: float | None = None
+    molar_volume_cm3_mol: float | None = None
+    donors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def xml_path(self) -> Path:
+        return FORCEFIELD_DIR / self.xml
+
+    @property
+    def mol(self) -> Chem.Mol:
+        """RDKit molecule with explicit hydrogens (no conformer)."""
+        return _mol_with_hs(self.smiles)
+
+    @property
+    def molar_mass_g_mol(self) -> float:
+        return float(sum(a.GetMass() for a in self.mol.GetAtoms()))
+
+    @property
+    def n_atoms(self) -> int:
+        return self.mol.GetNumAtoms()
+
+    @property
+    def atom_names(self) -> list[str]:
+        return atom_names(self.mol)
+
+    @property
+    def molar_volume(self) -> float:
+        """Molar volume estimate in cm^3/mol (M/rho for liquids)."""
+        if self.molar_volume_cm3_mol is not None:
+            return self.molar_volume_cm3_mol
+        if self.density_g_cm3 is None:
+            raise SolvmdError(f"species {self.name}: needs density_g_cm3 or molar_volume_cm3_mol in species.yaml")
+        return self.molar_mass_g_mol / self.density_g_cm3
+
+    def coordinates(self, seed: int = 42) -> np.ndarray:
+        """One relaxed 3D conformer, in angstrom, shape (n_atoms, 3)."""
+        return _conformer(self.smiles, seed).copy()
+
+
+def atom_names(mol: Chem.Mol) -> list[str]:
+    """Element + running index per element, in RDKit atom order."""
+    counts: dict[str, int] = {}
+    names = []
+    for atom in mol.GetAtoms():
+        sym = atom.GetSymbol()
+        counts[sym] = counts.get(sym, 0) + 1
+        names.append(f"{sym}{counts[sym]}")
+    return names
+
+
+@lru_cache(maxsize=None)
+def _mol_with_hs(smiles: str) -> Chem.Mol:
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise SolvmdError(f"RDKit cannot parse SMILES {smiles!r}")
+    return Chem.AddHs(mol)
+
+
+@lru_cache(maxsize=None)
+def _conformer(smiles: str, seed: int) -> np.ndarray:
+    mol = Chem.Mol(_mol_with_hs(smiles))
+    if mol.GetNumAtoms() == 1:
+        return np.zeros((1, 3))
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    if AllChem.EmbedMolecule(mol, params) != 0:
+        raise SolvmdError(f"RDKit ETKDG failed to embed {smiles!r}")
+    if AllChem.MMFFHasAllMoleculeParams(mol):
+        AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
+    elif AllChem.UFFHasAllMoleculeParams(mol):
+        AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
+    return mol.GetConformer().GetPositions()
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Species]:
+    """All species in ``forcefields/species.yaml`` keyed by name."""
+    path = FORCEFIELD_DIR / "species.yaml"
+    raw = yaml.safe_load(path.read_text())
+    out = {}
+    for name, entry in raw.items():
+        entry = dict(entry)
+        entry["donors"] = tuple(entry.get("donors", ()))
+        sp = Species(name=name, **entry)
+        if sp.role not in ROLES:
+            raise SolvmdError(f"{path}: species {name}: role {sp.role!r} not one of {ROLES}")
+        out[name] = sp
+    return out
+
+
+def get(name: str) -> Species:
+    """Look up a species by name; unknown names raise an error listing the known ones."""
+    reg = registry()
+    if name not in reg:
+        raise SolvmdError(f"unknown species {name!r}; known species: {', '.join(sorted(reg))}")
+    return reg[name]
+
+
+def add_molecule(topology, chain, sp: Species):
+    """Append one molecule of ``sp`` as a residue to an OpenMM ``Topology`` (atoms and bonds).
+
+    Returns the new residue. Atom names follow the registry naming contract.
+    """
+    from openmm.app import Element
+
+    mol = sp.mol
+    residue = topology.addResidue(sp.residue, chain)
+    atoms = [
+        topology.addAtom(name, Element.getByAtomicNumber(a.GetAtomicNum()), residue)
+        for name, a in zip(atom_names(mol), mol.GetAtoms())
+    ]
+    for bond in mol.GetBonds():
+        topology.addBond(atoms[bond.GetBeginAtomIdx()], atoms[bond.GetEndAtomIdx()])
+    return residue
+
+
+def molecule_topology(sp: Species, seed: int = 42):
+    """A single molecule of ``sp``: (OpenMM Topology, positions as openmm Quantity in nm)."""
+    from openmm import unit
+    from openmm.app import Topology
+
+    top = Topology()
+    add_molecule(top, top.addChain(), sp)
+    return top, unit.Quantity(sp.coordinates(seed) / 10.0, unit.nanometer)
