@@ -1,0 +1,91 @@
+# solvmd workflow: thin rules calling `solvmd <verb>`; no science lives here.
+#   snakemake --cores 2 --configfile config/demo.yaml
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+configfile: "config/demo.yaml"
+validate(config, "config/schema.yaml")
+
+RESULTS = config.get("results_dir", "results")
+SYSTEMS = config["systems"]
+RES = config.get("resources", {})
+
+_missing = [s for s in SYSTEMS if not Path(f"systems/{s}.yaml").is_file()]
+if _missing:
+    known = sorted(p.stem for p in Path("systems").glob("*.yaml"))
+    raise ValueError(f"config 'systems': no recipe for {_missing}; known recipes: {known}")
+
+wildcard_constraints:
+    system="[A-Za-z0-9_.-]+",
+
+
+def _targets():
+    out = expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS)
+    if config.get("analyze", True):
+        out += expand(f"{RESULTS}/{{system}}/analysis/speciation.csv", system=SYSTEMS)
+    return out
+
+
+rule all:
+    input:
+        _targets(),
+
+
+rule protocol:
+    """The MD protocol of this config, as the file `solvmd md` reads."""
+    output:
+        f"{RESULTS}/md_protocol.yaml",
+    params:
+        md=config["md"],
+    run:
+        Path(output[0]).write_text(yaml.safe_dump({"md": dict(params.md)}, sort_keys=False))
+
+
+rule build:
+    input:
+        "systems/{system}.yaml",
+    output:
+        pdb=f"{RESULTS}/{{system}}/build/system.pdb",
+        xml=f"{RESULTS}/{{system}}/build/system.xml",
+        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/build.log",
+    shell:
+        "solvmd build {input} -o $(dirname {output.manifest}) 2> {log}"
+
+
+rule md:
+    input:
+        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
+        protocol=f"{RESULTS}/md_protocol.yaml",
+    # Only md.json (written last) is declared: Snakemake deletes the declared outputs of
+    # failed or interrupted jobs, and the trajectory, thermo.csv and *.chk must survive a
+    # killed job so that the rerun resumes from the checkpoint.
+    output:
+        done=f"{RESULTS}/{{system}}/md/md.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/md.log",
+    threads: RES.get("md_threads", 2)
+    resources:
+        gpu=RES.get("md_gpus", 0),
+        runtime=RES.get("md_runtime_min", 60),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} solvmd md $(dirname {input.manifest}) -o $(dirname {output.done}) "
+        "-p {input.protocol} 2> {log}"
+
+
+rule analyze:
+    input:
+        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
+        md=f"{RESULTS}/{{system}}/md/md.json",
+    output:
+        rdf=report(f"{RESULTS}/{{system}}/analysis/rdf.csv", category="Structure", subcategory="{system}"),
+        speciation=f"{RESULTS}/{{system}}/analysis/speciation.csv",
+    log:
+        f"{RESULTS}/{{system}}/logs/analyze.log",
+    shell:
+        "solvmd analyze --build $(dirname {input.manifest}) --md $(dirname {input.md}) "
+        "-o $(dirname {output.speciation}) 2> {log}"

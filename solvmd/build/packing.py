@@ -1,0 +1,135 @@
+"""Packing molecules into a box with packmol (the binary shipped by the PyPI package).
+
+packmol gets one single-molecule PDB per species (RDKit 3D coordinates), a fixed seed
+and a box shrunk by the tolerance so periodic images do not overlap. Its exit code and
+its output are checked; a failure names the species and what to change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from solvmd import species as species_registry
+from solvmd.errors import SolvmdError
+
+
+def packmol_executable() -> str:
+    """Path of the packmol binary: the one next to this Python first, then PATH."""
+    local = Path(sys.executable).parent / "packmol"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("packmol")
+    if found is None:
+        raise SolvmdError("packmol not found: install it with `pip install packmol`")
+    return found
+
+
+def _write_single_pdb(path: Path, sp: species_registry.Species, seed: int) -> None:
+    xyz = sp.coordinates(seed)
+    xyz = xyz - xyz.mean(axis=0)
+    lines = []
+    for i, (name, atom, pos) in enumerate(zip(sp.atom_names, sp.mol.GetAtoms(), xyz), start=1):
+        lines.append(
+            f"HETATM{i:5d} {name:<4s} {sp.residue:>3s} A   1    "
+            f"{pos[0]:8.3f}{pos[1]:8.3f}{pos[2]:8.3f}  1.00  0.00          {atom.GetSymbol():>2s}"
+        )
+    path.write_text("\n".join(lines) + "\nEND\n")
+
+
+def _read_pdb_xyz(path: Path) -> np.ndarray:
+    rows = [ln for ln in path.read_text().splitlines() if ln.startswith(("ATOM", "HETATM"))]
+    return np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in rows])
+
+
+def pack(
+    counts: dict[str, int],
+    box_A: tuple[float, float, float] | float,
+    seed: int,
+    tolerance_A: float = 2.0,
+    nloop: int = 200,
+    region_z_A: tuple[float, float] | None = None,
+    timeout_s: float = 1800.0,
+) -> np.ndarray:
+    """Pack ``counts`` molecules into a periodic box with packmol.
+
+    Args:
+        counts: species name -> number of molecules, in the order they will appear.
+        box_A: box edge lengths in angstrom (a float for a cube).
+        seed: packmol random seed (recorded in the manifest).
+        tolerance_A: minimum distance between atoms of different molecules, angstrom.
+        nloop: packmol GENCAN loop budget per species.
+        region_z_A: optional (z_lo, z_hi) slab to fill instead of the whole box height.
+        timeout_s: wall-clock limit for packmol.
+
+    Returns:
+        Coordinates in angstrom, shape (n_atoms, 3), molecules in ``counts`` order.
+    """
+    box = np.broadcast_to(np.asarray(box_A, dtype=float), (3,))
+    margin = tolerance_A / 2.0
+    lo = np.array([margin, margin, margin])
+    hi = box - margin
+    if region_z_A is not None:
+        lo[2], hi[2] = region_z_A[0] + margin, region_z_A[1] - margin
+    if np.any(hi - lo <= 0):
+        raise SolvmdError(f"packing region {lo}..{hi} angstrom is empty; the box is too small")
+
+    with tempfile.TemporaryDirectory(prefix="solvmd-packmol-") as tmp:
+        tmp = Path(tmp)
+        lines = [
+            f"tolerance {tolerance_A}",
+            f"seed {seed}",
+            "filetype pdb",
+            "output packed.pdb",
+            f"nloop {nloop}",
+            "movebadrandom",
+        ]
+        lines.append(f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}")
+        for name, n in counts.items():
+            sp = species_registry.get(name)
+            _write_single_pdb(tmp / f"{name}.pdb", sp, seed)
+            lines += [
+                f"structure {name}.pdb",
+                f"  number {n}",
+                f"  inside box {lo[0]:.4f} {lo[1]:.4f} {lo[2]:.4f} {hi[0]:.4f} {hi[1]:.4f} {hi[2]:.4f}",
+                "end structure",
+            ]
+        (tmp / "pack.inp").write_text("\n".join(lines) + "\n")
+        try:
+            with open(tmp / "pack.inp") as stdin:
+                proc = subprocess.run(
+                    [packmol_executable()], stdin=stdin, cwd=tmp, capture_output=True, text=True, timeout=timeout_s
+                )
+        except subprocess.TimeoutExpired:
+            raise SolvmdError(
+                f"packmol did not finish in {timeout_s:.0f} s packing {counts} into {box.round(1)} angstrom; "
+                "lower the density or the tolerance (packing.tolerance_A)"
+            ) from None
+        out = proc.stdout + proc.stderr
+        if proc.returncode != 0 or "Success!" not in out or not (tmp / "packed.pdb").exists():
+            raise SolvmdError(_explain_failure(out, proc.returncode, counts, box))
+        xyz = _read_pdb_xyz(tmp / "packed.pdb")
+    expected = sum(species_registry.get(n).n_atoms * k for n, k in counts.items())
+    if len(xyz) != expected:
+        raise SolvmdError(f"packmol wrote {len(xyz)} atoms, expected {expected}")
+    return xyz
+
+
+def _explain_failure(out: str, code: int, counts: dict[str, int], box: np.ndarray) -> str:
+    culprit = ""
+    for line in out.splitlines():
+        if "structure" in line.lower() and ("could not" in line.lower() or "failed" in line.lower()):
+            culprit = line.strip()
+    tail = "\n".join(out.strip().splitlines()[-8:])
+    species_hint = ", ".join(f"{n} x{k}" for n, k in counts.items())
+    return (
+        f"packmol failed (exit code {code}) packing [{species_hint}] into a {box.round(1)} angstrom box. "
+        f"{culprit + ' ' if culprit else ''}"
+        "Lower the density estimate (larger box), reduce packing.tolerance_A, or raise packing.nloop.\n"
+        f"packmol said:\n{tail}"
+    )

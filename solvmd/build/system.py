@@ -1,0 +1,159 @@
+"""``solvmd build``: recipe -> packed, parameterized system.
+
+Writes to ``out_dir``: ``system.pdb`` (CONECT records and CRYST1 box), ``system.xml``
+(serialized OpenMM System) and ``manifest.json`` (resolved counts, box, density
+estimate, concentrations, charge scaling, force-field files, seeds, versions). The
+manifest is written last, so a directory without it is not a finished build.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import openmm
+from openmm import app, unit
+
+from solvmd import __version__
+from solvmd import species as species_registry
+from solvmd.build.composition import Composition, resolve
+from solvmd.build.packing import pack
+from solvmd.errors import SolvmdError
+from solvmd.forcefield import create_system, forcefield_files
+from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
+from solvmd.recipe import Recipe
+
+
+def build_topology(counts: dict[str, int], box_nm: tuple[float, float, float]) -> app.Topology:
+    """Topology with ``counts`` molecules per species (one residue each), in order."""
+    top = app.Topology()
+    chain = top.addChain("A")
+    for name, n in counts.items():
+        sp = species_registry.get(name)
+        for _ in range(n):
+            species_registry.add_molecule(top, chain, sp)
+    top.setPeriodicBoxVectors(
+        [openmm.Vec3(box_nm[0], 0, 0), openmm.Vec3(0, box_nm[1], 0), openmm.Vec3(0, 0, box_nm[2])] * unit.nanometer
+    )
+    return top
+
+
+def versions() -> dict[str, str]:
+    """Versions of the tools that shaped a result (recorded in every manifest)."""
+    import MDAnalysis
+    import rdkit
+    from importlib.metadata import version
+
+    return {
+        "solvmd": __version__,
+        "python": platform.python_version(),
+        "openmm": openmm.__version__,
+        "rdkit": rdkit.__version__,
+        "packmol": version("packmol"),
+        "MDAnalysis": MDAnalysis.__version__,
+    }
+
+
+def species_table(counts: dict[str, int]) -> list[dict]:
+    """Per-species rows for the manifest (the analysis reads these)."""
+    rows = []
+    for name, n in counts.items():
+        sp = species_registry.get(name)
+        rows.append(
+            {"name": name, "residue": sp.residue, "role": sp.role, "count": n, "charge": sp.charge,
+             "donors": list(sp.donors), "n_atoms": sp.n_atoms, "smiles": sp.smiles, "xml": sp.xml}
+        )
+    return rows
+
+
+def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
+    if box_nm < 2.0 * cutoff_nm:
+        raise SolvmdError(
+            f"{what} edge {box_nm:.2f} nm is smaller than twice the cutoff ({2 * cutoff_nm:.2f} nm); "
+            "increase size.salt_units / size.target_atoms or lower forcefield.cutoff_nm"
+        )
+
+
+def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
+    """Resolve, pack and parameterize ``recipe``; write the build files to ``out_dir``.
+
+    Returns the manifest dictionary.
+    """
+    out_dir = Path(out_dir)
+    comp: Composition = resolve(recipe)
+    ffs = recipe.forcefield
+    check_box(comp.box_nm, ffs.cutoff_nm)
+    print(
+        f"[build] {recipe.name}: {comp.counts} -> {comp.n_atoms} atoms, estimated density "
+        f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}",
+        file=log,
+    )
+    box_A = comp.box_nm * 10.0
+    xyz_A = pack(comp.counts, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
+                 nloop=recipe.packing.nloop)
+    topology = build_topology(comp.counts, (comp.box_nm,) * 3)
+    system = create_system(
+        topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=recipe.charge_scale,
+        combining_rule=ffs.combining_rule, ewald_error_tolerance=ffs.ewald_error_tolerance,
+        dispersion_correction=ffs.dispersion_correction,
+    )
+    manifest = {
+        "name": recipe.name,
+        "description": recipe.description,
+        "recipe": recipe.model_dump(mode="json"),
+        "species": species_table(comp.counts),
+        "n_atoms": comp.n_atoms,
+        "box_nm": [comp.box_nm] * 3,
+        "density_estimate_g_cm3": comp.density_g_cm3,
+        "concentrations_M": comp.concentrations_M,
+        "charge_scale": recipe.charge_scale,
+        "temperature_K": recipe.temperature_K,
+        "pressure_bar": recipe.pressure_bar,
+        "cutoff_nm": ffs.cutoff_nm,
+        "combining_rule": ffs.combining_rule,
+        "forcefield_files": [Path(f).name for f in forcefield_files(list(comp.counts))],
+        "forcefield_sources": "forcefields/SOURCES.md",
+        "seeds": {"packmol": recipe.packing.seed, "conformer": 42},
+        "versions": versions(),
+    }
+    write_build(out_dir, topology, xyz_A / 10.0, system, manifest)
+    print(f"[build] wrote {out_dir}/system.pdb, system.xml, manifest.json", file=log)
+    return manifest
+
+
+def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.System, manifest: dict) -> None:
+    """Write system.pdb, system.xml and (last) manifest.json atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = out_dir / "manifest.json"
+    if stale.exists():
+        stale.unlink()  # the build is being redone: it is unfinished until the new manifest lands
+    with atomic_path(out_dir / "system.pdb") as tmp:
+        with open(tmp, "w") as fh:
+            app.PDBFile.writeFile(topology, unit.Quantity(xyz_nm, unit.nanometer), fh, keepIds=False)
+    write_text_atomic(out_dir / "system.xml", openmm.XmlSerializer.serialize(system))
+    write_json_atomic(out_dir / "manifest.json", manifest)
+
+
+def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
+    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+    build_dir = Path(build_dir)
+    manifest_path = build_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise SolvmdError(f"{build_dir} is not a finished solvmd build (no manifest.json); run `solvmd build` first")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
+    for key in ("species", "n_atoms", "temperature_K"):
+        if key not in manifest:
+            raise SolvmdError(f"{manifest_path} has no {key!r}: not a solvmd manifest; rebuild with `solvmd build`")
+    pdb = app.PDBFile(str(build_dir / "system.pdb"))
+    system = openmm.XmlSerializer.deserialize((build_dir / "system.xml").read_text())
+    if system.getNumParticles() != manifest["n_atoms"] or pdb.topology.getNumAtoms() != manifest["n_atoms"]:
+        raise SolvmdError(
+            f"{build_dir}: system.xml has {system.getNumParticles()} particles, system.pdb "
+            f"{pdb.topology.getNumAtoms()} atoms, manifest {manifest['n_atoms']}; the files do not belong together"
+        )
+    return pdb, system, manifest

@@ -1,0 +1,104 @@
+"""``solvmd`` command line: thin argument parsing over library calls.
+
+Every verb takes files in and writes files out, so it runs the same by hand, from
+Snakemake, or on a cluster node. Errors print one message and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from solvmd.errors import SolvmdError
+
+
+def _cmd_build(args: argparse.Namespace) -> None:
+    from solvmd.build.system import build_system
+    from solvmd.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    build_system(recipe, args.out)
+
+
+def _cmd_md(args: argparse.Namespace) -> None:
+    from solvmd.md.engine import run_md
+    from solvmd.md.protocol import load_protocol
+
+    overrides = {}
+    if args.platform:
+        overrides["platform"] = args.platform
+    protocol = load_protocol(args.protocol, overrides)
+    run_md(args.build, args.out, protocol)
+
+
+def _cmd_species(args: argparse.Namespace) -> None:
+    from solvmd import species
+
+    print(f"{'name':6s} {'residue':7s} {'role':8s} {'charge':>6s} {'atoms':>5s}  {'xml':10s} smiles")
+    for sp in species.registry().values():
+        print(f"{sp.name:6s} {sp.residue:7s} {sp.role:8s} {sp.charge:>6d} {sp.n_atoms:>5d}  {sp.xml:10s} {sp.smiles}")
+
+
+def _cmd_platforms(args: argparse.Namespace) -> None:
+    from solvmd.md.platforms import available_platforms, choose_platform
+
+    platform, props = choose_platform("auto")
+    print(f"installed: {available_platforms()}; auto choice: {platform.getName()} {props}")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    from solvmd import analysis
+
+    if args.spec is not None:
+        spec = analysis.load_spec(args.spec)
+    elif args.build and args.md:
+        spec = analysis.spec_from_manifest(Path(args.build), Path(args.md))
+    else:
+        raise SolvmdError("solvmd analyze: give SPEC.yaml, or --build BUILD_DIR --md MD_DIR for a solvmd run")
+    analysis.run_analysis(spec, Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="solvmd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="recipe -> packed, parameterized system (system.pdb/xml, manifest.json)")
+    p.add_argument("recipe", help="systems/<name>.yaml")
+    p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/build")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("md", help="minimize, heat, equilibrate, produce (resumes from checkpoints)")
+    p.add_argument("build", help="build folder written by `solvmd build`")
+    p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/md")
+    p.add_argument("-p", "--protocol", help="YAML with MD settings (top level or an md: block)")
+    p.add_argument("--platform", choices=["auto", "CUDA", "OpenCL", "CPU", "Reference"], help="override the platform")
+    p.set_defaults(func=_cmd_md)
+
+    p = sub.add_parser("analyze", help="RDF, CN, shells, SSIP/CIP/AGG, residence, transport")
+    p.add_argument("spec", nargs="?", help="analysis spec YAML (any MDAnalysis-readable trajectory)")
+    p.add_argument("--build", help="solvmd build folder (spec written from its manifest)")
+    p.add_argument("--md", help="solvmd md folder")
+    p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/analysis")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("species", help="list the species registry")
+    p.set_defaults(func=_cmd_species)
+
+    p = sub.add_parser("platforms", help="list OpenMM platforms and the automatic choice")
+    p.set_defaults(func=_cmd_platforms)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SolvmdError as err:
+        print(f"solvmd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

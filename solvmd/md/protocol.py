@@ -1,0 +1,82 @@
+"""Typed MD protocol: stage lengths, timestep, output intervals, platform choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from solvmd.errors import SolvmdError
+
+
+class MDProtocol(BaseModel):
+    """minimize -> NVT heating -> NPT equilibration -> NPT production.
+
+    Lengths in ps, timestep in fs, intervals in ps (must be whole numbers of steps).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timestep_fs: float = Field(default=2.0, gt=0, le=5.0)
+    friction_per_ps: float = Field(default=1.0, gt=0)
+    minimize_max_iterations: int = Field(default=2000, ge=0)
+    heat_ps: float = Field(default=20.0, ge=0)
+    heat_start_K: float = Field(default=50.0, gt=0)
+    equilibrate_ps: float = Field(default=200.0, ge=0)
+    production_ps: float = Field(default=1000.0, gt=0)
+    report_interval_ps: float = Field(default=1.0, gt=0)
+    frame_interval_ps: float = Field(default=1.0, gt=0)
+    checkpoint_interval_ps: float = Field(default=50.0, gt=0)
+    barostat_interval_steps: int = Field(default=25, gt=0)
+    trajectory_format: Literal["xtc", "dcd"] = "xtc"
+    platform: Literal["auto", "CUDA", "OpenCL", "CPU", "Reference"] = "auto"
+    precision: Literal["mixed", "single", "double"] = "mixed"
+    seed: int = 2024
+    max_energy_kJ_mol_per_atom: float = Field(default=1.0e4, gt=0)
+
+    def steps(self, ps: float) -> int:
+        """Whole number of MD steps in ``ps`` picoseconds."""
+        return int(round(ps * 1000.0 / self.timestep_fs))
+
+    @model_validator(mode="after")
+    def _intervals_are_whole_steps(self) -> "MDProtocol":
+        for name in ("report_interval_ps", "frame_interval_ps", "checkpoint_interval_ps", "heat_ps",
+                     "equilibrate_ps", "production_ps"):
+            ps = getattr(self, name)
+            exact = ps * 1000.0 / self.timestep_fs
+            if abs(exact - round(exact)) > 1e-6:
+                raise ValueError(f"{name}={ps} ps is not a whole number of {self.timestep_fs} fs steps")
+        for name in ("report_interval_ps", "checkpoint_interval_ps"):
+            ratio = getattr(self, name) / self.frame_interval_ps
+            if name == "checkpoint_interval_ps" and abs(ratio - round(ratio)) > 1e-6:
+                raise ValueError("checkpoint_interval_ps must be a multiple of frame_interval_ps")
+        ratio = self.checkpoint_interval_ps / self.report_interval_ps
+        if abs(ratio - round(ratio)) > 1e-6:
+            raise ValueError("checkpoint_interval_ps must be a multiple of report_interval_ps")
+        return self
+
+
+def load_protocol(path: str | Path | None, overrides: dict | None = None) -> MDProtocol:
+    """Protocol from a YAML file (top level, or its ``md:`` block), plus overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SolvmdError(f"protocol file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+        data = dict(raw.get("md", raw))
+    data.update(overrides or {})
+    try:
+        return MDProtocol.model_validate(data)
+    except ValidationError as err:
+        lines = [f"{path or 'protocol'}: invalid MD protocol"]
+        for e in err.errors():
+            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            msg = "unknown field (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"  md.{loc}: {msg.removeprefix('Value error, ')}")
+        raise SolvmdError("\n".join(lines)) from None
