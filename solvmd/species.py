@@ -86,8 +86,14 @@ class Species:
         return self.molar_mass_g_mol / self.density_g_cm3
 
     def coordinates(self, seed: int = 42) -> np.ndarray:
-        """One relaxed 3D conformer, in angstrom, shape (n_atoms, 3)."""
-        return _conformer(self.smiles, seed).copy()
+        """One relaxed 3D conformer, in angstrom, shape (n_atoms, 3).
+
+        RDKit ETKDG + MMFF94 (UFF fallback), then a vacuum minimization with the
+        species' own force field when its XML exists: RDKit has no parameters for some
+        ions (e.g. hexacoordinate PF6-), and packing the force-field minimum avoids
+        strained starting geometries.
+        """
+        return _refined_conformer(self.name, seed).copy()
 
 
 def atom_names(mol: Chem.Mol) -> list[str]:
@@ -123,6 +129,23 @@ def _conformer(smiles: str, seed: int) -> np.ndarray:
     elif AllChem.UFFHasAllMoleculeParams(mol):
         AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
     return mol.GetConformer().GetPositions()
+
+
+@lru_cache(maxsize=None)
+def _refined_conformer(name: str, seed: int) -> np.ndarray:
+    sp = get(name)
+    xyz = _conformer(sp.smiles, seed)
+    if sp.n_atoms == 1 or not sp.xml_path.exists():
+        return xyz
+    import openmm
+    from openmm import app, unit
+
+    topology, _ = molecule_topology_from_xyz(sp, xyz)
+    system = app.ForceField(str(sp.xml_path)).createSystem(topology, nonbondedMethod=app.NoCutoff)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(xyz / 10.0 * unit.nanometer)
+    openmm.LocalEnergyMinimizer.minimize(context, 1e-3, 5000)
+    return context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
 
 
 @lru_cache(maxsize=1)
@@ -167,11 +190,16 @@ def add_molecule(topology, chain, sp: Species):
     return residue
 
 
-def molecule_topology(sp: Species, seed: int = 42):
-    """A single molecule of ``sp``: (OpenMM Topology, positions as openmm Quantity in nm)."""
+def molecule_topology_from_xyz(sp: Species, xyz_A: np.ndarray):
+    """A single molecule of ``sp`` at ``xyz_A`` (angstrom): (OpenMM Topology, positions in nm)."""
     from openmm import unit
     from openmm.app import Topology
 
     top = Topology()
     add_molecule(top, top.addChain(), sp)
-    return top, unit.Quantity(sp.coordinates(seed) / 10.0, unit.nanometer)
+    return top, unit.Quantity(np.asarray(xyz_A) / 10.0, unit.nanometer)
+
+
+def molecule_topology(sp: Species, seed: int = 42):
+    """A single molecule of ``sp``: (OpenMM Topology, positions as openmm Quantity in nm)."""
+    return molecule_topology_from_xyz(sp, sp.coordinates(seed))
