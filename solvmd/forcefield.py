@@ -7,11 +7,13 @@ Three steps on top of ``openmm.app.ForceField.createSystem``:
    are scaled by ``charge_scale**2`` accordingly.
 2. OPLS geometric combining rules: OpenMM's NonbondedForce uses Lorentz-Berthelot
    (sigma_ij = (sigma_i + sigma_j)/2). The Lennard-Jones part is moved to a
-   CustomNonbondedForce with per-type-pair tables A_ij/r^12 - B_ij/r^6 built with
-   sigma_ij = sqrt(sigma_i sigma_j), eps_ij = sqrt(eps_i eps_j); the NonbondedForce keeps
-   charges (PME) and all exceptions. 1-4 exceptions get geometric sigma and
-   0.5 * geometric epsilon (OPLS fudgeLJ = 0.5). Tables also carry explicit pair
-   overrides (NBFIX-style; e.g. metal-ion cross terms).
+   CustomNonbondedForce a_i a_j / r^12 - b_i b_j / r^6, which is exactly
+   4 eps_ij (sigma_ij^12/r^12 - sigma_ij^6/r^6) with sigma_ij = sqrt(sigma_i sigma_j) and
+   eps_ij = sqrt(eps_i eps_j) when a = 2 sqrt(eps) sigma^6 and b = 2 sqrt(eps) sigma^3
+   (per-particle factors, no pair tables: fast). The NonbondedForce keeps charges (PME)
+   and all exceptions. 1-4 exceptions get geometric sigma and 0.5 * geometric epsilon
+   (OPLS fudgeLJ = 0.5). Explicit pair overrides (NBFIX-style, e.g. metal-ion cross
+   terms) are correction forces restricted to the two particle sets.
 3. Long-range dispersion correction, cutoff and switching copied from the settings.
 """
 
@@ -27,7 +29,7 @@ from openmm import app, unit
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
 
-LJ_EXPRESSION = "acoef(type1, type2)/r^12 - bcoef(type1, type2)/r^6"
+LJ_EXPRESSION = "a1*a2/r^12 - b1*b2/r^6"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,39 @@ def scale_ionic_charges(system: openmm.System, topology: app.Topology, charge_sc
             nb.setExceptionParameters(k, i, j, qq * factor, sig, eps)
 
 
+def _lj_factors(sigma_nm: np.ndarray, epsilon_kJ_mol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-particle a = 2 sqrt(eps) sigma^6, b = 2 sqrt(eps) sigma^3.
+
+    With geometric rules A_ij = 4 eps_ij sigma_ij^12 = a_i a_j and B_ij = 4 eps_ij sigma_ij^6 = b_i b_j,
+    so the pair energy a_i a_j / r^12 - b_i b_j / r^6 needs no per-pair table (fast on every platform).
+    """
+    root_eps = 2.0 * np.sqrt(epsilon_kJ_mol)
+    return root_eps * sigma_nm**6, root_eps * sigma_nm**3
+
+
+def _custom_lj(expression: str, nb: openmm.NonbondedForce, a: np.ndarray, b: np.ndarray,
+               name: str) -> openmm.CustomNonbondedForce:
+    force = openmm.CustomNonbondedForce(expression)
+    force.setName(name)
+    force.addPerParticleParameter("a")
+    force.addPerParticleParameter("b")
+    for ai, bi in zip(a, b):
+        force.addParticle([float(ai), float(bi)])
+    method = nb.getNonbondedMethod()
+    if method in (openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald, openmm.NonbondedForce.LJPME,
+                  openmm.NonbondedForce.CutoffPeriodic):
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
+    elif method == openmm.NonbondedForce.CutoffNonPeriodic:
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffNonPeriodic)
+    else:
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
+    force.setCutoffDistance(nb.getCutoffDistance())
+    force.setUseSwitchingFunction(nb.getUseSwitchingFunction())
+    force.setSwitchingDistance(nb.getSwitchingDistance())
+    force.setForceGroup(nb.getForceGroup())
+    return force
+
+
 def apply_geometric_mixing(
     system: openmm.System,
     overrides: list[PairOverride] | tuple = (),
@@ -98,9 +133,10 @@ def apply_geometric_mixing(
 ) -> openmm.CustomNonbondedForce:
     """Move LJ from the NonbondedForce to a CustomNonbondedForce with geometric combining.
 
-    Particles are grouped into LJ types by (sigma, epsilon) and override membership; the
-    type-pair tables hold A = 4 eps sigma^12 and B = 4 eps sigma^6 (kJ/mol nm^12, nm^6).
-    Returns the new force (already added to ``system``).
+    The NonbondedForce keeps charges (PME) and exceptions; 1-4 exceptions get geometric
+    sigma and ``lj14_scale`` * geometric epsilon. Each override adds a correction force
+    restricted (interaction groups) to its two particle sets, turning the geometric pair
+    energy into the override's. Returns the main LJ force (already added to ``system``).
     """
     nb = nonbonded_force(system)
     n = system.getNumParticles()
@@ -110,57 +146,22 @@ def apply_geometric_mixing(
         _, sig, eps = nb.getParticleParameters(i)
         sigma[i] = sig.value_in_unit(unit.nanometer)
         epsilon[i] = eps.value_in_unit(unit.kilojoule_per_mole)
+    a, b = _lj_factors(sigma, epsilon)
 
-    membership = np.zeros((n, 2 * len(overrides)), dtype=bool)
+    forces = [_custom_lj(LJ_EXPRESSION, nb, a, b, "LennardJonesGeometric")]
+    forces[0].setUseLongRangeCorrection(nb.getUseDispersionCorrection())
     for k, ov in enumerate(overrides):
-        membership[list(ov.atoms_a), 2 * k] = True
-        membership[list(ov.atoms_b), 2 * k + 1] = True
-    keys = [(round(sigma[i], 8), round(epsilon[i], 10), membership[i].tobytes()) for i in range(n)]
-    type_of: dict = {}
-    types = np.array([type_of.setdefault(key, len(type_of)) for key in keys], dtype=int)
-    ntypes = len(type_of)
-    t_sigma = np.zeros(ntypes)
-    t_eps = np.zeros(ntypes)
-    t_sigma[types] = sigma
-    t_eps[types] = epsilon
-
-    sig_ij = np.sqrt(np.outer(t_sigma, t_sigma))
-    eps_ij = np.sqrt(np.outer(t_eps, t_eps))
-    for k, ov in enumerate(overrides):
-        ta = np.unique(types[list(ov.atoms_a)])
-        tb = np.unique(types[list(ov.atoms_b)])
-        for a in ta:
-            for b in tb:
-                sig_ij[a, b] = sig_ij[b, a] = ov.sigma_nm
-                eps_ij[a, b] = eps_ij[b, a] = ov.epsilon_kJ_mol
-    acoef = 4.0 * eps_ij * sig_ij**12
-    bcoef = 4.0 * eps_ij * sig_ij**6
-
-    custom = openmm.CustomNonbondedForce(LJ_EXPRESSION)
-    custom.setName("LennardJonesGeometric")
-    custom.addTabulatedFunction("acoef", openmm.Discrete2DFunction(ntypes, ntypes, acoef.ravel(order="F").tolist()))
-    custom.addTabulatedFunction("bcoef", openmm.Discrete2DFunction(ntypes, ntypes, bcoef.ravel(order="F").tolist()))
-    custom.addPerParticleParameter("type")
-    for t in types:
-        custom.addParticle([float(t)])
-
-    method = nb.getNonbondedMethod()
-    if method in (openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald, openmm.NonbondedForce.LJPME,
-                  openmm.NonbondedForce.CutoffPeriodic):
-        custom.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
-    elif method == openmm.NonbondedForce.CutoffNonPeriodic:
-        custom.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffNonPeriodic)
-    else:
-        custom.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
-    custom.setCutoffDistance(nb.getCutoffDistance())
-    custom.setUseSwitchingFunction(nb.getUseSwitchingFunction())
-    custom.setSwitchingDistance(nb.getSwitchingDistance())
-    custom.setUseLongRangeCorrection(nb.getUseDispersionCorrection())
+        acoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**12
+        bcoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**6
+        corr = _custom_lj(f"({acoef!r} - a1*a2)/r^12 - ({bcoef!r} - b1*b2)/r^6", nb, a, b, f"LennardJonesOverride{k}")
+        corr.addInteractionGroup(sorted(set(ov.atoms_a)), sorted(set(ov.atoms_b)))
+        forces.append(corr)
     nb.setUseDispersionCorrection(False)
 
     for k in range(nb.getNumExceptions()):
         i, j, qq, sig, eps = nb.getExceptionParameters(k)
-        custom.addExclusion(i, j)
+        for force in forces:
+            force.addExclusion(i, j)
         if eps.value_in_unit(unit.kilojoule_per_mole) != 0.0:
             # a 1-4 pair: OPLS geometric sigma, fudged epsilon
             nb.setExceptionParameters(
@@ -170,9 +171,9 @@ def apply_geometric_mixing(
     for i in range(n):
         q, _, _ = nb.getParticleParameters(i)
         nb.setParticleParameters(i, q, 0.1 * unit.nanometer, 0.0)
-    custom.setForceGroup(nb.getForceGroup())
-    system.addForce(custom)
-    return custom
+    for force in forces:
+        system.addForce(force)
+    return forces[0]
 
 
 def create_system(

@@ -1,0 +1,102 @@
+"""Column names of every table the analysis produces, in one place.
+
+Units are part of the name (``r_A``, ``time_ps``, ``D_m2_s``, ``sigma_S_m``); a name
+without a unit is a count, a fraction, an index or a label. Coordination numbers say
+what they count: ``cn_molecules`` (distinct molecules in the first shell; a bidentate
+DME counts once) or ``cn_donor_atoms`` (donor atoms in the first shell; the same DME
+counts twice).
+"""
+
+# --- the contact table (one row per frame, cation, donor atom in the first shell) ---
+FRAME = "frame"  # trajectory frame number (not the index among analysed frames)
+TIME = "time_ps"
+CATION = "cation_ix"  # 0-based atom index of the cation in the universe
+PARTNER = "partner"  # partner species name from the spec (e.g. "DME", "FSI")
+PARTNER_RES = "partner_resix"  # 0-based residue index of the partner molecule
+DONOR = "donor_ix"  # 0-based atom index of the donor atom
+DIST = "r_A"  # cation-donor distance, angstrom (minimum image)
+
+# --- RDF ---
+DONOR_TYPE = "donor_type"  # donor atom type within a partner ("O", "N"...), or ALL_DONORS
+ALL_DONORS = "all"
+R = "r_A"  # bin centre
+G = "g_r"
+N_R = "n_r"  # running coordination number: donor atoms per cation within r
+N_DONORS = "n_donor_atoms"
+
+# --- cutoffs ---
+CUTOFF = "cutoff_A"
+COORDINATING = "coordinating"
+CUTOFF_SOURCE = "cutoff_source"  # "auto" | "override" | "none"
+PEAK_R = "peak_r_A"
+PEAK_G = "peak_g_r"
+MIN_R = "min_r_A"
+MIN_G = "min_g_r"
+
+# --- coordination ---
+TOTAL = "total"  # pseudo-partner: all partners together
+CN_MOL = "cn_molecules"
+CN_MOL_STD = "cn_molecules_std"
+CN_DON = "cn_donor_atoms"
+CN_DON_STD = "cn_donor_atoms_std"
+CN_DON_RDF = "cn_donor_atoms_rdf"  # running CN of the RDF read at the cutoff (independent check)
+FRAC_ANY = "fraction_cations_with_any"  # fraction of cations with >= 1 such molecule
+COUNT_KIND = "counts"  # "molecules" | "donor_atoms"
+N = "n"
+FRACTION = "fraction"
+PERCENT = "percent"
+N_SHELLS = "n_shells"  # number of (cation, frame) shells observed
+N_MOLECULES = "n_molecules"
+
+# --- shell census ---
+COMPOSITION = "composition"  # e.g. "DME:2 FSI:1"
+EMPTY_SHELL = "(empty)"
+COUNT = "count"
+
+# --- speciation / clusters ---
+DEFINITION = "definition"  # ANION_CENTRIC | CATION_CENTRIC
+ANION_CENTRIC = "anion-centric"
+CATION_CENTRIC = "cation-centric (network)"
+SPECIES = "species"
+CLASS = "class"  # SSIP | CIP | AGG
+SSIP, CIP, AGG = "SSIP", "CIP", "AGG"
+MEAN_COUNT = "mean_count_per_frame"
+MEANING = "meaning"
+ALL_ANIONS = "all anions"
+CATIONS = "cations"
+N_CATIONS = "n_cations"
+N_ANIONS = "n_anions"
+CLUSTER_SIZE = "n_ions"
+FRAC_CLUSTERS = "fraction_of_clusters"
+FRAC_IONS = "fraction_of_ions"
+MEAN_CLUSTERS = "mean_clusters_per_frame"
+
+# --- residence ---
+TAU_1E = "tau_1e_ps"  # time for the intermittent contact autocorrelation to reach 1/e
+TAU_FIT = "tau_fit_ps"  # exponential fit A exp(-t/tau) of the intermittent autocorrelation
+FIT_AMPLITUDE = "fit_amplitude"
+TAU_CONT_1E = "tau_continuous_1e_ps"  # 1/e time of the continuous (survival) autocorrelation
+TAU_CONT_MEAN = "tau_continuous_mean_ps"  # integral of the continuous autocorrelation
+FIT_START = "fit_start_ps"
+FIT_STOP = "fit_stop_ps"
+N_PAIRS = "n_pairs"
+DECAYED = "decayed"
+WARNING = "warning"
+LAG = "lag_ps"
+ACF = "acf_intermittent"
+ACF_CONT = "acf_continuous"
+DT = "dt_ps"
+
+# --- transport ---
+METHOD = "method"
+CHARGE = "charge_e"
+D = "D_m2_s"
+SIGMA = "sigma_S_m"
+SIGMA_MS_CM = "sigma_mS_cm"
+MSD = "msd_A2"
+TEMPERATURE = "temperature_K"
+VOLUME = "volume_A3"
+MSD_SELF = "self-diffusion (MSD)"
+NERNST_EINSTEIN = "Nernst-Einstein"
+EINSTEIN_HELFAND = "Einstein-Helfand"
+ALL_IONS = "all ions"

@@ -1,0 +1,511 @@
+"""Reading the trajectory once: RDF histograms, the contact table, unwrapped centres of mass.
+
+Shape borrowed from MDAnalysis ``AnalysisBase`` / ``rdf.py``: one pass over the frames,
+and per frame ONE box-aware neighbour search (``capped_distance``) between all cation
+atoms and all donor atoms of all partners. Everything per atom (which partner, which
+molecule, which donor type) is a lookup array built once, so no selection string is
+parsed per frame.
+
+The product is a :class:`ContactTable`: one tidy long table with a row per (frame,
+cation, donor atom) within that partner's first-shell cutoff, plus the little metadata
+every downstream analysis needs (all cations, all partner molecules, the frames). Every
+analysis in :mod:`structure`, :mod:`speciation` and :mod:`dynamics` is a pure function
+of it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import MDAnalysis as mda
+import numpy as np
+import pandas as pd
+from MDAnalysis.analysis.base import AnalysisBase
+from MDAnalysis.lib.distances import capped_distance, minimize_vectors
+from MDAnalysis.lib.mdamath import triclinic_vectors
+
+from solvmd.analysis import columns as C
+from solvmd.analysis.spec import AnalysisSpec
+from solvmd.errors import SolvmdError
+
+
+class AnalysisWarning(UserWarning):
+    """A result that is computed but should not be trusted as is (e.g. a too-short trajectory)."""
+
+
+# --------------------------------------------------------------------------- universe
+
+
+def open_universe(spec: AnalysisSpec) -> mda.Universe:
+    """Load topology + trajectory; missing files and atom-count mismatches name the field."""
+    if not Path(spec.topology).is_file():
+        raise SolvmdError(f"topology: file {spec.topology} not found")
+    for p in spec.trajectories:
+        if not Path(p).is_file():
+            raise SolvmdError(f"trajectory: file {p} not found")
+    kwargs = dict(spec.universe_kwargs)
+    if spec.topology_format:
+        kwargs["topology_format"] = spec.topology_format
+    if spec.trajectory_format:
+        kwargs["format"] = spec.trajectory_format
+    trajs = [str(p) for p in spec.trajectories]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MDAnalysis chatter about guessed attributes
+            u = mda.Universe(str(spec.topology), *trajs, **kwargs)
+    except ValueError as err:
+        msg = str(err)
+        if "number of atoms" in msg or "n_atoms" in msg:
+            raise SolvmdError(
+                f"trajectory: atom count does not match topology ({spec.topology}): "
+                f"{' '.join(msg.split())}"
+            ) from None
+        raise SolvmdError(f"trajectory/topology: MDAnalysis cannot read them: {msg}") from None
+    except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
+        raise SolvmdError(
+            f"trajectory/topology: MDAnalysis cannot read {spec.topology} + {trajs}: "
+            f"{type(err).__name__}: {err} (set topology_format / trajectory_format if the "
+            "extension is unusual)"
+        ) from None
+    if u.atoms.n_atoms != u.trajectory.n_atoms:
+        raise SolvmdError(
+            f"trajectory: {u.trajectory.n_atoms} atoms per frame but topology has {u.atoms.n_atoms}"
+        )
+    return u
+
+
+def _select(u: mda.Universe, selection: str, field_name: str) -> mda.AtomGroup:
+    try:
+        ag = u.select_atoms(selection)
+    except Exception as err:  # noqa: BLE001 - SelectionError, ValueError, NoDataError ...
+        hint = ""
+        if "element" in selection and not hasattr(u.atoms, "elements"):
+            hint = " (this topology has no element information: select by name or type instead)"
+        raise SolvmdError(f"{field_name}: invalid MDAnalysis selection {selection!r}: {err}{hint}") from None
+    if ag.n_atoms == 0:
+        resnames = sorted(set(u.residues.resnames)) if hasattr(u.residues, "resnames") else []
+        raise SolvmdError(
+            f"{field_name}: selection {selection!r} matches no atoms "
+            f"(residue names in the topology: {', '.join(map(str, resnames[:30])) or 'none'})"
+        )
+    return ag
+
+
+def donor_type_labels(atoms: mda.AtomGroup) -> np.ndarray:
+    """Element if the topology has it, else atom type, else atom name."""
+    for attr in ("elements", "types", "names"):
+        if hasattr(atoms, attr):
+            vals = np.asarray(getattr(atoms, attr)).astype(str)
+            if np.all(np.char.strip(vals) != ""):
+                return vals
+    return np.array(["X"] * atoms.n_atoms)
+
+
+@dataclass
+class Groups:
+    """Resolved selections with per-donor lookup arrays (built once)."""
+
+    cations: mda.AtomGroup
+    partner_names: list[str]
+    anions: list[str]
+    donors: mda.AtomGroup  # all donor atoms, partner by partner, in spec order
+    donor_partner: np.ndarray  # partner code of each donor
+    donor_type: np.ndarray  # index into type_labels
+    type_labels: list[tuple[str, str]]  # (partner, donor type)
+    partner_res: dict[str, np.ndarray]  # sorted residue indices of every molecule of the partner
+    partner_residues: dict[str, mda.ResidueGroup]
+
+    @property
+    def n_donors_per_type(self) -> np.ndarray:
+        return np.bincount(self.donor_type, minlength=len(self.type_labels))
+
+    @property
+    def n_donors_per_partner(self) -> np.ndarray:
+        return np.bincount(self.donor_partner, minlength=len(self.partner_names))
+
+
+def resolve_groups(u: mda.Universe, spec: AnalysisSpec) -> Groups:
+    cations = _select(u, spec.cation, "cation")
+    names = list(spec.partners)
+    ags = {n: _select(u, spec.partners[n], f"partners.{n}") for n in names}
+    cat_ix = set(cations.ix.tolist())
+    for n, ag in ags.items():
+        shared = cat_ix.intersection(ag.ix.tolist())
+        if shared:
+            raise SolvmdError(
+                f"partners.{n}: selection {spec.partners[n]!r} overlaps the cation selection "
+                f"{spec.cation!r} in {len(shared)} atom(s) (e.g. atom index {min(shared)}); "
+                "a partner must not contain cation atoms"
+            )
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if np.intersect1d(ags[a].residues.ix, ags[b].residues.ix).size:
+                raise SolvmdError(
+                    f"partners.{a} and partners.{b}: selections share molecules (residues); "
+                    "every partner molecule must belong to exactly one partner species"
+                )
+    donors = sum((ags[n] for n in names[1:]), ags[names[0]])
+    donor_partner = np.concatenate([np.full(ags[n].n_atoms, k, dtype=np.int64) for k, n in enumerate(names)])
+    type_labels: list[tuple[str, str]] = []
+    donor_type = np.empty(donors.n_atoms, dtype=np.int64)
+    pos = 0
+    for n in names:
+        labels = donor_type_labels(ags[n])
+        uniq = list(dict.fromkeys(labels.tolist()))
+        base = len(type_labels)
+        type_labels += [(n, t) for t in uniq]
+        lut = {t: base + i for i, t in enumerate(uniq)}
+        donor_type[pos : pos + ags[n].n_atoms] = [lut[t] for t in labels]
+        pos += ags[n].n_atoms
+    return Groups(
+        cations=cations,
+        partner_names=names,
+        anions=list(spec.anions),
+        donors=donors,
+        donor_partner=donor_partner,
+        donor_type=donor_type,
+        type_labels=type_labels,
+        partner_res={n: np.unique(ags[n].resindices) for n in names},
+        partner_residues={n: ags[n].residues for n in names},
+    )
+
+
+def _orthorhombic(dims) -> bool:
+    return bool(np.all(np.abs(np.asarray(dims[3:6], dtype=np.float64) - 90.0) < 1e-4))
+
+
+def min_half_width(dims: np.ndarray) -> float:
+    """Half the smallest perpendicular width of the (triclinic) box: the largest safe RDF range."""
+    if _orthorhombic(dims):
+        return 0.5 * float(np.min(np.asarray(dims[:3], dtype=np.float64)))
+    a, b, c = triclinic_vectors(dims).astype(np.float64)
+    vol = abs(np.dot(a, np.cross(b, c)))
+    widths = [vol / np.linalg.norm(np.cross(b, c)), vol / np.linalg.norm(np.cross(c, a)), vol / np.linalg.norm(np.cross(a, b))]
+    return 0.5 * float(min(widths))
+
+
+def box_volume(dims: np.ndarray) -> float:
+    if _orthorhombic(dims):
+        return float(np.prod(np.asarray(dims[:3], dtype=np.float64)))
+    a, b, c = triclinic_vectors(dims).astype(np.float64)
+    return float(abs(np.dot(a, np.cross(b, c))))
+
+
+_OFFSETS = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.int64)
+
+
+def pairs_within(ref: np.ndarray, conf: np.ndarray, cutoff: float, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with minimum-image |conf[j] - ref[i]| <= cutoff, and their distances.
+
+    Orthorhombic boxes at least three cutoffs wide: a vectorised cell list (cells >= cutoff,
+    candidates from the 27 neighbouring cells of each reference atom, distances in float64),
+    several times faster than a general search when the reference set is small (cations).
+    Otherwise (triclinic or small boxes): ``MDAnalysis.lib.distances.capped_distance``.
+    """
+    if len(ref) == 0 or len(conf) == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    L = np.asarray(dims[:3], dtype=np.float64)
+    n = np.floor(L / cutoff).astype(np.int64)
+    if not _orthorhombic(dims) or np.any(n < 3):
+        return capped_distance(ref, conf, cutoff, box=dims, return_distances=True)
+    cs = L / n
+    ref64 = np.asarray(ref, dtype=np.float64)
+    conf64 = np.asarray(conf, dtype=np.float64)
+    cc = np.floor(conf64 / cs).astype(np.int64) % n
+    cid = (cc[:, 0] * n[1] + cc[:, 1]) * n[2] + cc[:, 2]
+    order = np.argsort(cid, kind="stable")
+    counts = np.bincount(cid, minlength=int(np.prod(n)))
+    starts = np.cumsum(counts) - counts
+    rc = np.floor(ref64 / cs).astype(np.int64) % n
+    nb = (rc[:, None, :] + _OFFSETS[None, :, :]) % n
+    nbid = ((nb[..., 0] * n[1] + nb[..., 1]) * n[2] + nb[..., 2]).ravel()
+    cnt = counts[nbid]
+    total = int(cnt.sum())
+    first = np.cumsum(cnt) - cnt  # position of each block in the candidate list
+    j = order[np.arange(total) - np.repeat(first - starts[nbid], cnt)]
+    i = np.repeat(np.repeat(np.arange(len(ref64)), _OFFSETS.shape[0]), cnt)
+    d2 = np.zeros(total)
+    for k in range(3):  # component by component: 1-D gathers are much faster than (n, 3) ones
+        dk = conf64[:, k][j] - ref64[:, k][i]
+        dk -= L[k] * np.rint(dk / L[k])
+        d2 += dk * dk
+    keep = d2 <= cutoff * cutoff
+    return np.stack([i[keep], j[keep]], axis=1), np.sqrt(d2[keep])
+
+
+def check_box(dims, frame: int) -> None:
+    if dims is None or not np.all(np.isfinite(dims)) or np.any(np.asarray(dims[:3]) <= 0):
+        raise SolvmdError(
+            f"trajectory: frame {frame} has no periodic box (unit cell); the analysis needs the box "
+            "for minimum-image distances - write the box into the trajectory (DCD/XTC/TRR do) "
+            "or use a format that stores it"
+        )
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+@dataclass
+class TransportRequest:
+    """Which molecules to follow for MSD/conductivity (residue groups per species)."""
+
+    species: list[str]
+    residues: list[mda.ResidueGroup]
+    remove_com_drift: bool = True
+
+
+class SolvationPass(AnalysisBase):
+    """One pass over the frames: RDF histograms, close contacts, unwrapped molecule centres.
+
+    Per frame: ``capped_distance`` (cations x all donors, range ``r_max``) gives every
+    pair once; distances are binned per donor type with one ``bincount``; pairs closer
+    than ``store_r`` are kept (compact int32/float32 arrays) for the contact table.
+    """
+
+    def __init__(
+        self,
+        groups: Groups,
+        r_max: float | None,
+        bin_width: float,
+        store_r: float,
+        transport: TransportRequest | None = None,
+        verbose: bool = True,
+    ):
+        super().__init__(groups.cations.universe.trajectory, verbose=verbose)
+        self.g = groups
+        self.r_max = r_max
+        self.rdf = r_max is not None
+        self.bin_width = bin_width
+        self.store_r = store_r
+        self.transport = transport
+        self.u = groups.cations.universe
+        # pairs within one molecule (cation inside a partner residue) are not contacts
+        self._need_excl = np.intersect1d(groups.cations.resindices, groups.donors.resindices).size > 0
+
+    def _prepare(self):
+        g = self.g
+        if self.rdf:
+            self.nbins = int(round(self.r_max / self.bin_width))
+            self._hist = np.zeros(len(g.type_labels) * self.nbins, dtype=np.int64)
+        self._inv_vol_sum = 0.0
+        self._volumes: list[float] = []
+        self._frames: list[int] = []
+        self._c: list[np.ndarray] = []
+        self._d: list[np.ndarray] = []
+        self._r: list[np.ndarray] = []
+        self._fi: list[np.ndarray] = []
+        search = max(self.r_max or 0.0, self.store_r)
+        self._search = search
+        if self.transport is not None:
+            self._prep_transport()
+
+    def _prep_transport(self):
+        t = self.transport
+        self._tr_species = np.concatenate(
+            [np.full(rg.n_residues, k, dtype=np.int64) for k, rg in enumerate(t.residues)]
+        )
+        # per atom: which followed molecule it belongs to, and its weight in that molecule's centre
+        res_ids = np.concatenate([rg.ix for rg in t.residues])
+        self._n_mol = res_ids.size
+        mol_of_atom = []
+        atom_ix = []
+        weights = []
+        masses_ok = hasattr(self.u.atoms, "masses")
+        for m, rix in enumerate(res_ids):
+            res = self.u.residues[rix]
+            ix = res.atoms.ix
+            w = res.atoms.masses.astype(np.float64) if masses_ok else np.ones(ix.size)
+            if not np.all(w > 0):
+                w = np.ones(ix.size)
+            atom_ix.append(ix)
+            mol_of_atom.append(np.full(ix.size, m))
+            weights.append(w / w.sum())
+        self._tr_atom_ix = np.concatenate(atom_ix)
+        self._tr_mol_of_atom = np.concatenate(mol_of_atom)
+        self._tr_w = np.concatenate(weights)
+        if t.remove_com_drift:
+            self._all_ix = np.arange(self.u.atoms.n_atoms)
+            m = self.u.atoms.masses.astype(np.float64) if masses_ok else np.ones(self.u.atoms.n_atoms)
+            if not np.all(m > 0):
+                m = np.ones_like(m)
+            self._sys_w = m / m.sum()
+            self._follow_ix = self._all_ix
+            self._tr_local = self._tr_atom_ix
+        else:
+            self._follow_ix = np.unique(self._tr_atom_ix)
+            self._tr_local = np.searchsorted(self._follow_ix, self._tr_atom_ix)
+        self._prev = None
+        self._unwrapped = None
+        self._com: list[np.ndarray] = []
+
+    def _single_frame(self):
+        ts = self._ts
+        dims = ts.dimensions
+        check_box(dims, ts.frame)
+        if self.rdf and self.r_max > min_half_width(dims) + 1e-6:  # cheap for orthorhombic boxes
+            raise SolvmdError(
+                f"rdf.r_max_A: {self.r_max} A is more than half the box width at frame {ts.frame} "
+                f"({min_half_width(dims):.2f} A); choose a smaller range"
+            )
+        vol = box_volume(dims)
+        self._volumes.append(vol)
+        self._inv_vol_sum += 1.0 / vol
+        self._frames.append(ts.frame)
+        g = self.g
+        pairs, dist = pairs_within(g.cations.positions, g.donors.positions, self._search, dims)
+        if self._need_excl and len(pairs):
+            keep = g.cations.resindices[pairs[:, 0]] != g.donors.resindices[pairs[:, 1]]
+            pairs, dist = pairs[keep], dist[keep]
+        if self.rdf:
+            b = (dist / self.bin_width).astype(np.int64)
+            ok = b < self.nbins
+            self._hist += np.bincount(
+                g.donor_type[pairs[ok, 1]] * self.nbins + b[ok], minlength=self._hist.size
+            )
+        close = dist <= self.store_r
+        n = int(close.sum())
+        self._c.append(pairs[close, 0].astype(np.int32))
+        self._d.append(pairs[close, 1].astype(np.int32))
+        self._r.append(dist[close].astype(np.float32))
+        self._fi.append(np.full(n, self._frame_index, dtype=np.int32))
+        if self.transport is not None:
+            self._transport_frame(dims)
+
+    def _transport_frame(self, dims):
+        x = self.u.atoms.positions[self._follow_ix].astype(np.float64)
+        if self._prev is None:
+            self._unwrapped = x.copy()
+        else:
+            # displacement since the previous analysed frame, minimum image (no jumps)
+            self._unwrapped += minimize_vectors(x - self._prev, dims.astype(np.float64))
+        self._prev = x
+        xu = self._unwrapped
+        xw = xu[self._tr_local] * self._tr_w[:, None]
+        com = np.stack(
+            [np.bincount(self._tr_mol_of_atom, weights=xw[:, k], minlength=self._n_mol) for k in range(3)], axis=1
+        )
+        if self.transport.remove_com_drift:
+            com -= self._sys_w @ xu
+        self._com.append(com)
+
+    def _conclude(self):
+        self.frames_ = np.asarray(self._frames, dtype=np.int64)
+        self.volumes_A3 = np.asarray(self._volumes)
+        self.n_frames_ = self.frames_.size
+        if self.n_frames_ == 0:
+            raise SolvmdError("frames: the frame range selects no frames of the trajectory")
+        cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+        self.pair_cation = cat(self._c, np.int32)
+        self.pair_donor = cat(self._d, np.int32)
+        self.pair_r = cat(self._r, np.float32)
+        self.pair_frame = cat(self._fi, np.int32)
+        self._c = self._d = self._r = self._fi = []
+        if self.transport is not None:
+            self.com_A = np.stack(self._com)  # (frames, molecules, 3), unwrapped, drift removed
+            self.com_species = self._tr_species
+            self._com = []
+
+
+# --------------------------------------------------------------------------- contact table
+
+
+@dataclass
+class ContactTable:
+    """The tidy long contact table and the metadata analyses need.
+
+    ``pairs`` has one row per (frame, cation, donor atom) with the donor within its
+    partner's cutoff: columns ``frame, cation_ix, partner, partner_resix, donor_ix, r_A``.
+    ``frames`` are all analysed trajectory frames (a frame with no contacts still counts);
+    ``cations`` all cation atom indices; ``partner_res`` every molecule of each partner
+    (residue indices); ``anions`` the partners that are anions.
+    """
+
+    pairs: pd.DataFrame
+    frames: np.ndarray
+    times_ps: np.ndarray
+    cations: np.ndarray
+    partner_res: dict[str, np.ndarray]
+    anions: list[str] = field(default_factory=list)
+    cutoffs_A: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def partner_names(self) -> list[str]:
+        return list(self.partner_res)
+
+    def memo(self, key: str, compute):
+        """Cache an intermediate shared by several analyses (the table itself is never changed)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.size)
+
+    @property
+    def n_cations(self) -> int:
+        return int(self.cations.size)
+
+    @property
+    def dt_ps(self) -> float:
+        """Time between consecutive analysed frames."""
+        if self.times_ps.size < 2:
+            return float("nan")
+        return float(self.times_ps[1] - self.times_ps[0])
+
+    @cached_property
+    def molecules(self) -> np.ndarray:
+        """All partner molecules (residue indices), partner by partner, in spec order."""
+        return np.concatenate([self.partner_res[n] for n in self.partner_names])
+
+    @cached_property
+    def molecule_partner(self) -> np.ndarray:
+        return np.concatenate(
+            [np.full(self.partner_res[n].size, k, dtype=np.int64) for k, n in enumerate(self.partner_names)]
+        )
+
+    @cached_property
+    def codes(self) -> dict[str, np.ndarray]:
+        """Integer codes of the table's rows: frame index, cation index, partner, molecule."""
+        p = self.pairs
+        fi = np.searchsorted(self.frames, p[C.FRAME].to_numpy())
+        ci = np.searchsorted(self.cations, p[C.CATION].to_numpy())
+        order = np.argsort(self.molecules, kind="stable")
+        mol_sorted = self.molecules[order]
+        mi = order[np.searchsorted(mol_sorted, p[C.PARTNER_RES].to_numpy())]
+        pc = self.molecule_partner[mi]
+        return {"f": fi.astype(np.int64), "c": ci.astype(np.int64), "m": mi.astype(np.int64), "p": pc}
+
+
+def build_contact_table(
+    sp: SolvationPass, groups: Groups, cutoffs: dict[str, float | None], times_ps: np.ndarray
+) -> ContactTable:
+    """Filter the stored close pairs by each partner's cutoff into the tidy long table."""
+    cut = np.array([np.nan if cutoffs.get(n) is None else cutoffs[n] for n in groups.partner_names], dtype=np.float64)
+    part = groups.donor_partner[sp.pair_donor]
+    keep = sp.pair_r <= cut[part]  # NaN (not coordinating) -> False
+    donor_atoms = groups.donors.ix[sp.pair_donor[keep]]
+    order = np.lexsort((sp.pair_r[keep], groups.cations.ix[sp.pair_cation[keep]], sp.pair_frame[keep]))
+    df = pd.DataFrame(
+        {
+            C.FRAME: sp.frames_[sp.pair_frame[keep]][order],
+            C.CATION: groups.cations.ix[sp.pair_cation[keep]][order],
+            C.PARTNER: pd.Categorical.from_codes(part[keep][order], categories=groups.partner_names),
+            C.PARTNER_RES: groups.donors.resindices[sp.pair_donor[keep]][order],
+            C.DONOR: donor_atoms[order],
+            C.DIST: sp.pair_r[keep][order].astype(np.float64),
+        }
+    )
+    return ContactTable(
+        pairs=df.reset_index(drop=True),
+        frames=sp.frames_,
+        times_ps=times_ps,
+        cations=np.sort(groups.cations.ix),
+        partner_res=dict(groups.partner_res),
+        anions=list(groups.anions),
+        cutoffs_A=dict(cutoffs),
+    )

@@ -1,0 +1,358 @@
+"""The whole analysis: one pass over the trajectory, then pure functions of the contact table.
+
+``analyze(spec)`` returns the tables (pandas DataFrames); ``run_analysis(spec, out_dir)``
+also writes them, with the figures, to one folder. Every file is written under a
+temporary name and moved into place, so a killed run never leaves a file that looks
+finished; ``analysis.json`` (resolved spec, cutoffs, frames, warnings, versions) is
+written last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from solvmd.analysis import columns as C
+from solvmd.analysis import dynamics, plots, speciation, structure
+from solvmd.analysis.contacts import (
+    AnalysisWarning,
+    ContactTable,
+    Groups,
+    SolvationPass,
+    TransportRequest,
+    build_contact_table,
+    check_box,
+    min_half_width,
+    open_universe,
+    resolve_groups,
+)
+from solvmd.analysis.spec import AnalysisSpec
+from solvmd.errors import SolvmdError
+
+DEFAULT_R_MAX_A = 8.0
+
+CSV_FILES = {
+    "rdf": "rdf.csv",
+    "coordination": "coordination.csv",
+    "coordination_distribution": "coordination_distribution.csv",
+    "coordination_frames": "coordination_frames.csv",
+    "shells": "shells.csv",
+    "speciation": "speciation.csv",
+    "clusters": "clusters.csv",
+    "residence": "residence.csv",
+    "residence_acf": "residence_acf.csv",
+    "transport": "transport.csv",
+    "msd": "msd.csv",
+}
+
+
+class AnalysisResults(dict):
+    """``dict[str, DataFrame]`` of all tables, plus the contact table and run metadata."""
+
+    contacts: ContactTable
+    cutoffs: dict[str, dict]
+    meta: dict
+
+
+def _frame_slice(spec: AnalysisSpec, n_frames: int) -> tuple[int, int, int]:
+    fr = spec.frames
+    if fr.start >= n_frames:
+        raise SolvmdError(f"frames.start: {fr.start} is beyond the trajectory ({n_frames} frames)")
+    stop = n_frames if fr.stop is None else min(fr.stop, n_frames)
+    return fr.start, stop, fr.step
+
+
+def _timestep(spec: AnalysisSpec, u) -> tuple[float, str]:
+    if spec.timestep_ps is not None:
+        return float(spec.timestep_ps), "spec timestep_ps"
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        try:
+            dt = float(u.trajectory.dt)
+        except Exception:  # noqa: BLE001
+            dt = float("nan")
+    if rec and any("dt" in str(w.message) for w in rec) or not (dt > 0):
+        warnings.warn(
+            "timestep_ps: the trajectory carries no frame interval; residence times and transport "
+            "need it - set timestep_ps in the spec",
+            AnalysisWarning,
+            stacklevel=3,
+        )
+        return float("nan"), "unknown"
+    return dt, "trajectory"
+
+
+def _transport_request(spec: AnalysisSpec, u, g: Groups) -> tuple[TransportRequest, list[float | None]]:
+    species, residues, charges = [], [], []
+    topo_q = hasattr(u.atoms, "charges")
+
+    def charge_of(name: str, rg, aliases: list[str]) -> float | None:
+        for key in [name, *aliases]:
+            if key in spec.charges:
+                return float(spec.charges[key])
+        names = set(rg.resnames) if hasattr(rg, "resnames") else set()
+        if len(names) == 1 and (rn := next(iter(names))) in spec.charges:
+            return float(spec.charges[rn])
+        if topo_q:
+            q = float(np.mean([r.atoms.charges.sum() for r in rg])) / spec.charge_scale
+            if abs(q - round(q)) > 0.05:
+                warnings.warn(
+                    f"charges: topology charge of {name} / charge_scale = {q:.3f} is not an integer; "
+                    f"give its formal charge in `charges`",
+                    AnalysisWarning,
+                    stacklevel=4,
+                )
+            return float(round(q))
+        return None
+
+    cat_res = g.cations.residues
+    resnames = list(dict.fromkeys(cat_res.resnames)) if hasattr(cat_res, "resnames") else ["cation"]
+    for rn in resnames:
+        rg = cat_res[cat_res.resnames == rn] if hasattr(cat_res, "resnames") else cat_res
+        species.append(str(rn))
+        residues.append(rg)
+        charges.append(charge_of(str(rn), rg, ["cation"]))
+    covered = set(cat_res.ix.tolist())
+    for n in g.partner_names:
+        rg = g.partner_residues[n]
+        species.append(n)
+        residues.append(rg)
+        charges.append(charge_of(n, rg, []))
+        covered |= set(rg.ix.tolist())
+    known = set(species) | {"cation"}
+    for key, q in spec.charges.items():
+        if key in known:
+            continue
+        try:
+            rg = u.select_atoms(f"resname {key}").residues
+        except Exception:  # noqa: BLE001
+            rg = u.residues[[]]
+        if rg.n_residues == 0:
+            raise SolvmdError(
+                f"charges.{key}: no residue named {key} and no partner of that name "
+                f"(partners: {g.partner_names}; cation species: {resnames})"
+            )
+        rg = rg[[r not in covered for r in rg.ix]]
+        if rg.n_residues:
+            species.append(key)
+            residues.append(rg)
+            charges.append(float(q))
+    return TransportRequest(species, residues, spec.transport.remove_com_drift), charges
+
+
+def _store_radius(spec: AnalysisSpec, r_max: float) -> float:
+    """Pairs closer than this are kept during the pass (automatic cutoffs are rarely larger;
+    if one is, a second, contacts-only pass collects them)."""
+    return min(r_max, max([spec.rdf.first_peak_max_A + 2.0, *spec.cutoffs_A.values()]))
+
+
+def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> AnalysisResults:
+    """Run every analysis in memory; returns the tables (no files written).
+
+    ``universe``: an already loaded MDAnalysis Universe to analyse instead of opening
+    ``spec.topology``/``spec.trajectory`` (those are then only recorded).
+    """
+    u = universe if universe is not None else open_universe(spec)
+    g = resolve_groups(u, spec)
+    start, stop, step = _frame_slice(spec, u.trajectory.n_frames)
+    check_box(u.trajectory[start].dimensions, start)
+    half = min_half_width(u.trajectory[start].dimensions)
+    if spec.rdf.r_max_A is not None:
+        r_max = float(spec.rdf.r_max_A)
+        if r_max > half + 1e-6:
+            raise SolvmdError(
+                f"rdf.r_max_A: {r_max} A is more than half the box width ({half:.2f} A); choose <= {half:.2f}"
+            )
+    else:
+        r_max = min(DEFAULT_R_MAX_A, math.floor(half / spec.rdf.bin_A) * spec.rdf.bin_A)
+    for name, c in spec.cutoffs_A.items():
+        if c > r_max:
+            raise SolvmdError(f"cutoffs_A.{name}: {c} A is beyond the RDF range {r_max:.2f} A")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always", AnalysisWarning)
+        dt, dt_source = _timestep(spec, u)
+
+        transport, charges = (None, [])
+        if spec.transport.enabled:
+            transport, charges = _transport_request(spec, u, g)
+        store_r = _store_radius(spec, r_max)
+        sp = SolvationPass(g, r_max, spec.rdf.bin_A, store_r, transport=transport, verbose=verbose)
+        sp.run(start=start, stop=stop, step=step)
+        times = (sp.frames_ - sp.frames_[0]) * dt
+
+        rdf = structure.rdf_table(
+            sp._hist, g.type_labels, g.n_donors_per_type, g.cations.n_atoms, sp.n_frames_, sp._inv_vol_sum, spec.rdf.bin_A
+        )
+        cut_info = structure.determine_cutoffs(rdf, g.partner_names, spec.cutoffs_A, spec.rdf)
+        for n, info in cut_info.items():
+            if info[C.CUTOFF] is None:
+                warnings.warn(
+                    f"partner {n}: not coordinating ({info['reason']}); CN reported as 0, no cutoff "
+                    f"(override with cutoffs_A.{n} if it does coordinate)",
+                    AnalysisWarning,
+                )
+        cutoffs = {n: info[C.CUTOFF] for n, info in cut_info.items()}
+        need = max([c for c in cutoffs.values() if c is not None], default=0.0)
+        if need > store_r:  # an automatic cutoff beyond the stored contacts: collect them again
+            sp2 = SolvationPass(g, None, spec.rdf.bin_A, need, transport=None, verbose=verbose)
+            sp2.run(start=start, stop=stop, step=step)
+            sp.pair_cation, sp.pair_donor, sp.pair_r, sp.pair_frame = (
+                sp2.pair_cation, sp2.pair_donor, sp2.pair_r, sp2.pair_frame,
+            )  # fmt: skip
+        ct = build_contact_table(sp, g, cutoffs, times)
+
+        res = AnalysisResults()
+        res["rdf"] = rdf
+        res["cutoffs"] = pd.DataFrame(
+            [{C.PARTNER: n, **{k: v for k, v in info.items()}} for n, info in cut_info.items()]
+        )
+        res["coordination"] = structure.coordination_table(ct, rdf)
+        res["coordination_distribution"] = structure.coordination_distribution(ct)
+        res["coordination_frames"] = structure.coordination_per_frame(ct)
+        res["shells"] = structure.shell_census(ct)
+        res["speciation"] = speciation.speciation_table(ct)
+        res["clusters"] = speciation.cluster_table(ct)
+        if not spec.anions:
+            warnings.warn(
+                "anions: no partner is listed as an anion; SSIP/CIP/AGG and clusters are not computed",
+                AnalysisWarning,
+            )
+        if spec.residence.enabled:
+            res["residence"], res["residence_acf"] = dynamics.residence_times(ct, spec.residence.max_lag_ps)
+        if transport is not None and np.isfinite(dt):
+            res["transport"], res["msd"] = dynamics.transport_table(
+                sp.com_A, sp.com_species, transport.species, charges, times, sp.volumes_A3,
+                spec.temperature_K, spec.transport.fit_start_frac, spec.transport.fit_stop_frac,
+            )  # fmt: skip
+        res["contacts"] = ct.pairs
+    msgs = []
+    for w in rec:  # re-emit after recording; the analysis' own warnings also go to analysis.json
+        if issubclass(w.category, AnalysisWarning):
+            msgs.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    res.contacts = ct
+    res.cutoffs = cut_info
+    res.meta = {
+        "n_atoms": int(u.atoms.n_atoms),
+        "n_cations": int(g.cations.n_atoms),
+        "cation_species": [str(x) for x in dict.fromkeys(g.cations.residues.resnames)]
+        if hasattr(g.cations.residues, "resnames") else [],
+        "n_frames_analysed": int(sp.n_frames_),
+        "frames": {"start": start, "stop": stop, "step": step},
+        "dt_ps": dt,
+        "dt_source": dt_source,
+        "analysed_time_ps": float(times[-1]) if times.size else 0.0,
+        "r_max_A": r_max,
+        "partners": {
+            n: {"selection": spec.partners[n], "n_molecules": int(g.partner_res[n].size),
+                "n_donor_atoms": int(g.n_donors_per_partner[k]),
+                "donor_types": [t for p, t in g.type_labels if p == n]}
+            for k, n in enumerate(g.partner_names)
+        },  # fmt: skip
+        "transport_charges_e": dict(zip(transport.species, charges)) if transport else {},
+        "warnings": msgs,
+    }
+    return res
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not np.isfinite(x) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+def write_results(res: AnalysisResults, spec: AnalysisSpec, out_dir: Path) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for key, fname in CSV_FILES.items():
+        if key in res:
+            _atomic_csv(res[key], out_dir / fname)
+            written[key] = out_dir / fname
+    cut = {
+        "cation": spec.cation,
+        "rdf": spec.rdf.model_dump(),
+        "partners": {
+            n: {
+                "selection": spec.partners[n],
+                **{k: info[k] for k in (C.CUTOFF, C.CUTOFF_SOURCE, C.COORDINATING, "auto_cutoff_A",
+                                        C.PEAK_R, C.PEAK_G, C.MIN_R, C.MIN_G, "reason")},
+            }
+            for n, info in res.cutoffs.items()
+        },  # fmt: skip
+    }
+    _atomic_write_text(out_dir / "cutoffs.json", json.dumps(_jsonable(cut), indent=2) + "\n")
+    written["cutoffs.json"] = out_dir / "cutoffs.json"
+    cation_label = "/".join(res.meta.get("cation_species", [])) or "cation"
+    figs = {
+        "rdf.png": lambda: plots.plot_rdf(res["rdf"], res["coordination"], cation_label),
+        "coordination.png": lambda: plots.plot_coordination(res["coordination"]),
+        "shells.png": lambda: plots.plot_shells(res["shells"]),
+    }
+    if len(res["speciation"]):
+        figs["speciation.png"] = lambda: plots.plot_speciation(res["speciation"])
+    for fname, make in figs.items():
+        plots.save(make(), out_dir / fname)
+        written[fname] = out_dir / fname
+    meta = {
+        "spec": json.loads(spec.model_dump_json()),
+        **res.meta,
+        "files": sorted(p.name for p in written.values()),
+        "versions": _versions(),
+    }
+    _atomic_write_text(out_dir / "analysis.json", json.dumps(_jsonable(meta), indent=2) + "\n")
+    written["analysis.json"] = out_dir / "analysis.json"
+    return written
+
+
+def _versions() -> dict[str, str]:
+    import MDAnalysis
+    import scipy
+
+    import solvmd
+
+    return {"solvmd": solvmd.__version__, "MDAnalysis": MDAnalysis.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "pandas": pd.__version__}  # fmt: skip
+
+
+def run_analysis(
+    spec: AnalysisSpec, out_dir: Path, verbose: bool = True, universe=None
+) -> dict[str, pd.DataFrame]:
+    """Analyse the trajectory named in ``spec`` and write every table and figure to ``out_dir``.
+
+    Returns the tables as ``{name: DataFrame}`` (keys: rdf, cutoffs, coordination,
+    coordination_distribution, coordination_frames, shells, speciation, clusters,
+    residence, residence_acf, transport, msd, contacts).
+    """
+    res = analyze(spec, verbose=verbose, universe=universe)
+    write_results(res, spec, Path(out_dir))
+    return res

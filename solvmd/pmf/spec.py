@@ -1,0 +1,293 @@
+"""Typed PMF settings: one :class:`PMFSpec` per collective variable (one ``pmf/<name>/`` folder).
+
+A recipe's ``pmf:`` block is either one mapping or a list of mappings, each a PMFSpec::
+
+    pmf:
+      - name: li_dme                 # folder name under results/<system>/pmf/
+        cv: {kind: distance, cation: LI, partner: DME, partner_site: donor}
+        range_nm: [0.18, 0.75]
+        spacing_nm: 0.025
+        k_kJ_mol_nm2: 3000
+        equil_ps: 20
+        sample_ps: 200
+
+CV kinds:
+
+- ``distance``: cation - partner (solvent molecule or anion) distance; the partner
+  site is its donor atom nearest the cation (``donor``) or its centre of mass (``com``).
+- ``height``: cation z above a surface plane: the geometric centroid z of the
+  ``surface`` residues' atoms (moves with the surface), or a fixed plane ``z0_nm``.
+- ``site_distance``: cation - metal site distance (site atoms by element or index).
+
+Tagged atoms (the cation, the partner, the surface/site) are picked automatically from
+the equilibrated structure (see :mod:`solvmd.pmf.umbrella`) unless given as 0-based atom
+indices (``cation_atoms``, ``partner_atoms``, ``surface_atoms``, ``site_atoms``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from solvmd.errors import SolvmdError
+
+KB_KJ_MOL_K = 0.0083144626181532  # Boltzmann constant, kJ/(mol K)
+KJ_PER_KCAL = 4.184
+
+
+class PMFSpecError(SolvmdError):
+    """A PMF spec that cannot run: the message names the field and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_atoms(v):
+    if v is None:
+        return v
+    if len(v) == 0:
+        raise ValueError("an atom list must not be empty")
+    if any(i < 0 for i in v):
+        raise ValueError(f"atom indices are 0-based and non-negative, got {list(v)}")
+    if len(set(v)) != len(v):
+        raise ValueError(f"atom indices repeat: {list(v)}")
+    return v
+
+
+class DistanceCV(_Strict):
+    """Cation - partner distance (solvent leaves the shell, or CIP -> SSIP for an anion)."""
+
+    kind: Literal["distance"] = "distance"
+    cation: str | None = Field(None, description="cation residue name (LI, MG); None: the first cation residue")
+    partner: str | None = Field(None, description="partner residue name (DME, FSI, ...)")
+    partner_site: Literal["donor", "com"] = "donor"
+    shell_cutoff_nm: float = Field(0.30, gt=0.0, description="first-shell cation-donor cutoff for auto-selection")
+    donors: tuple[str, ...] | None = Field(None, description="donor elements; None: from the species registry (O, N, F, Cl)")
+    cation_atoms: tuple[int, ...] | None = None
+    partner_atoms: tuple[int, ...] | None = None
+
+    _atoms = field_validator("cation_atoms", "partner_atoms")(_check_atoms)
+
+    @model_validator(mode="after")
+    def _need_partner(self):
+        if self.partner is None and self.partner_atoms is None:
+            raise ValueError("distance CV needs `partner` (a residue name such as DME or FSI) or `partner_atoms`")
+        return self
+
+
+class HeightCV(_Strict):
+    """Cation height above a surface plane (z, the surface normal)."""
+
+    kind: Literal["height"] = "height"
+    cation: str | None = None
+    surface: tuple[str, ...] | None = Field(None, description="surface residue names; plane = centroid z of their atoms")
+    surface_atoms: tuple[int, ...] | None = None
+    z0_nm: float | None = Field(None, description="fixed plane height instead of surface atoms")
+    shell_cutoff_nm: float = Field(0.30, gt=0.0)
+    donors: tuple[str, ...] | None = None
+    cation_atoms: tuple[int, ...] | None = None
+
+    _atoms = field_validator("cation_atoms", "surface_atoms")(_check_atoms)
+
+    @model_validator(mode="after")
+    def _need_plane(self):
+        given = [self.surface is not None, self.surface_atoms is not None, self.z0_nm is not None]
+        if sum(given) != 1:
+            raise ValueError("height CV needs exactly one of `surface` (residue names), `surface_atoms` or `z0_nm`")
+        return self
+
+
+class SiteDistanceCV(_Strict):
+    """Cation - metal site distance (e.g. Li+ to the Fe of an Fe-N4 site)."""
+
+    kind: Literal["site_distance"] = "site_distance"
+    cation: str | None = None
+    site_element: str | None = Field(None, description="element symbol of the site atom, e.g. Fe, Zn")
+    site_atoms: tuple[int, ...] | None = None
+    shell_cutoff_nm: float = Field(0.30, gt=0.0)
+    donors: tuple[str, ...] | None = None
+    cation_atoms: tuple[int, ...] | None = None
+
+    _atoms = field_validator("cation_atoms", "site_atoms")(_check_atoms)
+
+    @model_validator(mode="after")
+    def _need_site(self):
+        if (self.site_element is None) == (self.site_atoms is None):
+            raise ValueError("site_distance CV needs exactly one of `site_element` or `site_atoms`")
+        return self
+
+
+CVSpec = Annotated[Union[DistanceCV, HeightCV, SiteDistanceCV], Field(discriminator="kind")]
+
+
+class PMFSpec(_Strict):
+    """One umbrella-sampling PMF along one collective variable.
+
+    Window centres: ``centers_nm`` if given, else ``n_windows`` evenly over ``range_nm``,
+    else the fewest evenly spaced windows with spacing <= ``spacing_nm`` (both ends included).
+    Lengths are per window. Energies in kJ/mol, lengths in nm.
+    """
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    cv: CVSpec
+    range_nm: tuple[float, float]
+    spacing_nm: float | None = Field(None, gt=0.0)
+    n_windows: int | None = Field(None, ge=2)
+    centers_nm: tuple[float, ...] | None = None
+    k_kJ_mol_nm2: float = Field(..., gt=0.0)
+    equil_ps: float = Field(..., ge=0.0)
+    sample_ps: float = Field(..., gt=0.0)
+    sample_interval_steps: int = Field(50, ge=1)
+    timestep_fs: float = Field(2.0, gt=0.0, le=10.0)
+    temperature_K: float = Field(298.15, gt=0.0)
+    friction_per_ps: float = Field(1.0, gt=0.0)
+    seed: int = Field(2024, ge=0)
+    init: Literal["pull", "place"] = "pull"
+    pull_nm_per_ns: float = Field(1.0, gt=0.0)
+    checkpoint_ps: float = Field(20.0, gt=0.0)
+    keep_barostat: bool = False
+    platform: str | None = Field(None, description="CUDA, OpenCL, CPU or Reference; None: fastest available")
+    # estimation
+    bin_width_nm: float | None = Field(None, gt=0.0)
+    n_bootstrap: int = Field(100, ge=0)
+    min_overlap: float = Field(0.03, gt=0.0, lt=1.0)
+    min_predicted_overlap: float = Field(0.1, gt=0.0, lt=1.0)
+    barrier_volume_term: Literal["removed", "included"] = "removed"
+    bound_side: Literal["low", "high"] = "low"
+
+    @field_validator("range_nm")
+    @classmethod
+    def _range(cls, v):
+        lo, hi = v
+        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+            raise ValueError(f"range_nm must be [lo, hi] with lo < hi, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _windows(self):
+        given = [self.spacing_nm is not None, self.n_windows is not None, self.centers_nm is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of spacing_nm, n_windows or centers_nm")
+        lo, hi = self.range_nm
+        if self.cv.kind in ("distance", "site_distance") and lo <= 0.0:
+            raise ValueError(f"range_nm for a {self.cv.kind} CV must start above 0 nm, got {lo}")
+        if self.spacing_nm is not None and self.spacing_nm > hi - lo:
+            raise ValueError(
+                f"spacing_nm {self.spacing_nm} is wider than the range {hi - lo:.4g} nm: windows cannot cover it"
+            )
+        if self.centers_nm is not None:
+            c = np.asarray(self.centers_nm, float)
+            if len(c) < 2 or np.any(np.diff(c) <= 0):
+                raise ValueError(f"centers_nm must be >= 2 strictly increasing values, got {list(c)}")
+            tol = 1e-9
+            if c[0] > lo + tol or c[-1] < hi - tol:
+                raise ValueError(
+                    f"windows do not cover range_nm [{lo}, {hi}]: centres span [{c[0]}, {c[-1]}]; "
+                    "put the first centre at or below lo and the last at or above hi"
+                )
+        n_steps = self.sample_ps * 1000.0 / self.timestep_fs
+        if n_steps < self.sample_interval_steps * 10:
+            raise ValueError(
+                f"sample_ps {self.sample_ps} gives fewer than 10 samples at sample_interval_steps="
+                f"{self.sample_interval_steps} and timestep_fs={self.timestep_fs}"
+            )
+        return self
+
+    # -- derived quantities --------------------------------------------------
+    @property
+    def kT(self) -> float:
+        """k_B T in kJ/mol."""
+        return KB_KJ_MOL_K * self.temperature_K
+
+    def centers(self) -> np.ndarray:
+        """Window centres (nm), increasing."""
+        lo, hi = self.range_nm
+        if self.centers_nm is not None:
+            return np.asarray(self.centers_nm, float)
+        if self.n_windows is not None:
+            return np.linspace(lo, hi, self.n_windows)
+        n = int(math.ceil((hi - lo) / self.spacing_nm - 1e-9)) + 1
+        return np.linspace(lo, hi, n)
+
+    @property
+    def n_equil_steps(self) -> int:
+        return int(round(self.equil_ps * 1000.0 / self.timestep_fs))
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.sample_ps * 1000.0 / self.timestep_fs) // self.sample_interval_steps
+
+    @property
+    def is_radial(self) -> bool:
+        """True for 3-D distance CVs, whose raw PMF carries the -2 kT ln r volume (Jacobian) term."""
+        return self.cv.kind in ("distance", "site_distance")
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(spec)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check spelling; see solvmd.pmf.spec.PMFSpec for the allowed fields)"
+        elif e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
+            msg = f"{msg}; allowed cv kinds: distance, height, site_distance"
+        lines.append(f"  {loc}: {msg}")
+    return f"invalid PMF spec {where}:\n" + "\n".join(lines)
+
+
+def parse_spec(data: dict | PMFSpec, where: str = "") -> PMFSpec:
+    """Validate one mapping into a PMFSpec; errors name the field."""
+    if isinstance(data, PMFSpec):
+        return data
+    try:
+        return PMFSpec.model_validate(data)
+    except ValidationError as err:
+        raise PMFSpecError(_format_validation(err, where)) from None
+
+
+def load_specs(source: str | Path | dict | list) -> list[PMFSpec]:
+    """PMF specs from a YAML/JSON file, a recipe dict with a ``pmf:`` block, a mapping or a list."""
+    where = ""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise PMFSpecError(f"PMF spec file {path} does not exist")
+        where = f"in {path}"
+        source = yaml.safe_load(path.read_text())
+    if isinstance(source, dict) and "pmf" in source and "cv" not in source:
+        source = source["pmf"]
+    items = source if isinstance(source, list) else [source]
+    if not items:
+        raise PMFSpecError(f"empty pmf block {where}")
+    specs = [parse_spec(it, f"{where} (entry {i})".strip()) for i, it in enumerate(items)]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise PMFSpecError(f"pmf entries must have distinct names {where}, got {names}")
+    return specs
+
+
+def load_spec(source: str | Path | dict | PMFSpec, name: str | None = None) -> PMFSpec:
+    """One spec: a PMFSpec passes through; a file/recipe with several entries needs ``name``."""
+    if isinstance(source, PMFSpec):
+        return source
+    specs = load_specs(source)
+    if name is None:
+        if len(specs) > 1:
+            raise PMFSpecError(f"{len(specs)} pmf entries ({[s.name for s in specs]}): say which with name=")
+        return specs[0]
+    for s in specs:
+        if s.name == name:
+            return s
+    raise PMFSpecError(f"no pmf entry named {name!r}; entries: {[s.name for s in specs]}")
+
+
+def spec_json(spec: PMFSpec) -> str:
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True)
