@@ -25,7 +25,7 @@ wildcard_constraints:
 def _targets():
     out = expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS)
     if config.get("analyze", True):
-        out += expand(f"{RESULTS}/{{system}}/analysis/speciation.csv", system=SYSTEMS)
+        out += expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
     return out
 
 
@@ -82,10 +82,10 @@ rule analyze:
         manifest=f"{RESULTS}/{{system}}/build/manifest.json",
         md=f"{RESULTS}/{{system}}/md/md.json",
     output:
-        rdf=report(f"{RESULTS}/{{system}}/analysis/rdf.csv", category="Structure", subcategory="{system}"),
-        speciation=f"{RESULTS}/{{system}}/analysis/speciation.csv",
+        # analysis.json is written last: its presence means every table and figure is in place
+        done=f"{RESULTS}/{{system}}/analysis/analysis.json",
     log:
         f"{RESULTS}/{{system}}/logs/analyze.log",
     shell:
         "solvmd analyze --build $(dirname {input.manifest}) --md $(dirname {input.md}) "
-        "-o $(dirname {output.speciation}) 2> {log}"
+        "-o $(dirname {output.done}) 2> {log}"

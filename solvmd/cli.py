@@ -59,6 +59,41 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     analysis.run_analysis(spec, Path(args.out))
 
 
+def _pmf_spec(args: argparse.Namespace):
+    from solvmd import pmf
+
+    return pmf.load_spec(args.spec, name=args.name)
+
+
+def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
+    from solvmd import pmf
+
+    build, md = Path(args.build), Path(args.md)
+    pmf.prepare_windows(build / "system.xml", md / "final.xml", _pmf_spec(args), Path(args.out),
+                        topology=build / "system.pdb")
+
+
+def _cmd_pmf_window(args: argparse.Namespace) -> None:
+    from solvmd import pmf
+
+    out = Path(args.out)
+    pmf.run_window(Path(args.build) / "system.xml", out / "init" / f"window_{args.window}.xml",
+                   _pmf_spec(args), args.window, out)
+
+
+def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
+    from solvmd import pmf
+
+    pmf.estimate_pmf(Path(args.out), _pmf_spec(args))
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from solvmd import pmf
+
+    table = pmf.compare_barriers(args.barriers, args.csv, args.png, labels=args.labels)
+    print(table.to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solvmd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +117,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/analysis")
     p.set_defaults(func=_cmd_analyze)
 
+    def pmf_args(p, need_build=True):
+        p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML")
+        p.add_argument("--name", help="which pmf entry, when the file has several")
+        if need_build:
+            p.add_argument("--build", required=True, help="solvmd build folder")
+        p.add_argument("-o", "--out", required=True, help="PMF folder, e.g. results/<name>/pmf/<cv>")
+
+    p = sub.add_parser("pmf-prepare", help="choose tagged atoms, make window start structures (steered pull)")
+    pmf_args(p)
+    p.add_argument("--md", required=True, help="solvmd md folder (final.xml is the start state)")
+    p.set_defaults(func=_cmd_pmf_prepare)
+
+    p = sub.add_parser("pmf-window", help="equilibrate and sample one umbrella window (restartable)")
+    pmf_args(p)
+    p.add_argument("--window", type=int, required=True, help="window index k")
+    p.set_defaults(func=_cmd_pmf_window)
+
+    p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
+    pmf_args(p, need_build=False)
+    p.set_defaults(func=_cmd_pmf_estimate)
+
+    p = sub.add_parser("compare", help="table and figure of barriers across systems")
+    p.add_argument("barriers", nargs="+", help="barrier.json files")
+    p.add_argument("--labels", nargs="+", help="labels for the barriers (default: system/cv)")
+    p.add_argument("--csv", required=True, help="output table")
+    p.add_argument("--png", help="output figure")
+    p.set_defaults(func=_cmd_compare)
+
     p = sub.add_parser("species", help="list the species registry")
     p.set_defaults(func=_cmd_species)
 
@@ -91,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    import warnings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    warnings.showwarning = lambda message, category, *a, **k: print(
+        f"warning ({category.__name__}): {message}", file=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

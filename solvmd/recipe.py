@@ -133,6 +133,19 @@ class Recipe(_Strict):
     charge_scale: float = Field(default=0.8, gt=0, le=1.0)
     packing: Packing = Packing()
     forcefield: ForceFieldSettings = ForceFieldSettings()
+    pmf: list[dict] | dict | None = None  # umbrella-sampling specs, validated by solvmd.pmf.load_specs
+
+    @field_validator("pmf")
+    @classmethod
+    def _valid_pmf(cls, v):
+        if v is not None:
+            from solvmd.pmf.spec import load_specs
+
+            try:
+                load_specs(v)
+            except SolvmdError as err:
+                raise ValueError(str(err)) from None
+        return v
 
     @field_validator("solvents")
     @classmethod

@@ -215,7 +215,7 @@ class MDRun:
                     top = self.pdb.topology
                     top.setPeriodicBoxVectors(st.getPeriodicBoxVectors())
                     app.PDBFile.writeFile(top, st.getPositions(), fh)
-            self.writer = TrajectoryWriter(self.traj_path, self.pdb.topology, self.dt_ps * frame,
+            self.writer = TrajectoryWriter(self.traj_path, self.pdb.topology, self.dt_ps,
                                            first_step=stage.start + frame, interval=frame,
                                            resume_step=resume_step if resume_step and resume_step >= stage.start else None)
         step = sim.currentStep
