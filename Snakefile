@@ -10,13 +10,14 @@ configfile: "config/demo.yaml"
 validate(config, "config/schema.yaml")
 
 RESULTS = config.get("results_dir", "results")
+RECIPES = Path(config.get("recipes_dir", Path(workflow.basedir) / "systems"))
 SYSTEMS = config["systems"]
 RES = config.get("resources", {})
 
-_missing = [s for s in SYSTEMS if not Path(f"systems/{s}.yaml").is_file()]
+_missing = [s for s in SYSTEMS if not (RECIPES / f"{s}.yaml").is_file()]
 if _missing:
-    known = sorted(p.stem for p in Path("systems").glob("*.yaml"))
-    raise ValueError(f"config 'systems': no recipe for {_missing}; known recipes: {known}")
+    known = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    raise ValueError(f"config 'systems': no recipe for {_missing} in {RECIPES}; known recipes: {known}")
 
 wildcard_constraints:
     system="[A-Za-z0-9_.-]+",
@@ -46,7 +47,7 @@ rule protocol:
 
 rule build:
     input:
-        "systems/{system}.yaml",
+        str(RECIPES / "{system}.yaml"),
     output:
         pdb=f"{RESULTS}/{{system}}/build/system.pdb",
         xml=f"{RESULTS}/{{system}}/build/system.xml",

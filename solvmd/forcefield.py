@@ -176,6 +176,54 @@ def apply_geometric_mixing(
     return forces[0]
 
 
+def parameterize(
+    topology: app.Topology,
+    species_names: list[str],
+    cutoff_nm: float = 1.0,
+    charge_scale: float = 0.8,
+    ewald_error_tolerance: float = 5e-4,
+    dispersion_correction: bool = True,
+    constraints=app.HBonds,
+) -> openmm.System:
+    """Steps 1 and 3 of :func:`create_system`: ``createSystem`` from the species XML files
+    and ionic charge scaling, with the Lennard-Jones part still in the NonbondedForce
+    (Lorentz-Berthelot). Call :func:`finish_nonbonded` afterwards; particles added in
+    between (e.g. a frozen surface, :mod:`solvmd.build.interface`) get the same treatment.
+    """
+    ff = load_forcefield(species_names)
+    periodic = topology.getPeriodicBoxVectors() is not None
+    try:
+        system = ff.createSystem(
+            topology,
+            nonbondedMethod=app.PME if periodic else app.NoCutoff,
+            nonbondedCutoff=cutoff_nm * unit.nanometer,
+            constraints=constraints,
+            ewaldErrorTolerance=ewald_error_tolerance,
+            rigidWater=False,
+        )
+    except ValueError as err:
+        raise SolvmdError(f"force field cannot parameterize the topology: {err}") from None
+    nb = nonbonded_force(system)
+    nb.setUseDispersionCorrection(dispersion_correction and periodic)
+    scale_ionic_charges(system, topology, charge_scale)
+    return system
+
+
+def finish_nonbonded(
+    system: openmm.System,
+    combining_rule: str = "geometric",
+    overrides: list[PairOverride] | tuple = (),
+) -> openmm.System:
+    """Step 2 of :func:`create_system`: OPLS geometric mixing (+ pair overrides), in place."""
+    if combining_rule == "geometric":
+        apply_geometric_mixing(system, overrides)
+    elif combining_rule != "lorentz-berthelot":
+        raise SolvmdError(f"combining_rule {combining_rule!r}: allowed are 'geometric', 'lorentz-berthelot'")
+    elif overrides:
+        raise SolvmdError("LJ pair overrides need combining_rule: geometric")
+    return system
+
+
 def create_system(
     topology: app.Topology,
     species_names: list[str],
@@ -200,26 +248,9 @@ def create_system(
         constraints: OpenMM constraints (``app.HBonds`` default).
         overrides: explicit LJ pair parameters (geometric mixing only).
     """
-    ff = load_forcefield(species_names)
-    periodic = topology.getPeriodicBoxVectors() is not None
-    try:
-        system = ff.createSystem(
-            topology,
-            nonbondedMethod=app.PME if periodic else app.NoCutoff,
-            nonbondedCutoff=cutoff_nm * unit.nanometer,
-            constraints=constraints,
-            ewaldErrorTolerance=ewald_error_tolerance,
-            rigidWater=False,
-        )
-    except ValueError as err:
-        raise SolvmdError(f"force field cannot parameterize the topology: {err}") from None
-    nb = nonbonded_force(system)
-    nb.setUseDispersionCorrection(dispersion_correction and periodic)
-    scale_ionic_charges(system, topology, charge_scale)
-    if combining_rule == "geometric":
-        apply_geometric_mixing(system, overrides)
-    elif combining_rule != "lorentz-berthelot":
+    if combining_rule not in ("geometric", "lorentz-berthelot"):
         raise SolvmdError(f"combining_rule {combining_rule!r}: allowed are 'geometric', 'lorentz-berthelot'")
-    elif overrides:
-        raise SolvmdError("LJ pair overrides need combining_rule: geometric")
-    return system
+    system = parameterize(topology, species_names, cutoff_nm=cutoff_nm, charge_scale=charge_scale,
+                          ewald_error_tolerance=ewald_error_tolerance,
+                          dispersion_correction=dispersion_correction, constraints=constraints)
+    return finish_nonbonded(system, combining_rule, overrides)

@@ -143,6 +143,11 @@ class MDRun:
             raise SolvmdError(f"{self.traj_path} exists but was not written by solvmd md (no frame index); "
                               "move it away or choose another output folder")
         check_box(self.manifest["box_nm"][0], self.manifest["cutoff_nm"])
+        started = self.out / "protocol.json"
+        if started.exists() and json.loads(started.read_text()) != p.model_dump(mode="json"):
+            raise SolvmdError(f"{self.out} holds a partial run with a different protocol (protocol.json); "
+                              "rerun with the same protocol to resume, or use another output folder")
+        write_json_atomic(started, p.model_dump(mode="json"))
 
         resume_stage = self._latest_checkpoint()
         print(f"[md] platform {self.platform.getName()} {self.properties}; {self.system.getNumParticles()} atoms; "
@@ -247,7 +252,7 @@ class MDRun:
         epot = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         ekin = st.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
         n = self.system.getNumParticles()
-        if not math.isfinite(epot) or epot / n > self.protocol.max_energy_kJ_mol_per_atom:
+        if not math.isfinite(epot) or abs(epot) / n > self.protocol.max_energy_kJ_mol_per_atom:
             raise SimulationError(f"stage {stage.name}, step {step}: potential energy {epot:.4g} kJ/mol is "
                                   "not finite or exploding; lower the timestep, minimize longer or check the packing")
         box = st.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
