@@ -4,7 +4,6 @@ no pyplot, no global backend switch, no ``show()``; safe in scripts, notebooks a
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +12,16 @@ from matplotlib.figure import Figure
 
 from solvmd.analysis import columns as C
 
+from solvmd.io import atomic_path  # noqa: E402
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
 def save(fig: Figure, path: Path, dpi: int = 150) -> Path:
     """Write a PNG under a temporary name, then move it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    return Path(path)
 
 
 def plot_rdf(rdf: pd.DataFrame, coordination: pd.DataFrame, cation_label: str = "cation") -> Figure:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from solvmd.io import atomic_path, write_text_atomic
 from solvmd.analysis import columns as C
 from solvmd.analysis import dynamics, plots, speciation, structure
 from solvmd.analysis.contacts import (
@@ -264,16 +264,12 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+_atomic_write_text = write_text_atomic
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def _jsonable(x):

@@ -2,58 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import openmm as mm
 
-
-def _tmp_in(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(tmp)
+from solvmd.io import atomic_path, write_text_atomic
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    fd, tmp = _tmp_in(path)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    write_text_atomic(path, text)
+    return Path(path)
 
 
 def atomic_savez(path: str | Path, **arrays) -> Path:
     """``np.savez`` to a temporary name in the same folder, then rename (never a half-written npz)."""
-    path = Path(path)
-    fd, tmp = _tmp_in(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return Path(path)
 
 
 def atomic_savefig(fig, path: str | Path, **kw) -> Path:
-    path = Path(path)
-    fd, tmp = _tmp_in(path)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kw)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", **kw)
+    return Path(path)
 
 
 def read_system(path_or_system) -> mm.System:

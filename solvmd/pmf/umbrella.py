@@ -468,21 +468,13 @@ def resolve_cv(spec: PMFSpec, system: mm.System, positions, box=None, topology=N
 def choose_platform(name: str | None = None, threads: int | None = None):
     """(Platform, properties): the named one, else CUDA > OpenCL > CPU (mixed precision on GPUs).
 
-    Uses :func:`solvmd.md.platforms.choose_platform` (``SOLVMD_PLATFORM``, ``SOLVMD_CPU_THREADS``)
-    when it is importable; ``threads`` sets the CPU platform's thread count (parallel windows).
+    Delegates to :func:`solvmd.md.platforms.choose_platform` (``SOLVMD_PLATFORM``,
+    ``SOLVMD_CPU_THREADS``); ``threads`` sets the CPU thread count (parallel windows).
     """
-    try:
-        from solvmd.md.platforms import choose_platform as md_choose
+    from solvmd.md.platforms import choose_platform as md_choose
 
-        plat, props = md_choose(name or "auto")
-        props = dict(props)
-    except ImportError:  # pragma: no cover - md package not present
-        names = [mm.Platform.getPlatform(i).getName() for i in range(mm.Platform.getNumPlatforms())]
-        if name is not None and name not in names:
-            raise SolvmdError(f"OpenMM platform {name!r} not available; available: {', '.join(names)}") from None
-        order = [name] if name else [p for p in ("CUDA", "OpenCL", "CPU", "Reference") if p in names]
-        plat = mm.Platform.getPlatformByName(order[0])
-        props = {"Precision": "mixed"} if order[0] in ("CUDA", "OpenCL") else {}
+    plat, props = md_choose(name or "auto")
+    props = dict(props)
     if plat.getName() == "CPU" and threads:
         props["Threads"] = str(int(threads))
     return plat, props

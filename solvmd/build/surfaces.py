@@ -1,0 +1,469 @@
+"""Surface builders: pristine graphene, N-doped graphene, M-N4 single-atom sites.
+
+A sheet lies in the plane z = 0 of an orthorhombic box, periodic in x and y with bonds
+across the boundary. It is built from the 4-atom rectangular graphene cell
+(a x sqrt(3) a, a = sqrt(3) d_CC, zigzag rows along x, C-C bonds parallel to y), repeated
+to the whole number of cells closest to the requested size.
+
+Defects, each a neutral group (its charges compensated on the C atoms bonded to its N):
+
+- graphitic N: one C replaced by N (3 C neighbours);
+- pyridinic N: an N3 monovacancy (one C removed, its 3 neighbours replaced by N);
+- M-N4: a divacancy (the two C atoms of one C-C bond removed), the 4 C atoms around
+  it replaced by N, the metal in the plane at the bond centre; the N are moved
+  radially to the metal's M-N bond length.
+
+Defect footprints (removed atoms, N, and the C atoms bonded to the N) never overlap,
+so no N-N bond forms and every C carries at most one compensation. Parameters come
+from ``forcefields/surfaces.yaml`` (sources in ``forcefields/SOURCES.md``).
+
+Everything here is pure geometry and bookkeeping (no OpenMM); lengths in nm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from solvmd.errors import SolvmdError
+from solvmd.species import FORCEFIELD_DIR
+
+METALS = ("Zn", "Fe", "Co", "Ni", "Mn", "Cu")
+KINDS = ("graphene", "N-graphene", "MN4")
+KJ_PER_KCAL = 4.184
+TWO_SIXTH = 2.0 ** (1.0 / 6.0)
+SHEET_RESIDUE = "GRA"
+
+
+@lru_cache(maxsize=1)
+def surface_parameters() -> dict:
+    """``forcefields/surfaces.yaml`` as a dictionary (cached)."""
+    path = FORCEFIELD_DIR / "surfaces.yaml"
+    if not path.is_file():
+        raise SolvmdError(f"surface parameter file {path} is missing; see forcefields/SOURCES.md")
+    return yaml.safe_load(path.read_text())
+
+
+def cc_bond_nm() -> float:
+    return float(surface_parameters()["lattice"]["cc_bond_A"]) / 10.0
+
+
+# --------------------------------------------------------------------------- recipe block
+
+
+class SurfaceSpec(BaseModel):
+    """The ``surface:`` block of an interface recipe.
+
+    ``kind``: ``graphene`` | ``N-graphene`` | ``MN4``. ``size_nm``: requested sheet edges
+    (x, y); the sheet has the closest whole number of rectangular cells. M-N4 sites:
+    ``sites`` of them, on a grid ``site_spacing_nm`` apart centred on the sheet, or at
+    ``site_positions_nm`` (each snapped to the nearest C-C bond parallel to y). N doping
+    (any kind): ``graphitic_N`` and ``pyridinic_N`` atom counts (pyridinic N come in N3
+    groups), or ``N_fraction`` of all sheet atoms with ``pyridinic_share`` of them
+    pyridinic; placed at random (``seed``) with non-overlapping footprints.
+    ``charges`` overrides the default charges (keys: metal, N_site, N_graphitic,
+    N_pyridinic). ``carbon_lj``: ``opls`` (OPLS-AA CA) or ``cheng-steele``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["graphene", "N-graphene", "MN4"]
+    metal: str | None = None
+    size_nm: tuple[float, float]
+    sites: int = Field(default=1, ge=1)
+    site_spacing_nm: float | None = Field(default=None, gt=0)
+    site_positions_nm: list[tuple[float, float]] | None = None
+    graphitic_N: int | None = Field(default=None, ge=0)
+    pyridinic_N: int | None = Field(default=None, ge=0)
+    N_fraction: float | None = Field(default=None, gt=0, lt=0.5)
+    pyridinic_share: float = Field(default=0.5, ge=0, le=1)
+    seed: int = 7
+    charges: dict[str, float] = Field(default_factory=dict)
+    carbon_lj: Literal["opls", "cheng-steele"] = "opls"
+
+    @field_validator("metal")
+    @classmethod
+    def _known_metal(cls, v: str | None) -> str | None:
+        if v is not None and v not in METALS:
+            raise ValueError(f"unknown metal {v!r}; allowed: {', '.join(METALS)}")
+        return v
+
+    @field_validator("size_nm")
+    @classmethod
+    def _positive(cls, v):
+        if min(v) <= 0:
+            raise ValueError(f"sheet edges must be positive, got {list(v)}")
+        return v
+
+    @field_validator("charges")
+    @classmethod
+    def _charge_keys(cls, v: dict[str, float]) -> dict[str, float]:
+        allowed = ("metal", "N_site", "N_graphitic", "N_pyridinic")
+        bad = [k for k in v if k not in allowed]
+        if bad:
+            raise ValueError(f"unknown charge key(s) {bad}; allowed: {', '.join(allowed)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SurfaceSpec":
+        if self.kind == "MN4" and self.metal is None:
+            raise ValueError(f"kind MN4 needs a metal (one of {', '.join(METALS)})")
+        if self.kind != "MN4":
+            if self.metal is not None:
+                raise ValueError(f"metal is only for kind MN4, not {self.kind}")
+            if self.site_positions_nm is not None or self.site_spacing_nm is not None or self.sites != 1:
+                raise ValueError(f"sites / site_spacing_nm / site_positions_nm are only for kind MN4, not {self.kind}")
+        if self.N_fraction is not None and (self.graphitic_N is not None or self.pyridinic_N is not None):
+            raise ValueError("give N_fraction, or graphitic_N / pyridinic_N counts, not both")
+        if self.pyridinic_N is not None and self.pyridinic_N % 3:
+            raise ValueError(
+                f"pyridinic_N: pyridinic N come in N3 groups at a monovacancy, so the count must be a "
+                f"multiple of 3 (got {self.pyridinic_N})"
+            )
+        doped = bool(self.N_fraction) or bool(self.graphitic_N) or bool(self.pyridinic_N)
+        if self.kind == "N-graphene" and not doped:
+            raise ValueError("kind N-graphene needs N doping: graphitic_N / pyridinic_N counts or N_fraction")
+        if self.kind == "graphene" and doped:
+            raise ValueError("kind graphene is pristine; use kind N-graphene for N doping")
+        if self.site_positions_nm is not None:
+            if self.site_spacing_nm is not None:
+                raise ValueError("give site_positions_nm or site_spacing_nm, not both")
+            if len(self.site_positions_nm) != self.sites:
+                if "sites" in self.model_fields_set:
+                    raise ValueError(
+                        f"sites = {self.sites} but site_positions_nm lists {len(self.site_positions_nm)} positions"
+                    )
+        if self.sites > 1 and self.site_positions_nm is None and self.site_spacing_nm is None:
+            raise ValueError(f"sites = {self.sites}: give site_spacing_nm (grid) or site_positions_nm")
+        return self
+
+    @property
+    def n_sites(self) -> int:
+        if self.kind != "MN4":
+            return 0
+        return len(self.site_positions_nm) if self.site_positions_nm is not None else self.sites
+
+    @property
+    def label(self) -> str:
+        return f"{self.metal}-N4" if self.kind == "MN4" else self.kind
+
+
+# --------------------------------------------------------------------------- sheet
+
+
+@dataclass
+class Sheet:
+    """A built sheet (all atoms at z = 0). Lengths in nm, charges in e, LJ sigma nm / eps kJ/mol.
+
+    ``roles``: C, C_alpha (bonded to an N, carries compensation), N_graphitic,
+    N_pyridinic, N_site, metal. ``bonds`` include the bonds across the periodic boundary.
+    """
+
+    spec: SurfaceSpec
+    box_xy_nm: tuple[float, float]
+    n_cells: tuple[int, int]
+    elements: list[str]
+    roles: list[str]
+    xyz_nm: np.ndarray
+    charges: np.ndarray
+    sigma_nm: np.ndarray
+    epsilon_kJ_mol: np.ndarray
+    bonds: list[tuple[int, int]]
+    site_atoms: list[int] = field(default_factory=list)  # metal atom indices (sheet-local)
+    site_positions_nm: list[tuple[float, float]] = field(default_factory=list)
+    defects: dict[str, int] = field(default_factory=dict)
+    lj_sources: dict[str, str] = field(default_factory=dict)
+    charge_sources: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.elements)
+
+    @property
+    def net_charge(self) -> float:
+        return float(self.charges.sum())
+
+    @property
+    def atom_names(self) -> list[str]:
+        names = {"C": "C", "C_alpha": "CN", "N_graphitic": "NG", "N_pyridinic": "NP", "N_site": "NM"}
+        return [names.get(r, e.upper()) for r, e in zip(self.roles, self.elements)]
+
+    def geometry(self) -> dict:
+        """Bond-length statistics (nm) by bond type, e.g. ``{"C-C": {min, max, n}, "Zn-N": ...}``."""
+        out: dict[str, dict] = {}
+        L = np.array([*self.box_xy_nm, 1e9])
+        for i, j in self.bonds:
+            d = self.xyz_nm[j] - self.xyz_nm[i]
+            d -= L * np.rint(d / L)
+            r = float(np.linalg.norm(d))
+            key = "-".join(sorted((self.elements[i], self.elements[j]), key=lambda e: (e in ("C", "N"), e)))
+            s = out.setdefault(key, {"min_nm": r, "max_nm": r, "n": 0})
+            s["min_nm"], s["max_nm"], s["n"] = min(s["min_nm"], r), max(s["max_nm"], r), s["n"] + 1
+        return out
+
+
+def lattice_cells(size_nm: tuple[float, float]) -> tuple[int, int]:
+    """Whole numbers of rectangular cells closest to the requested edges."""
+    d = cc_bond_nm()
+    a, b = math.sqrt(3.0) * d, 3.0 * d
+    return max(1, int(round(size_nm[0] / a))), max(1, int(round(size_nm[1] / b)))
+
+
+def graphene_lattice(nx: int, ny: int) -> tuple[np.ndarray, tuple[float, float], list[tuple[int, int]]]:
+    """Pristine periodic graphene: positions (n, 3) nm, box (Lx, Ly) nm, bonds (periodic)."""
+    d = cc_bond_nm()
+    a = math.sqrt(3.0) * d
+    basis = np.array([[0.0, 0.0], [0.0, d], [a / 2, 1.5 * d], [a / 2, 2.5 * d]])
+    cells = np.array([(i * a, j * 3.0 * d) for j in range(ny) for i in range(nx)])
+    xy = (cells[:, None, :] + basis[None, :, :]).reshape(-1, 2)
+    L = np.array([nx * a, ny * 3.0 * d])
+    xyz = np.zeros((len(xy), 3))
+    xyz[:, :2] = xy
+    bonds = _bonds(xyz, L, d)
+    return xyz, (float(L[0]), float(L[1])), bonds
+
+
+def _bonds(xyz: np.ndarray, L: np.ndarray, d: float) -> list[tuple[int, int]]:
+    xy = xyz[:, :2]
+    dv = xy[None, :, :] - xy[:, None, :]
+    dv -= L * np.rint(dv / L)
+    r = np.sqrt((dv**2).sum(-1))
+    i, j = np.nonzero(np.triu((r > 0.5 * d) & (r < 1.2 * d), 1))
+    return list(zip(i.tolist(), j.tolist()))
+
+
+def _neighbours(n: int, bonds: list[tuple[int, int]]) -> list[list[int]]:
+    nb: list[list[int]] = [[] for _ in range(n)]
+    for i, j in bonds:
+        nb[i].append(j)
+        nb[j].append(i)
+    return nb
+
+
+def _min_image(v: np.ndarray, L: np.ndarray) -> np.ndarray:
+    return v - L * np.rint(v / L)
+
+
+@dataclass
+class _Defect:
+    kind: str  # "MN4" | "pyridinic" | "graphitic"
+    removed: list[int]
+    nitrogens: list[int]
+    alpha: list[int]
+    centre_xy: np.ndarray
+
+    @property
+    def footprint(self) -> set[int]:
+        return set(self.removed) | set(self.nitrogens) | set(self.alpha)
+
+
+def _mn4_defect(bond: tuple[int, int], xyz: np.ndarray, nb: list[list[int]], L: np.ndarray) -> _Defect:
+    i, j = bond
+    nitro = [k for k in nb[i] if k != j] + [k for k in nb[j] if k != i]
+    alpha = sorted({m for k in nitro for m in nb[k] if m not in (i, j)})
+    centre = xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)
+    return _Defect("MN4", [i, j], nitro, alpha, centre % L)
+
+
+def _pyridinic_defect(v: int, xyz: np.ndarray, nb: list[list[int]], L: np.ndarray) -> _Defect:
+    nitro = list(nb[v])
+    alpha = sorted({m for k in nitro for m in nb[k] if m != v})
+    return _Defect("pyridinic", [v], nitro, alpha, xyz[v, :2].copy())
+
+
+def _graphitic_defect(v: int, xyz: np.ndarray, nb: list[list[int]], L: np.ndarray) -> _Defect:
+    return _Defect("graphitic", [], [v], list(nb[v]), xyz[v, :2].copy())
+
+
+def _site_grid(n: int, spacing: float, L: np.ndarray) -> list[np.ndarray]:
+    """n points on a near-square grid ``spacing`` apart, centred on the sheet."""
+    ncol = math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    pts = []
+    for k in range(n):
+        r, c = divmod(k, ncol)
+        x = (c - (ncol - 1) / 2.0) * spacing
+        y = (r - (nrow - 1) / 2.0) * spacing
+        pts.append((L / 2.0 + np.array([x, y])) % L)
+    return pts
+
+
+def _lj_params(spec: SurfaceSpec) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    p = surface_parameters()["lj"]
+    c = p["C"][spec.carbon_lj]
+    n = p["N"]["opls"]
+    params = {"C": (c["sigma_A"] / 10.0, c["epsilon_kJ_mol"]), "N": (n["sigma_A"] / 10.0, n["epsilon_kJ_mol"])}
+    sources = {"C": c["source"], "N": n["source"]}
+    if spec.metal is not None:
+        m = p["metals_uff"][spec.metal]
+        params[spec.metal] = (m["x_A"] / TWO_SIXTH / 10.0, m["D_kcal_mol"] * KJ_PER_KCAL)
+        sources[spec.metal] = (f"UFF {spec.metal}: x = {m['x_A']} A, D = {m['D_kcal_mol']} kcal/mol "
+                               "(Rappe et al. 1992); sigma = x / 2^(1/6)")
+    return params, sources
+
+
+def _charges(spec: SurfaceSpec) -> dict[str, float]:
+    ch = surface_parameters()["charges"]
+    q = {"N_graphitic": float(ch["N_graphitic"]), "N_pyridinic": float(ch["N_pyridinic"])}
+    if spec.metal is not None:
+        q["metal"] = float(ch["MN4"][spec.metal]["metal"])
+        q["N_site"] = float(ch["MN4"][spec.metal]["N_site"])
+    q.update({k: float(v) for k, v in spec.charges.items()})
+    return q
+
+
+def check_sheet_size(spec: SurfaceSpec, cutoff_nm: float) -> tuple[int, int]:
+    """Cells for ``spec``; a sheet narrower than twice the cutoff is an error naming size_nm."""
+    nx, ny = lattice_cells(spec.size_nm)
+    d = cc_bond_nm()
+    Lx, Ly = nx * math.sqrt(3.0) * d, ny * 3.0 * d
+    if min(Lx, Ly) < 2.0 * cutoff_nm:
+        raise SolvmdError(
+            f"surface.size_nm: the sheet ({Lx:.3f} x {Ly:.3f} nm, {nx} x {ny} cells) is smaller than twice "
+            f"the nonbonded cutoff ({2 * cutoff_nm:.2f} nm) in x or y; enlarge size_nm or lower "
+            "forcefield.cutoff_nm of the electrolyte recipe"
+        )
+    return nx, ny
+
+
+def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
+    """Build the sheet for ``spec`` (sheet in z = 0); errors name the recipe field at fault."""
+    nx, ny = check_sheet_size(spec, cutoff_nm) if cutoff_nm is not None else lattice_cells(spec.size_nm)
+    if nx < 3 or ny < 2:
+        raise SolvmdError(f"surface.size_nm: {list(spec.size_nm)} nm gives only {nx} x {ny} cells; at least 3 x 2 needed")
+    xyz, (Lx, Ly), bonds = graphene_lattice(nx, ny)
+    L = np.array([Lx, Ly])
+    n = len(xyz)
+    nb = _neighbours(n, bonds)
+    assert all(len(x) == 3 for x in nb), "every graphene C must have 3 neighbours"
+    rng = np.random.default_rng(spec.seed)
+    used: set[int] = set()
+    defects: list[_Defect] = []
+
+    # ---- M-N4 sites: the C-C bonds parallel to y are (4k, 4k+1) and (4k+2, 4k+3)
+    if spec.kind == "MN4":
+        ybonds = [(4 * c + o, 4 * c + o + 1) for c in range(nx * ny) for o in (0, 2)]
+        mids = np.array([(xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)) % L for i, j in ybonds])
+        if spec.site_positions_nm is not None:
+            targets = [np.asarray(p, dtype=float) for p in spec.site_positions_nm]
+            field_name = "surface.site_positions_nm"
+            for p in targets:
+                if np.any(p < 0) or np.any(p > L + 1e-9):
+                    raise SolvmdError(f"{field_name}: position {p.tolist()} nm lies outside the sheet "
+                                      f"(0..{Lx:.3f} x 0..{Ly:.3f} nm)")
+        else:
+            spacing = spec.site_spacing_nm if spec.site_spacing_nm is not None else 0.0
+            targets = _site_grid(spec.sites, spacing, L)
+            field_name = "surface.site_spacing_nm" if spec.sites > 1 else "surface.size_nm"
+        for t, p in enumerate(targets):
+            dist = np.linalg.norm(_min_image(mids - p, L), axis=1)
+            d = _mn4_defect(ybonds[int(np.argmin(dist))], xyz, nb, L)
+            if len(set(d.nitrogens)) != 4 or d.footprint & used or len(d.footprint) != 14:
+                raise SolvmdError(
+                    f"{field_name}: M-N4 site {t + 1} at {np.round(d.centre_xy, 3).tolist()} nm overlaps another "
+                    "site (or its own periodic image); the sites' N4 rings and the C atoms bonded to them must "
+                    "not touch: increase the spacing (>= 0.75 nm), move the sites apart, or enlarge size_nm"
+                )
+            used |= d.footprint
+            defects.append(d)
+
+    # ---- N doping
+    n_graph, n_pyr = spec.graphitic_N or 0, spec.pyridinic_N or 0
+    if spec.N_fraction is not None:
+        total = int(round(spec.N_fraction * n))
+        n_pyr = 3 * int(round(total * spec.pyridinic_share / 3.0))
+        n_graph = max(0, total - n_pyr)
+    for kind, count, make, fname in (
+        ("pyridinic", n_pyr // 3, _pyridinic_defect, "surface.pyridinic_N" if spec.N_fraction is None else "surface.N_fraction"),
+        ("graphitic", n_graph, _graphitic_defect, "surface.graphitic_N" if spec.N_fraction is None else "surface.N_fraction"),
+    ):
+        placed = 0
+        order = rng.permutation(n)
+        for v in order:
+            if placed == count:
+                break
+            d = make(int(v), xyz, nb, L)
+            if d.footprint & used or len(d.footprint) != len(set(d.removed) | set(d.nitrogens) | set(d.alpha)):
+                continue
+            used |= d.footprint
+            defects.append(d)
+            placed += 1
+        if placed < count:
+            per = 3 if kind == "pyridinic" else 1
+            raise SolvmdError(
+                f"{fname}: only {placed * per} of {count * per} {kind} N fit on the {Lx:.2f} x {Ly:.2f} nm sheet "
+                f"({n} atoms) besides the other defects (footprints - N and the C atoms bonded to them - must not "
+                "overlap); lower the doping or enlarge size_nm"
+            )
+
+    # ---- assemble
+    params, lj_sources = _lj_params(spec)
+    q = _charges(spec)
+    removed = {k for d in defects for k in d.removed}
+    elements = ["C"] * n
+    roles = ["C"] * n
+    charges = np.zeros(n)
+    pos = xyz.copy()
+    metal_rows: list[tuple[np.ndarray, _Defect]] = []
+    for d in defects:
+        if d.kind == "MN4":
+            qn, qm = q["N_site"], q["metal"]
+            for k in d.nitrogens:
+                elements[k], roles[k], charges[k] = "N", "N_site", qn
+            total = qm + 4 * qn
+            metal_rows.append((d.centre_xy, d))
+            # the N move radially to the metal's M-N bond length
+            m_n = float(surface_parameters()["geometry"]["MN4_m_n_A"][spec.metal]) / 10.0
+            for k in d.nitrogens:
+                v = _min_image(pos[k, :2] - d.centre_xy, L)
+                pos[k, :2] = (d.centre_xy + v / np.linalg.norm(v) * m_n) % L
+        else:
+            role = "N_pyridinic" if d.kind == "pyridinic" else "N_graphitic"
+            for k in d.nitrogens:
+                elements[k], roles[k], charges[k] = "N", role, q[role]
+            total = q[role] * len(d.nitrogens)
+        for k in d.alpha:
+            roles[k] = "C_alpha"
+            charges[k] += -total / len(d.alpha)
+
+    keep = np.array([k not in removed for k in range(n)])
+    new_index = -np.ones(n, dtype=np.int64)
+    new_index[keep] = np.arange(int(keep.sum()))
+    el = [e for e, k in zip(elements, keep) if k]
+    ro = [r for r, k in zip(roles, keep) if k]
+    xyz_out = pos[keep]
+    q_out = charges[keep]
+    bonds_out = [(int(new_index[i]), int(new_index[j])) for i, j in bonds if keep[i] and keep[j]]
+    site_atoms, site_xy = [], []
+    for centre, d in metal_rows:
+        idx = len(el)
+        el.append(spec.metal)
+        ro.append("metal")
+        xyz_out = np.vstack([xyz_out, [centre[0], centre[1], 0.0]])
+        q_out = np.append(q_out, q["metal"])
+        bonds_out += [(int(new_index[k]), idx) for k in d.nitrogens]
+        site_atoms.append(idx)
+        site_xy.append((float(centre[0]), float(centre[1])))
+    sig = np.array([params[e][0] for e in el])
+    eps = np.array([params[e][1] for e in el])
+    net = float(q_out.sum())
+    if abs(net) > 1e-9:  # cannot happen: every defect is neutral; guard against edits
+        raise SolvmdError(f"surface: the sheet has net charge {net:+.3g} e; every defect must be neutral")
+    q_out -= net / len(q_out)
+    counts = {
+        "MN4_sites": sum(d.kind == "MN4" for d in defects),
+        "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
+        "graphitic_N": sum(d.kind == "graphitic" for d in defects),
+        "vacancies": len(removed),
+    }
+    return Sheet(
+        spec=spec, box_xy_nm=(Lx, Ly), n_cells=(nx, ny), elements=el, roles=ro, xyz_nm=xyz_out, charges=q_out,
+        sigma_nm=sig, epsilon_kJ_mol=eps, bonds=sorted(bonds_out), site_atoms=site_atoms,
+        site_positions_nm=site_xy, defects=counts, lj_sources=lj_sources, charge_sources=q,
+    )
