@@ -23,10 +23,27 @@ wildcard_constraints:
     system="[A-Za-z0-9_.-]+",
 
 
+def _pmf_windows(system):
+    """{cv name: number of windows} from the recipe's pmf: block (empty without one)."""
+    block = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()).get("pmf")
+    if not block or not config.get("pmf", True):
+        return {}
+    from solvmd.pmf import load_specs, n_windows
+
+    return {spec.name: n_windows(spec) for spec in load_specs(block)}
+
+
+PMF = {system: _pmf_windows(system) for system in SYSTEMS}
+BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/barrier.json" for system in SYSTEMS for cv in PMF[system]]
+
+
 def _targets():
     out = expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS)
     if config.get("analyze", True):
         out += expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
+    out += BARRIERS
+    if BARRIERS:
+        out.append(f"{RESULTS}/barriers.csv")
     return out
 
 
@@ -90,3 +107,64 @@ rule analyze:
     shell:
         "solvmd analyze --build $(dirname {input.manifest}) --md $(dirname {input.md}) "
         "-o $(dirname {output.done}) 2> {log}"
+
+
+rule pmf_prepare:
+    """Pick the tagged ion/solvent, steered pull to every window centre."""
+    input:
+        recipe=str(RECIPES / "{system}.yaml"),
+        md=f"{RESULTS}/{{system}}/md/md.json",
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/cv.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_prepare.log",
+    threads: RES.get("md_threads", 2)
+    resources:
+        gpu=RES.get("md_gpus", 0),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} solvmd pmf-prepare {input.recipe} --name {wildcards.cv} "
+        "--build {RESULTS}/{wildcards.system}/build --md {RESULTS}/{wildcards.system}/md "
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
+rule pmf_window:
+    """One umbrella window: an independent, restartable job."""
+    input:
+        recipe=str(RECIPES / "{system}.yaml"),
+        cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/cv.json",
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/window_{{k}}.npz",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_window_{{k}}.log",
+    threads: RES.get("md_threads", 2)
+    resources:
+        gpu=RES.get("md_gpus", 0),
+        runtime=RES.get("md_runtime_min", 60),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} solvmd pmf-window {input.recipe} --name {wildcards.cv} "
+        "--build {RESULTS}/{wildcards.system}/build --window {wildcards.k} "
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
+rule pmf_estimate:
+    input:
+        recipe=str(RECIPES / "{system}.yaml"),
+        windows=lambda w: [f"{RESULTS}/{w.system}/pmf/{w.cv}/window_{k}.npz" for k in range(PMF[w.system][w.cv])],
+    output:
+        barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/barrier.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_estimate.log",
+    shell:
+        "solvmd pmf-estimate {input.recipe} --name {wildcards.cv} "
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
+rule compare:
+    """One table and one figure of the barriers across systems."""
+    input:
+        BARRIERS,
+    output:
+        csv=f"{RESULTS}/barriers.csv",
+        png=f"{RESULTS}/barriers.png",
+    shell:
+        "solvmd compare {input} --csv {output.csv} --png {output.png}"

@@ -75,11 +75,11 @@ def main(argv=None) -> int:
                      "production_ps": args.production_ps, "platform": info["platform"],
                      "ns_per_day": round(info["ns_per_day"], 2), "reference_source": source})
         print(rows[-1], file=sys.stderr)
-    table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "densities.csv", index=False)
-    (out / "densities.md").write_text(table.to_markdown(index=False) + "\n")
+        table = pd.DataFrame(rows)  # rewritten after every solvent, so a partial run still reports
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "densities.csv", index=False)
+        (out / "densities.md").write_text(table.to_markdown(index=False) + "\n")
     print(table.to_string(index=False))
     return 0
 
