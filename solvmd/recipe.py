@@ -208,3 +208,169 @@ def load_recipe(path: str | Path) -> Recipe:
     except yaml.YAMLError as err:
         raise SolvmdError(f"{path}: malformed YAML: {err}") from None
     return parse_recipe(data, str(path))
+
+
+# --------------------------------------------------------------------------- interfaces
+#
+# An interface recipe (``systems/iface_*.yaml``) names a bulk electrolyte recipe and a
+# surface; ``solvmd build`` dispatches on the presence of a ``surface:`` block
+# (:func:`load_any_recipe`). Building is :func:`solvmd.build.interface.build_interface`.
+
+
+class Slab(_Strict):
+    """Liquid slab above the sheet: its thickness at the bulk density (nm), and the
+    thickness of the layer the sheet takes out of the periodic box (nm), i.e.
+    box z = liquid_thickness_nm + excluded_nm. ``excluded_nm`` only matters for NVT
+    (barostat: none); with barostat: z the box height relaxes."""
+
+    liquid_thickness_nm: float = Field(gt=0)
+    excluded_nm: float = Field(default=0.34, ge=0)
+
+
+class BulkDensity(_Strict):
+    """Where the liquid density comes from: ``md`` (``md.json`` of a bulk NPT run of the
+    same electrolyte: production mean), ``build`` (``manifest.json`` estimate of a bulk
+    build), ``value`` (``g_cm3``) or ``estimate`` (ideal-mixing estimate of the recipe)."""
+
+    source: Literal["estimate", "md", "build", "value"] = "estimate"
+    path: str | None = None
+    g_cm3: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BulkDensity":
+        if self.source in ("md", "build") and not self.path:
+            raise ValueError(f"source {self.source} needs path (the bulk run's {self.source} folder)")
+        if self.source == "value" and self.g_cm3 is None:
+            raise ValueError("source value needs g_cm3")
+        if self.source != "value" and self.g_cm3 is not None:
+            raise ValueError("g_cm3 is only used with source: value")
+        return self
+
+
+class LJOverrideSpec(_Strict):
+    """Explicit LJ pair between sheet atoms ``a`` and electrolyte atoms ``b``.
+
+    ``a``: ``metal``, a sheet element (``Zn``, ``N``, ``C``) or a sheet role (``N_site``,
+    ``N_graphitic``, ``N_pyridinic``, ``C_alpha``). ``b``: a species (``Li``: all its
+    atoms), ``species:element`` (``DME:O``) or ``*:element`` (every electrolyte O)."""
+
+    a: str
+    b: str
+    sigma_nm: float = Field(gt=0)
+    epsilon_kJ_mol: float = Field(ge=0)
+    note: str = ""
+
+
+class InterfaceRecipe(_Strict):
+    """Electrolyte above a sheet (see ``systems/iface_*.yaml``).
+
+    ``electrolyte``: the name of a bulk recipe (``systems/<name>.yaml``, looked up next
+    to this file) or an inline recipe mapping; temperature, pressure, charge scaling,
+    force-field settings and packing come from it (``packing`` here overrides).
+    ``barostat``: ``z`` (NPT with only the box height scaled; default) or ``none`` (NVT
+    at the bulk density with box z = slab thickness + excluded_nm).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    electrolyte: Recipe | str
+    electrolyte_source: str | None = Field(default=None, description="set by the loader: the recipe file used")
+    surface: "SurfaceSpec"
+    slab: Slab
+    density: BulkDensity = BulkDensity()
+    barostat: Literal["z", "none"] = "z"
+    lj_overrides: list[LJOverrideSpec] = Field(default_factory=list)
+    packing: Packing | None = None
+    pmf: list[dict] | dict | None = None  # umbrella-sampling specs (e.g. height, site_distance CVs)
+
+    _valid_pmf = field_validator("pmf")(Recipe._valid_pmf.__func__)
+
+    @property
+    def bulk(self) -> Recipe:
+        if not isinstance(self.electrolyte, Recipe):
+            raise SolvmdError(f"interface recipe {self.name}: electrolyte {self.electrolyte!r} is not resolved; "
+                              "load it with load_interface_recipe")
+        return self.electrolyte
+
+
+from solvmd.build.surfaces import SurfaceSpec  # noqa: E402  (no cycle: surfaces does not import recipe)
+
+InterfaceRecipe.model_rebuild()
+
+
+def is_interface_data(data) -> bool:
+    return isinstance(data, dict) and "surface" in data
+
+
+def _resolve_path(p: str, base: Path | None) -> Path:
+    path = Path(p).expanduser()
+    if path.is_absolute() or path.exists() or base is None:
+        return path
+    alt = base / path
+    return alt if alt.exists() else path
+
+
+def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | Path | None = None) -> InterfaceRecipe:
+    """Validate an interface recipe and resolve its electrolyte; errors name the field."""
+    if not isinstance(data, dict):
+        raise SolvmdError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    base = Path(base_dir) if base_dir is not None else None
+    try:
+        rec = InterfaceRecipe.model_validate(data)
+    except ValidationError as err:
+        raise SolvmdError(_format_validation_error(source, err).replace("invalid recipe", "invalid interface recipe")) from None
+    update: dict = {}
+    if isinstance(rec.electrolyte, str):
+        name = rec.electrolyte
+        candidates = [Path(name)] if name.endswith((".yaml", ".yml")) else [Path(f"{name}.yaml"), Path(name)]
+        found = None
+        for c in candidates:
+            for p in ([base / c] if base is not None else []) + [c, Path("systems") / c]:
+                if p.is_file():
+                    found = p
+                    break
+            if found:
+                break
+        if found is None:
+            where = f" next to {source}" if base is not None else ""
+            raise SolvmdError(f"{source}: electrolyte: no recipe file {candidates[0]}{where} or in systems/; "
+                              "give the name of a bulk recipe or an inline recipe mapping")
+        bulk = load_recipe(found)
+        if "surface" in (yaml.safe_load(found.read_text()) or {}):
+            raise SolvmdError(f"{source}: electrolyte: {found} is itself an interface recipe")
+        update["electrolyte"] = bulk
+        update["electrolyte_source"] = str(found)
+    if rec.density.path is not None:
+        update["density"] = rec.density.model_copy(update={"path": str(_resolve_path(rec.density.path, base))})
+    if update:
+        rec = rec.model_copy(update=update)
+    from solvmd.build.surfaces import check_sheet_size
+
+    check_sheet_size(rec.surface, rec.bulk.forcefield.cutoff_nm)
+    return rec
+
+
+def load_interface_recipe(path: str | Path) -> InterfaceRecipe:
+    """Load ``systems/iface_<name>.yaml`` (electrolyte resolved next to it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SolvmdError(f"recipe file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+    return parse_interface_recipe(data, str(path), base_dir=path.parent)
+
+
+def load_any_recipe(path: str | Path) -> "Recipe | InterfaceRecipe":
+    """A bulk :class:`Recipe`, or an :class:`InterfaceRecipe` when the file has a ``surface:`` block."""
+    path = Path(path)
+    if not path.is_file():
+        raise SolvmdError(f"recipe file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+    if is_interface_data(data):
+        return parse_interface_recipe(data, str(path), base_dir=path.parent)
+    return parse_recipe(data, str(path))

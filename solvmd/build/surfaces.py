@@ -101,6 +101,14 @@ class SurfaceSpec(BaseModel):
             raise ValueError(f"sheet edges must be positive, got {list(v)}")
         return v
 
+    @field_validator("pyridinic_N")
+    @classmethod
+    def _n3_groups(cls, v: int | None) -> int | None:
+        if v is not None and v % 3:
+            raise ValueError(f"pyridinic N come in N3 groups at a monovacancy, so the count must be a multiple of 3 "
+                             f"(got {v})")
+        return v
+
     @field_validator("charges")
     @classmethod
     def _charge_keys(cls, v: dict[str, float]) -> dict[str, float]:
@@ -121,11 +129,6 @@ class SurfaceSpec(BaseModel):
                 raise ValueError(f"sites / site_spacing_nm / site_positions_nm are only for kind MN4, not {self.kind}")
         if self.N_fraction is not None and (self.graphitic_N is not None or self.pyridinic_N is not None):
             raise ValueError("give N_fraction, or graphitic_N / pyridinic_N counts, not both")
-        if self.pyridinic_N is not None and self.pyridinic_N % 3:
-            raise ValueError(
-                f"pyridinic_N: pyridinic N come in N3 groups at a monovacancy, so the count must be a "
-                f"multiple of 3 (got {self.pyridinic_N})"
-            )
         doped = bool(self.N_fraction) or bool(self.graphitic_N) or bool(self.pyridinic_N)
         if self.kind == "N-graphene" and not doped:
             raise ValueError("kind N-graphene needs N doping: graphitic_N / pyridinic_N counts or N_fraction")
@@ -191,8 +194,20 @@ class Sheet:
 
     @property
     def atom_names(self) -> list[str]:
-        names = {"C": "C", "C_alpha": "CN", "N_graphitic": "NG", "N_pyridinic": "NP", "N_site": "NM"}
-        return [names.get(r, e.upper()) for r, e in zip(self.roles, self.elements)]
+        """Unique within the sheet residue (PDB readers drop repeated names as alternate
+        locations): element + running number per element (C1 .. C999), then element +
+        a letter + two base-36 digits (C A00 ...) to stay within 4 characters."""
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        count: dict[str, int] = {}
+        out = []
+        for e in self.elements:
+            k = count[e] = count.get(e, 0) + 1
+            if len(f"{e}{k}") <= 4 and k < 1000:
+                out.append(f"{e}{k}")
+            else:
+                m = k - 1000
+                out.append(f"{e}{digits[10 + m // 1296]}{digits[(m // 36) % 36]}{digits[m % 36]}")
+        return out
 
     def geometry(self) -> dict:
         """Bond-length statistics (nm) by bond type, e.g. ``{"C-C": {min, max, n}, "Zn-N": ...}``."""
@@ -389,7 +404,7 @@ def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
             if placed == count:
                 break
             d = make(int(v), xyz, nb, L)
-            if d.footprint & used or len(d.footprint) != len(set(d.removed) | set(d.nitrogens) | set(d.alpha)):
+            if d.footprint & used:
                 continue
             used |= d.footprint
             defects.append(d)
