@@ -62,9 +62,19 @@ rule protocol:
         Path(output[0]).write_text(yaml.safe_dump({"md": dict(params.md)}, sort_keys=False))
 
 
+def _build_inputs(wildcards):
+    """The recipe, plus for an interface its electrolyte recipe and the bulk run it takes its density from."""
+    recipe = RECIPES / f"{wildcards.system}.yaml"
+    if "surface" not in (yaml.safe_load(recipe.read_text()) or {}):
+        return [str(recipe)]
+    from solvmd.build.interface import build_inputs
+
+    return [str(recipe)] + build_inputs(recipe)
+
+
 rule build:
     input:
-        str(RECIPES / "{system}.yaml"),
+        _build_inputs,
     output:
         pdb=f"{RESULTS}/{{system}}/build/system.pdb",
         xml=f"{RESULTS}/{{system}}/build/system.xml",
@@ -72,7 +82,7 @@ rule build:
     log:
         f"{RESULTS}/{{system}}/logs/build.log",
     shell:
-        "solvmd build {input} -o $(dirname {output.manifest}) 2> {log}"
+        "solvmd build {input[0]} -o $(dirname {output.manifest}) 2> {log}"
 
 
 rule md:

@@ -11,6 +11,7 @@ Not a test: it takes CPU-hours at full length (minutes on a GPU).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,6 +39,21 @@ def mean_and_sem(x: np.ndarray) -> tuple[float, float, float]:
     """Mean, standard error corrected for correlation (statistical inefficiency g), and g."""
     g = timeseries.statistical_inefficiency(x)
     return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / len(x))), float(g)
+
+
+def write_tables(rows: list[dict], out: Path) -> pd.DataFrame:
+    """Merge ``rows`` into ``out/densities.csv`` (replacing rows of the same solvent) and write a Markdown copy."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    csv = out / "densities.csv"
+    if csv.exists():
+        old = pd.read_csv(csv)
+        table = pd.concat([old[~old["solvent"].isin(table["solvent"])], table], ignore_index=True)
+    table.to_csv(csv, index=False)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    (out / "densities.md").write_text("\n".join(lines) + "\n")
+    return table
 
 
 def main(argv=None) -> int:
@@ -68,18 +84,15 @@ def main(argv=None) -> int:
         lo, hi, tol, source = REFERENCE[solvent]
         ref = 0.5 * (lo + hi)
         dev = 100.0 * (mean - ref) / ref
-        rows.append({"solvent": solvent, "n_atoms": info and int(recipe.size.target_atoms),
+        n_atoms = json.loads((work / "build" / "manifest.json").read_text())["n_atoms"]
+        rows.append({"solvent": solvent, "n_atoms": int(n_atoms),
                      "rho_model_g_cm3": round(mean, 4), "sem_g_cm3": round(sem, 4), "stat_ineff": round(g, 1),
                      "rho_ref_g_cm3": f"{lo}-{hi}" if lo != hi else f"{lo}", "deviation_pct": round(dev, 2),
                      "tolerance_pct": tol, "verdict": "pass" if abs(dev) <= tol else "MISS",
                      "production_ps": args.production_ps, "platform": info["platform"],
                      "ns_per_day": round(info["ns_per_day"], 2), "reference_source": source})
         print(rows[-1], file=sys.stderr)
-        table = pd.DataFrame(rows)  # rewritten after every solvent, so a partial run still reports
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "densities.csv", index=False)
-        (out / "densities.md").write_text(table.to_markdown(index=False) + "\n")
+        table = write_tables(rows, Path(args.out))  # after every solvent, so a partial run still reports
     print(table.to_string(index=False))
     return 0
 

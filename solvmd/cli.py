@@ -14,11 +14,15 @@ from solvmd.errors import SolvmdError
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
+    from solvmd.build.interface import build_interface
     from solvmd.build.system import build_system
-    from solvmd.recipe import load_recipe
+    from solvmd.recipe import InterfaceRecipe, load_any_recipe
 
-    recipe = load_recipe(args.recipe)
-    build_system(recipe, args.out)
+    recipe = load_any_recipe(args.recipe)
+    if isinstance(recipe, InterfaceRecipe):
+        build_interface(recipe, args.out)
+    else:
+        build_system(recipe, args.out)
 
 
 def _cmd_md(args: argparse.Namespace) -> None:
@@ -56,7 +60,13 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         spec = analysis.spec_from_manifest(Path(args.build), Path(args.md))
     else:
         raise SolvmdError("solvmd analyze: give SPEC.yaml, or --build BUILD_DIR --md MD_DIR for a solvmd run")
-    analysis.run_analysis(spec, Path(args.out))
+    tables = analysis.run_analysis(spec, Path(args.out))
+    if args.build:
+        from solvmd.build.interface import is_interface_build
+
+        if is_interface_build(args.build):
+            settings = analysis.interface_settings_from_manifest(Path(args.build))
+            analysis.run_interface_analysis(spec, settings, Path(args.out), results=tables)
 
 
 def _pmf_spec(args: argparse.Namespace):

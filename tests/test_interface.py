@@ -294,3 +294,39 @@ def test_demo_interfacial_tables(demo):
                  "interface_site_rdf.csv", "interface_coordination_lateral.csv", "interface_density.png",
                  "interface.json"):
         assert (work / "analysis" / name).stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- the CLI path
+
+
+def test_cli_build_md_analyze_an_interface(tmp_path):
+    """`solvmd build` dispatches on the `surface:` block, `solvmd md` applies the z-only barostat
+    (x and y stay the sheet's periods) and `solvmd analyze` adds the interfacial tables."""
+    import yaml
+
+    from solvmd.cli import main
+
+    (tmp_path / "iface.yaml").write_text(yaml.safe_dump(recipe()))
+    protocol = {"md": {"heat_ps": 0.4, "equilibrate_ps": 1.0, "production_ps": 1.0, "report_interval_ps": 0.2,
+                       "frame_interval_ps": 0.2, "checkpoint_interval_ps": 1.0, "barostat_interval_steps": 5,
+                       "platform": "CPU"}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(protocol))
+    build, md, out = tmp_path / "build", tmp_path / "md", tmp_path / "analysis"
+    assert main(["build", str(tmp_path / "iface.yaml"), "-o", str(build)]) == 0
+    man = json.loads((build / "manifest.json").read_text())
+    assert man["kind"] == "interface" and man["barostat"] == "z"
+    assert main(["md", str(build), "-o", str(md), "-p", str(tmp_path / "p.yaml")]) == 0
+    final = app.PDBFile(str(md / "final.pdb"))
+    box = final.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)
+    assert [box[0][0], box[1][1]] == pytest.approx(man["box_nm"][:2], abs=1e-4)  # the sheet's periods kept
+    thermo = np.genfromtxt(md / "thermo.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    volumes = thermo["V_nm3"][thermo["stage"] != "heat"]
+    assert volumes.std() > 0  # the z barostat acted
+    sheet = slice(*man["frozen_atoms"])
+    xyz = np.array(final.positions.value_in_unit(unit.nanometer))[sheet]
+    start = np.array(app.PDBFile(str(build / "system.pdb")).positions.value_in_unit(unit.nanometer))[sheet]
+    assert np.abs(xyz - start).max() < 1e-3  # frozen sheet did not move
+    assert main(["analyze", "--build", str(build), "--md", str(md), "-o", str(out)]) == 0
+    assert (out / "analysis.json").is_file() and (out / "interface.json").is_file()
+    dens = np.genfromtxt(out / "interface_density.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert len(dens) > 10

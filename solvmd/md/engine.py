@@ -22,6 +22,7 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
+from solvmd.build.interface import make_barostat
 from solvmd.build.system import check_box, load_build, versions
 from solvmd.errors import SimulationError, SolvmdError
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
@@ -106,10 +107,10 @@ class MDRun:
     def _simulation(self, stage: Stage) -> app.Simulation:
         system = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(self.system))
         if stage.npt:
-            barostat = openmm.MonteCarloBarostat(self.pressure * unit.bar, self.temperature * unit.kelvin,
-                                                 self.protocol.barostat_interval_steps)
-            barostat.setRandomNumberSeed(self.protocol.seed)
-            system.addForce(barostat)
+            barostat = make_barostat(self.manifest.get("barostat"), self.pressure, self.temperature,
+                                     self.protocol.barostat_interval_steps, self.protocol.seed)
+            if barostat is not None:
+                system.addForce(barostat)
         integrator = openmm.LangevinMiddleIntegrator(
             self.temperature * unit.kelvin, self.protocol.friction_per_ps / unit.picosecond,
             self.protocol.timestep_fs * unit.femtosecond)
@@ -142,7 +143,7 @@ class MDRun:
         if self.traj_path.exists() and not TrajectoryWriter.belongs_to_solvmd(self.traj_path):
             raise SolvmdError(f"{self.traj_path} exists but was not written by solvmd md (no frame index); "
                               "move it away or choose another output folder")
-        check_box(self.manifest["box_nm"][0], self.manifest["cutoff_nm"])
+        check_box(min(self.manifest["box_nm"]), self.manifest["cutoff_nm"])
         started = self.out / "protocol.json"
         if started.exists() and json.loads(started.read_text()) != p.model_dump(mode="json"):
             raise SolvmdError(f"{self.out} holds a partial run with a different protocol (protocol.json); "
