@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from pymbar import timeseries
 
+from common import benchmark_protocol, write_merged_table
 from solvmd.build.system import build_system
 from solvmd.md.engine import run_md
-from solvmd.md.protocol import load_protocol
 from solvmd.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,21 +41,6 @@ def mean_and_sem(x: np.ndarray) -> tuple[float, float, float]:
     return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / len(x))), float(g)
 
 
-def write_tables(rows: list[dict], out: Path) -> pd.DataFrame:
-    """Merge ``rows`` into ``out/densities.csv`` (replacing rows of the same solvent) and write a Markdown copy."""
-    out.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame(rows)
-    csv = out / "densities.csv"
-    if csv.exists():
-        old = pd.read_csv(csv)
-        table = pd.concat([old[~old["solvent"].isin(table["solvent"])], table], ignore_index=True)
-    table.to_csv(csv, index=False)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    (out / "densities.md").write_text("\n".join(lines) + "\n")
-    return table
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--solvents", nargs="+", default=list(REFERENCE))
@@ -66,10 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=str(ROOT / "results" / "benchmarks" / "densities"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
-    protocol = load_protocol(None, dict(heat_ps=5, equilibrate_ps=args.equilibrate_ps,
-                                        production_ps=args.production_ps, report_interval_ps=0.5,
-                                        frame_interval_ps=5.0, checkpoint_interval_ps=25.0,
-                                        platform=args.platform))
+    protocol = benchmark_protocol(args.equilibrate_ps, args.production_ps, args.platform,
+                                  frame_interval_ps=5.0, checkpoint_interval_ps=25.0)
     rows = []
     for solvent in args.solvents:
         recipe = load_recipe(ROOT / "systems" / f"pure_{solvent.lower()}.yaml")
@@ -92,7 +75,7 @@ def main(argv=None) -> int:
                      "production_ps": args.production_ps, "platform": info["platform"],
                      "ns_per_day": round(info["ns_per_day"], 2), "reference_source": source})
         print(rows[-1], file=sys.stderr)
-        table = write_tables(rows, Path(args.out))  # after every solvent, so a partial run still reports
+        table = write_merged_table(rows, Path(args.out), "densities", key="solvent")  # after every solvent, so a partial run still reports
     print(table.to_string(index=False))
     return 0
 
