@@ -35,3 +35,19 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_yaml(path: str | Path, what: str):
+    """Parse the YAML (or JSON) file ``path``; a missing or malformed file is a SolvmdError
+    naming ``what`` it should have been (e.g. "recipe", "analysis spec")."""
+    import yaml
+
+    from solvmd.errors import SolvmdError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SolvmdError(f"{what} file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SolvmdError(f"{path}: malformed YAML in {what}: {err}") from None

@@ -181,7 +181,7 @@ def _error(spec_or_fields, tmp_path) -> str:
         ({"cutoffs_A": {"DME": -2.0}}, "cutoffs_A.DME", "greater than 0"),
         ({"cutoffs_A": {"PF6": 2.5}}, "cutoffs_A.PF6", "not a partner"),
         ({"anions": ["NO3"]}, "anions", "not a partner"),
-        ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+        ({"colour": "red"}, "colour", "unknown field (misspelled?)"),
         ({"partners": {}}, "partners", "at least one partner"),
         ({"frames": {"start": 5, "stop": 2}}, "frames", "larger than start"),
         ({"temperature_K": -5}, "temperature_K", "greater than 0"),

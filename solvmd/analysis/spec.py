@@ -26,10 +26,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from solvmd.errors import SolvmdError
+from solvmd.errors import SolvmdError, validation_message
+from solvmd.io import read_yaml
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 _NAME = re.compile(r"^[A-Za-z0-9_+\-.]+$")
@@ -151,19 +151,6 @@ class AnalysisSpec(_Model):
         return list(self.trajectory) if isinstance(self.trajectory, list) else [self.trajectory]
 
 
-def format_validation_error(err: ValidationError, source: str = "spec") -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        got = e.get("input")
-        extra = ""
-        if e["type"] not in ("missing",) and not isinstance(got, (dict, list)) and got is not None:
-            extra = f" (got {got!r})"
-        lines.append(f"  {loc}: {msg}{extra}")
-    return f"{source}: invalid analysis spec\n" + "\n".join(lines)
-
-
 def _resolve(path: Path, base: Path) -> Path:
     path = Path(path).expanduser()
     if path.is_absolute() or path.exists():
@@ -179,7 +166,7 @@ def spec_from_dict(data: dict[str, Any], source: str = "spec", base: Path | None
     try:
         spec = AnalysisSpec.model_validate(data)
     except ValidationError as err:
-        raise SolvmdError(format_validation_error(err, source)) from None
+        raise SolvmdError(validation_message(err, source, "analysis spec")) from None
     if base is not None:
         spec.topology = _resolve(spec.topology, base)
         if isinstance(spec.trajectory, list):
@@ -192,12 +179,7 @@ def spec_from_dict(data: dict[str, Any], source: str = "spec", base: Path | None
 def load_spec(path: str | Path) -> AnalysisSpec:
     """Read and validate an analysis spec (YAML or JSON)."""
     path = Path(path)
-    if not path.is_file():
-        raise SolvmdError(f"analysis spec {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SolvmdError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, "analysis spec")
     return spec_from_dict(data, source=str(path), base=path.resolve().parent)
 
 

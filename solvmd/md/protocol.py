@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from solvmd.errors import SolvmdError
+from solvmd.errors import SolvmdError, validation_message
+from solvmd.io import read_yaml
 
 
 class MDProtocol(BaseModel):
@@ -62,21 +62,10 @@ def load_protocol(path: str | Path | None, overrides: dict | None = None) -> MDP
     """Protocol from a YAML file (top level, or its ``md:`` block), plus overrides."""
     data: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SolvmdError(f"protocol file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+        raw = read_yaml(path, "MD protocol") or {}
         data = dict(raw.get("md", raw))
     data.update(overrides or {})
     try:
         return MDProtocol.model_validate(data)
     except ValidationError as err:
-        lines = [f"{path or 'protocol'}: invalid MD protocol"]
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = "unknown field (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"  md.{loc}: {msg.removeprefix('Value error, ')}")
-        raise SolvmdError("\n".join(lines)) from None
+        raise SolvmdError(validation_message(err, str(path or "protocol"), "MD protocol", loc_prefix="md.")) from None

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from solvmd.errors import SolvmdError
+from solvmd.errors import SolvmdError, validation_message
+from solvmd.io import read_yaml
 
 KB_KJ_MOL_K = 0.0083144626181532  # Boltzmann constant, kJ/(mol K)
 KJ_PER_KCAL = 4.184
@@ -230,19 +230,6 @@ class PMFSpec(_Strict):
         return self.cv.kind in ("distance", "site_distance")
 
 
-def _format_validation(err: ValidationError, where: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(spec)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (check spelling; see solvmd.pmf.spec.PMFSpec for the allowed fields)"
-        elif e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
-            msg = f"{msg}; allowed cv kinds: distance, height, site_distance"
-        lines.append(f"  {loc}: {msg}")
-    return f"invalid PMF spec {where}:\n" + "\n".join(lines)
-
-
 def parse_spec(data: dict | PMFSpec, where: str = "") -> PMFSpec:
     """Validate one mapping into a PMFSpec; errors name the field."""
     if isinstance(data, PMFSpec):
@@ -250,7 +237,9 @@ def parse_spec(data: dict | PMFSpec, where: str = "") -> PMFSpec:
     try:
         return PMFSpec.model_validate(data)
     except ValidationError as err:
-        raise PMFSpecError(_format_validation(err, where)) from None
+        raise PMFSpecError(validation_message(
+            err, f"PMF spec {where}".strip(), "PMF spec", hint="allowed fields: solvmd.pmf.spec.PMFSpec; "
+            "allowed cv kinds: distance, height, site_distance")) from None
 
 
 def load_specs(source: str | Path | dict | list) -> list[PMFSpec]:
@@ -258,10 +247,11 @@ def load_specs(source: str | Path | dict | list) -> list[PMFSpec]:
     where = ""
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise PMFSpecError(f"PMF spec file {path} does not exist")
         where = f"in {path}"
-        source = yaml.safe_load(path.read_text())
+        try:
+            source = read_yaml(path, "PMF spec")
+        except SolvmdError as err:
+            raise PMFSpecError(str(err)) from None
     if isinstance(source, dict) and "pmf" in source and "cv" not in source:
         source = source["pmf"]
     items = source if isinstance(source, list) else [source]
