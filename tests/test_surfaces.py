@@ -1,6 +1,8 @@
 """Surface builders: lattice geometry, periodic bonds, doping counts, M-N4 sites, charges, bad input."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +125,20 @@ def test_mn4_site_geometry_charges_and_uff(metal):
     uff = surface_parameters()["lj"]["metals_uff"][metal]
     assert sheet.sigma_nm[m] == pytest.approx(uff["x_A"] / 2 ** (1 / 6) / 10)
     assert sheet.epsilon_kJ_mol[m] == pytest.approx(uff["D_kcal_mol"] * 4.184)
+
+
+def test_mn4_defaults_name_their_source():
+    """Every metal's default q(M), q(N) and M-N length says where it comes from: a named
+    publication (a [TAG] listed in SOURCES.md) or an explicit 'representative' marker."""
+    sources_md = (Path(__file__).resolve().parents[1] / "forcefields" / "SOURCES.md").read_text()
+    geo = surface_parameters()["geometry"]
+    for metal in METALS:
+        for src in (_charge_table()["MN4"][metal].get("source"), geo["MN4_m_n_source"].get(metal)):
+            assert isinstance(src, str) and src.strip(), metal
+            tags = re.findall(r"\[([A-Z][A-Za-z0-9]+)\]", src)
+            assert tags or src.startswith("representative"), (metal, src)
+            for tag in tags:
+                assert f"* [{tag}] " in sources_md, (metal, tag)
 
 
 def test_zn_uff_numbers_independently():
