@@ -8,6 +8,7 @@ message naming the field and what is allowed.
 
 from __future__ import annotations
 
+import re
 from math import gcd
 from pathlib import Path
 from typing import Literal
@@ -15,8 +16,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
+
+
+def _units_with_role(role: str) -> list[str]:
+    return [n for n in complexes.known_units() if complexes.unit_role(n) == role]
 
 
 class _Strict(BaseModel):
@@ -34,6 +40,40 @@ class Salt(_Strict):
     molarity_M: float | None = Field(default=None, gt=0)
     molar_ratio: float | None = Field(default=None, gt=0)
 
+    @field_validator("cation", "anion")
+    @classmethod
+    def _ion_role(cls, v: str | None, info) -> str | None:
+        """A salt's cation/anion must be a charged species or complex of that sign."""
+        if v is None:
+            return v
+        want = info.field_name
+        if v not in complexes.known_units():
+            raise ValueError(f"unknown species {v!r}; allowed {want}s: {', '.join(_units_with_role(want))}")
+        role, q = complexes.unit_role(v), complexes.unit_charge(v)
+        if role != want:
+            kind = "a neutral solvent species (e.g. a diluent)" if role == "solvent" else f"a{'n' if role == 'anion' else ''} {role}"
+            sign = "positive" if want == "cation" else "negative"
+            where = "list it under solvents" if role == "solvent" else f"use it as the salt's {role}"
+            raise ValueError(f"{v} is {kind} with charge {q:+d}, not a{'n' if want == 'anion' else ''} {want}: "
+                             f"a{'n' if want == 'anion' else ''} {want} must be {sign}; {where}. "
+                             f"Allowed {want}s: {', '.join(_units_with_role(want))}")
+        return v
+
+    @field_validator("formula")
+    @classmethod
+    def _formula_ions(cls, v: dict[str, int] | None) -> dict[str, int] | None:
+        if v is None:
+            return v
+        for name, n in v.items():
+            if name not in complexes.known_units():
+                raise ValueError(f"{name}: unknown species; known: {', '.join(complexes.known_units())}")
+            if complexes.unit_role(name) == "solvent":
+                raise ValueError(f"{name}: a solvent (neutral, charge 0) in a salt formula; salts may only contain "
+                                 "ions and charged complexes - list it under solvents")
+            if n <= 0:
+                raise ValueError(f"{name}: count must be > 0, got {n}")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> "Salt":
         if (self.molarity_M is None) == (self.molar_ratio is None):
@@ -49,24 +89,14 @@ class Salt(_Strict):
         return self
 
     def ions(self) -> dict[str, int]:
-        """Species -> count per formula unit; the formula unit is checked to be neutral."""
+        """Species or complex -> count per formula unit; the formula unit is checked to be neutral."""
         if self.formula is not None:
             ions = dict(self.formula)
-            for name, n in ions.items():
-                sp = species_registry.get(name)
-                if sp.role == "solvent":
-                    raise SolvmdError(f"salt formula lists {name}, a solvent; salts may only contain ions")
-                if n <= 0:
-                    raise SolvmdError(f"salt formula: count of {name} must be > 0, got {n}")
         else:
-            cat, an = species_registry.get(self.cation), species_registry.get(self.anion)
-            if cat.charge <= 0:
-                raise SolvmdError(f"salt cation {cat.name} has charge {cat.charge}; a cation must be positive")
-            if an.charge >= 0:
-                raise SolvmdError(f"salt anion {an.name} has charge {an.charge}; an anion must be negative")
-            lcm = cat.charge * -an.charge // gcd(cat.charge, -an.charge)
-            ions = {cat.name: lcm // cat.charge, an.name: lcm // -an.charge}
-        net = sum(species_registry.get(n).charge * k for n, k in ions.items())
+            qc, qa = complexes.unit_charge(self.cation), complexes.unit_charge(self.anion)
+            lcm = qc * -qa // gcd(qc, -qa)
+            ions = {self.cation: lcm // qc, self.anion: lcm // -qa}
+        net = sum(complexes.unit_charge(n) * k for n, k in ions.items())
         if net != 0:
             raise SolvmdError(f"salt {ions} has net charge {net:+d} e per formula unit; a salt must be neutral")
         return ions
@@ -163,6 +193,24 @@ class Recipe(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _compatible_templates(self) -> "Recipe":
+        """All species (complex members included) must load into one ForceField and topology."""
+        where: dict[str, str] = {}
+        for k, salt in enumerate(self.salts):
+            for unit in salt.ions():
+                field = f"salts.{k}.formula.{unit}" if salt.formula else (
+                    f"salts.{k}.cation" if unit == salt.cation else f"salts.{k}.anion")
+                for m in complexes.unit_members(unit):
+                    where.setdefault(m, field if m == unit else f"{field} (member of complex {unit})")
+        for k, s in enumerate(self.solvents):
+            where.setdefault(s.species, f"solvents.{k}.species")
+        problems = species_registry.template_conflicts(list(where))
+        if problems:
+            raise ValueError("; ".join(f"{where[b]}: species {b} clashes with {a} ({where[a]}): {why}"
+                                       for a, b, why in problems))
+        return self
+
+    @model_validator(mode="after")
     def _consistent_modes(self) -> "Recipe":
         salt_modes = {"molarity" if s.molarity_M is not None else "ratio" for s in self.salts}
         solv_modes = {"volume" if s.volume_fraction is not None else "ratio" for s in self.solvents}
@@ -184,6 +232,8 @@ def _format_validation_error(path: str, err: ValidationError) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field (misspelled?)"
+        if loc == "(top level)" and (m := re.match(r"^([a-z_]+(?:\.\w+)+): (.*)$", msg, flags=re.S)):
+            loc, msg = m.group(1), m.group(2)  # a cross-field check that names its field
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import yaml
@@ -203,3 +204,42 @@ def molecule_topology_from_xyz(sp: Species, xyz_A: np.ndarray):
 def molecule_topology(sp: Species, seed: int = 42):
     """A single molecule of ``sp``: (OpenMM Topology, positions as openmm Quantity in nm)."""
     return molecule_topology_from_xyz(sp, sp.coordinates(seed))
+
+
+@lru_cache(maxsize=None)
+def _xml_names(path: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Atom type names, class names and residue template names defined in one force-field XML."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError) as err:
+        raise SolvmdError(f"force-field file {path} cannot be read: {err}") from None
+    types = frozenset(t.get("name") for t in root.iter("Type") if t.get("name"))
+    classes = frozenset(t.get("class") for t in root.iter("Type") if t.get("class"))
+    residues = frozenset(r.get("name") for r in root.iter("Residue") if r.get("name"))
+    return types, classes, residues
+
+
+def template_conflicts(names: list[str]) -> list[tuple[str, str, str]]:
+    """Why the given species cannot share one OpenMM ForceField / topology, as (a, b, reason).
+
+    Two species clash when they use the same residue name (topology residues map to
+    templates and to charge scaling by name), or when their XML files are different and
+    define the same atom type or class name (OpenMM refuses duplicate types; a shared class
+    would silently mix bonded parameters between the files). An empty list means compatible.
+    """
+    sps = [get(n) for n in dict.fromkeys(names)]
+    out: list[tuple[str, str, str]] = []
+    for i, a in enumerate(sps):
+        for b in sps[i + 1:]:
+            if a.residue == b.residue:
+                out.append((a.name, b.name, f"both use residue name {a.residue!r}; residue names must be unique"))
+            if a.xml_path == b.xml_path or not (a.xml_path.exists() and b.xml_path.exists()):
+                continue
+            ta, ca, _ = _xml_names(str(a.xml_path))
+            tb, cb, _ = _xml_names(str(b.xml_path))
+            for what, x, y in (("atom type", ta, tb), ("atom class", ca, cb)):
+                common = sorted(x & y)
+                if common:
+                    out.append((a.name, b.name, f"{a.xml} and {b.xml} both define {what} name(s) {common[:4]}; "
+                                                "prefix type and class names with the residue name (README: Adding a species)"))
+    return out

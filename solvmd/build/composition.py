@@ -5,6 +5,11 @@ sum of the ions' partial molar volume estimates); the rest is the solvent mixtur
 split by volume fraction of the pure liquids (ideal mixing). Molar-ratio mode: counts
 follow the ratios directly. The density estimate is mass / estimated volume; NPT then
 relaxes it, and both values are recorded.
+
+Pre-assembled complexes (:mod:`solvmd.complexes`) are packing units: their volume and
+mass are those of their members (bound solvent keeps its liquid molar volume), and
+``Composition.units`` lists them, while ``Composition.counts`` gives the species counts
+with every complex expanded into its members (what the force field and analysis see).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
 from solvmd.recipe import Recipe
@@ -25,16 +31,21 @@ class Composition:
     """Resolved composition.
 
     Attributes:
-        counts: species name -> number of molecules/ions (insertion order: salts' ions, then solvents).
+        units: packing unit (species or complex) -> number (insertion order: salts' ions, then solvents).
         density_g_cm3: estimated solution density.
         box_nm: cubic box edge length in nm for that density.
         concentrations_M: salt label -> molarity of the resolved box at the estimated density.
     """
 
-    counts: dict[str, int]
+    units: dict[str, int]
     density_g_cm3: float
     box_nm: float
     concentrations_M: dict[str, float]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Species name -> number of molecules/ions, complexes expanded into their members."""
+        return complexes.expand(self.units)
 
     @property
     def n_atoms(self) -> int:
@@ -55,7 +66,7 @@ def _per_unit_amounts(recipe: Recipe) -> tuple[dict[str, float], dict[str, float
         n_salt = salts[salt.label]
         for ion, k in salt.ions().items():
             amounts[ion] = amounts.get(ion, 0.0) + n_salt * k
-            salt_volume += n_salt * k * species_registry.get(ion).molar_volume
+            salt_volume += n_salt * k * complexes.unit_molar_volume(ion)
 
     solvents = [(species_registry.get(s.species), s) for s in recipe.solvents]
     if recipe.solvents[0].volume_fraction is not None:
@@ -71,7 +82,7 @@ def _per_unit_amounts(recipe: Recipe) -> tuple[dict[str, float], dict[str, float
     else:
         for sp, s in solvents:
             amounts[sp.name] = s.molar_ratio
-    volume = sum(n * species_registry.get(name).molar_volume for name, n in amounts.items())
+    volume = sum(n * complexes.unit_molar_volume(name) for name, n in amounts.items())
     return amounts, salts, volume
 
 
@@ -81,7 +92,7 @@ def resolve(recipe: Recipe) -> Composition:
     if recipe.size.salt_units is not None:
         scale = recipe.size.salt_units / sum(salts.values())
     else:
-        atoms_per_unit = sum(n * species_registry.get(name).n_atoms for name, n in amounts.items())
+        atoms_per_unit = sum(n * complexes.unit_n_atoms(name) for name, n in amounts.items())
         scale = recipe.size.target_atoms / atoms_per_unit
 
     # Salts first, rounded as whole formula units so the box stays neutral.
@@ -102,12 +113,12 @@ def resolve(recipe: Recipe) -> Composition:
             raise SolvmdError(f"size: solvent {s.species} rounds to 0 molecules; increase the system size")
         counts[s.species] = n
 
-    mass_g = sum(species_registry.get(name).molar_mass_g_mol * k for name, k in counts.items()) / AVOGADRO
-    volume_est_cm3 = sum(species_registry.get(name).molar_volume * k for name, k in counts.items()) / AVOGADRO
+    mass_g = sum(complexes.unit_molar_mass(name) * k for name, k in counts.items()) / AVOGADRO
+    volume_est_cm3 = sum(complexes.unit_molar_volume(name) * k for name, k in counts.items()) / AVOGADRO
     density = mass_g / volume_est_cm3
     box_nm = float(np.cbrt(volume_est_cm3 * 1e21))
     conc = {label: units / AVOGADRO / (volume_est_cm3 * 1e-3) for label, units in units_by_salt.items()}
-    comp = Composition(counts=counts, density_g_cm3=density, box_nm=box_nm, concentrations_M=conc)
+    comp = Composition(units=counts, density_g_cm3=density, box_nm=box_nm, concentrations_M=conc)
     if comp.net_charge != 0:  # cannot happen with neutral salts; guard against registry edits
-        raise SolvmdError(f"resolved composition {counts} has net charge {comp.net_charge:+d} e")
+        raise SolvmdError(f"resolved composition {comp.counts} has net charge {comp.net_charge:+d} e")
     return comp

@@ -316,7 +316,7 @@ def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -
           f"{comp.counts} ({n_liq_atoms} atoms) at {rho:.4f} g/cm^3 [{rho_source}]; box z {Lz:.3f} nm, "
           f"barostat {rec.barostat}", file=log)
     # parameterize first (bad overrides fail before packing), then pack
-    topology = build_topology(comp.counts, (Lx, Ly, Lz))
+    topology = build_topology(comp.units, (Lx, Ly, Lz))
     system = parameterize(topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=bulk.charge_scale,
                           ewald_error_tolerance=ffs.ewald_error_tolerance,
                           dispersion_correction=ffs.dispersion_correction)
@@ -326,7 +326,7 @@ def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -
     xterms = cross_terms(system, sheet, start, topology, comp.counts, override_rows)
     finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides)
     zlo, zhi = delta / 2.0, Lz - delta / 2.0
-    xyz_A = pack(comp.counts, (Lx * 10.0, Ly * 10.0, Lz * 10.0), seed=packing.seed, tolerance_A=packing.tolerance_A,
+    xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, Lz * 10.0), seed=packing.seed, tolerance_A=packing.tolerance_A,
                  nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
     xyz_nm = np.vstack([xyz_A / 10.0, sheet.xyz_nm])
     n_atoms = n_liq_atoms + sheet.n_atoms

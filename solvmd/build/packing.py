@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
 
@@ -42,6 +43,25 @@ def _write_single_pdb(path: Path, sp: species_registry.Species, seed: int) -> No
     path.write_text("\n".join(lines) + "\nEND\n")
 
 
+def _write_complex_pdb(path: Path, name: str) -> None:
+    """One pre-assembled complex (several residues) as a single packmol structure: rigid as a whole."""
+    from solvmd.build.complex_geometry import build_structure
+
+    st = build_structure(name)
+    xyz = st.xyz_A - st.xyz_A.mean(axis=0)
+    lines, k = [], 0
+    for r, member in enumerate(st.members, start=1):
+        sp = species_registry.get(member)
+        for atom_name, atom in zip(sp.atom_names, sp.mol.GetAtoms()):
+            pos = xyz[k]
+            k += 1
+            lines.append(
+                f"HETATM{k:5d} {atom_name:<4s} {sp.residue:>3s} A{r:4d}    "
+                f"{pos[0]:8.3f}{pos[1]:8.3f}{pos[2]:8.3f}  1.00  0.00          {atom.GetSymbol():>2s}"
+            )
+    path.write_text("\n".join(lines) + "\nEND\n")
+
+
 def _read_pdb_xyz(path: Path) -> np.ndarray:
     rows = [ln for ln in path.read_text().splitlines() if ln.startswith(("ATOM", "HETATM"))]
     return np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in rows])
@@ -59,7 +79,8 @@ def pack(
     """Pack ``counts`` molecules into a periodic box with packmol.
 
     Args:
-        counts: species name -> number of molecules, in the order they will appear.
+        counts: species or complex name -> number of units, in the order they will appear
+            (a pre-assembled complex is packed as one rigid structure).
         box_A: box edge lengths in angstrom (a float for a cube).
         seed: packmol random seed (recorded in the manifest).
         tolerance_A: minimum distance between atoms of different molecules, angstrom.
@@ -91,8 +112,10 @@ def pack(
         ]
         lines.append(f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}")
         for name, n in counts.items():
-            sp = species_registry.get(name)
-            _write_single_pdb(tmp / f"{name}.pdb", sp, seed)
+            if complexes.is_complex(name):
+                _write_complex_pdb(tmp / f"{name}.pdb", name)
+            else:
+                _write_single_pdb(tmp / f"{name}.pdb", species_registry.get(name), seed)
             lines += [
                 f"structure {name}.pdb",
                 f"  number {n}",
@@ -114,7 +137,7 @@ def pack(
         if proc.returncode != 0 or "Success!" not in out or not (tmp / "packed.pdb").exists():
             raise SolvmdError(_explain_failure(out, proc.returncode, counts, box))
         xyz = _read_pdb_xyz(tmp / "packed.pdb")
-    expected = sum(species_registry.get(n).n_atoms * k for n, k in counts.items())
+    expected = sum(complexes.unit_n_atoms(n) * k for n, k in counts.items())
     if len(xyz) != expected:
         raise SolvmdError(f"packmol wrote {len(xyz)} atoms, expected {expected}")
     return xyz

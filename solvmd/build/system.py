@@ -17,7 +17,9 @@ import openmm
 from openmm import app, unit
 
 from solvmd import __version__
+from solvmd import complexes
 from solvmd import species as species_registry
+from solvmd.build.complex_geometry import complex_instances
 from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.errors import SolvmdError
@@ -27,13 +29,15 @@ from solvmd.recipe import Recipe
 
 
 def build_topology(counts: dict[str, int], box_nm: tuple[float, float, float]) -> app.Topology:
-    """Topology with ``counts`` molecules per species (one residue each), in order."""
+    """Topology with ``counts`` units per species or complex, in order (one residue per
+    molecule; a complex adds its members' residues in its own order)."""
     top = app.Topology()
     chain = top.addChain("A")
     for name, n in counts.items():
-        sp = species_registry.get(name)
+        members = [species_registry.get(m) for m in complexes.unit_members(name)]
         for _ in range(n):
-            species_registry.add_molecule(top, chain, sp)
+            for sp in members:
+                species_registry.add_molecule(top, chain, sp)
     top.setPeriodicBoxVectors(
         [openmm.Vec3(box_nm[0], 0, 0), openmm.Vec3(0, box_nm[1], 0), openmm.Vec3(0, 0, box_nm[2])] * unit.nanometer
     )
@@ -86,14 +90,14 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     ffs = recipe.forcefield
     check_box(comp.box_nm, ffs.cutoff_nm)
     print(
-        f"[build] {recipe.name}: {comp.counts} -> {comp.n_atoms} atoms, estimated density "
+        f"[build] {recipe.name}: {comp.units} -> {comp.n_atoms} atoms, estimated density "
         f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}",
         file=log,
     )
     box_A = comp.box_nm * 10.0
-    xyz_A = pack(comp.counts, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
+    xyz_A = pack(comp.units, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
                  nloop=recipe.packing.nloop)
-    topology = build_topology(comp.counts, (comp.box_nm,) * 3)
+    topology = build_topology(comp.units, (comp.box_nm,) * 3)
     system = create_system(
         topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=recipe.charge_scale,
         combining_rule=ffs.combining_rule, ewald_error_tolerance=ffs.ewald_error_tolerance,
@@ -104,6 +108,8 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
         "description": recipe.description,
         "recipe": recipe.model_dump(mode="json"),
         "species": species_table(comp.counts),
+        "units": dict(comp.units),
+        "complexes": complex_instances(comp.units),
         "n_atoms": comp.n_atoms,
         "box_nm": [comp.box_nm] * 3,
         "density_estimate_g_cm3": comp.density_g_cm3,
