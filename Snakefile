@@ -1,5 +1,8 @@
 # solvmd workflow: thin rules calling `solvmd <verb>`; no science lives here.
 #   snakemake --cores 2 --configfile config/demo.yaml
+#   snakemake --profile profiles/workstation --configfile config/paper.yaml   # one MD job per GPU
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml         # SLURM cluster
+#   snakemake --configfile config/paper.yaml --report report.html             # figures + tables
 import os
 from pathlib import Path
 
@@ -8,6 +11,8 @@ from snakemake.utils import validate
 
 configfile: "config/demo.yaml"
 validate(config, "config/schema.yaml")
+
+report: "report/workflow.rst"
 
 RESULTS = config.get("results_dir", "results")
 RECIPES = Path(config.get("recipes_dir", Path(workflow.basedir) / "systems"))
@@ -19,8 +24,40 @@ if _missing:
     known = sorted(p.stem for p in RECIPES.glob("*.yaml"))
     raise ValueError(f"config 'systems': no recipe for {_missing} in {RECIPES}; known recipes: {known}")
 
+
+def _check_recipes():
+    """Every recipe must validate before any job starts (one message per bad recipe and field)."""
+    from solvmd.errors import SolvmdError
+    from solvmd.recipe import load_any_recipe
+
+    bad = []
+    for system in SYSTEMS:
+        try:
+            load_any_recipe(RECIPES / f"{system}.yaml")
+        except SolvmdError as err:
+            bad.append(f"system {system!r}: {err}")
+    if bad:
+        raise ValueError("config 'systems': invalid recipe(s), nothing was run:\n" + "\n".join(bad))
+
+
+_check_recipes()
+
 wildcard_constraints:
     system="[A-Za-z0-9_.-]+",
+
+localrules: all, protocol, thermo_plot, compare, summary
+
+# GPU pinning: MD-type jobs run under `solvmd gpu-slot`, which locks one free GPU per job
+# (lock files, released when the job exits, even by kill -9) and exports its index as
+# SOLVMD_CUDA_DEVICE. Devices: CUDA_VISIBLE_DEVICES (SLURM sets it), else 0..N-1 with
+# N = `--resources gpu=N`, else what nvidia-smi lists. Jobs with resources.gpu == 0 run as is.
+_GPU = workflow.global_resources.get("gpu")
+GPU_SLOT = "solvmd gpu-slot --need {resources.gpu}" + (f" --count {_GPU.value}" if _GPU and _GPU.value else "") + " --"
+# PMF windows follow the md block's platform policy (the recipe's pmf.platform otherwise)
+_PLATFORM = config["md"].get("platform", "auto")
+_FALLBACK = config["md"].get("allow_cpu_fallback")
+PMF_ENV = ((f"SOLVMD_PLATFORM={_PLATFORM} " if _PLATFORM != "auto" else "")
+           + (f"SOLVMD_ALLOW_CPU_FALLBACK={int(_FALLBACK)} " if _FALLBACK is not None else ""))
 
 
 def _pmf_windows(system):
@@ -39,12 +76,20 @@ BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/barrier.json" for system in SYSTEMS fo
 
 def _targets():
     out = expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS)
+    out += expand(f"{RESULTS}/{{system}}/md/thermo.png", system=SYSTEMS)
     if config.get("analyze", True):
         out += expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
     out += BARRIERS
     if BARRIERS:
         out.append(f"{RESULTS}/barriers.csv")
+    out.append(f"{RESULTS}/summary.csv")
     return out
+
+
+def _rep(path, caption, category, what, **labels):
+    """A report item: caption file report/<caption>.rst, grouped by category and system."""
+    return report(path, caption=f"report/{caption}.rst", category=category, subcategory="{system}",
+                  labels={"system": "{system}", "item": what, **labels})
 
 
 rule all:
@@ -101,8 +146,20 @@ rule md:
         gpu=RES.get("md_gpus", 0),
         runtime=RES.get("md_runtime_min", 60),
     shell:
-        "SOLVMD_CPU_THREADS={threads} solvmd md $(dirname {input.manifest}) -o $(dirname {output.done}) "
-        "-p {input.protocol} 2> {log}"
+        "SOLVMD_CPU_THREADS={threads} " + GPU_SLOT + " solvmd md $(dirname {input.manifest}) "
+        "-o $(dirname {output.done}) -p {input.protocol} 2> {log}"
+
+
+rule thermo_plot:
+    """T, density and energy against time: is the run equilibrated?"""
+    input:
+        f"{RESULTS}/{{system}}/md/md.json",
+    output:
+        _rep(f"{RESULTS}/{{system}}/md/thermo.png", "thermo", "1. MD runs", "thermo"),
+    log:
+        f"{RESULTS}/{{system}}/logs/thermo_plot.log",
+    shell:
+        "solvmd plot-thermo $(dirname {input})/thermo.csv -o {output} 2> {log}"
 
 
 rule analyze:
@@ -112,6 +169,23 @@ rule analyze:
     output:
         # analysis.json is written last: its presence means every table and figure is in place
         done=f"{RESULTS}/{{system}}/analysis/analysis.json",
+        rdf=_rep(f"{RESULTS}/{{system}}/analysis/rdf.png", "rdf", "2. Solvation structure", "RDF"),
+        cn=_rep(f"{RESULTS}/{{system}}/analysis/coordination.png", "coordination", "2. Solvation structure", "CN"),
+        shells=_rep(f"{RESULTS}/{{system}}/analysis/shells.png", "shells", "2. Solvation structure", "shells"),
+        speciation=_rep(f"{RESULTS}/{{system}}/analysis/speciation.png", "speciation", "2. Solvation structure",
+                        "SSIP/CIP/AGG"),
+        rdf_csv=_rep(f"{RESULTS}/{{system}}/analysis/rdf.csv", "rdf_csv", "3. Tables", "rdf.csv"),
+        cn_csv=_rep(f"{RESULTS}/{{system}}/analysis/coordination.csv", "coordination_csv", "3. Tables",
+                    "coordination.csv"),
+        shells_csv=_rep(f"{RESULTS}/{{system}}/analysis/shells.csv", "shells_csv", "3. Tables", "shells.csv"),
+        speciation_csv=_rep(f"{RESULTS}/{{system}}/analysis/speciation.csv", "speciation_csv", "3. Tables",
+                            "speciation.csv"),
+        clusters_csv=_rep(f"{RESULTS}/{{system}}/analysis/clusters.csv", "clusters_csv", "3. Tables",
+                          "clusters.csv"),
+        residence_csv=_rep(f"{RESULTS}/{{system}}/analysis/residence.csv", "residence_csv", "3. Tables",
+                           "residence.csv"),
+        transport_csv=_rep(f"{RESULTS}/{{system}}/analysis/transport.csv", "transport_csv", "3. Tables",
+                           "transport.csv"),
     log:
         f"{RESULTS}/{{system}}/logs/analyze.log",
     shell:
@@ -132,7 +206,8 @@ rule pmf_prepare:
     resources:
         gpu=RES.get("md_gpus", 0),
     shell:
-        "SOLVMD_CPU_THREADS={threads} solvmd pmf-prepare {input.recipe} --name {wildcards.cv} "
+        "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-prepare {input.recipe} "
+        "--name {wildcards.cv} "
         "--build {RESULTS}/{wildcards.system}/build --md {RESULTS}/{wildcards.system}/md "
         "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
 
@@ -151,7 +226,8 @@ rule pmf_window:
         gpu=RES.get("md_gpus", 0),
         runtime=RES.get("md_runtime_min", 60),
     shell:
-        "SOLVMD_CPU_THREADS={threads} solvmd pmf-window {input.recipe} --name {wildcards.cv} "
+        "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-window {input.recipe} "
+        "--name {wildcards.cv} "
         "--build {RESULTS}/{wildcards.system}/build --window {wildcards.k} "
         "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
 
@@ -162,11 +238,21 @@ rule pmf_estimate:
         windows=lambda w: [f"{RESULTS}/{w.system}/pmf/{w.cv}/window_{k}.npz" for k in range(PMF[w.system][w.cv])],
     output:
         barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/barrier.json",
+        pmf=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/pmf.png", "pmf", "4. Desolvation PMFs", "PMF", cv="{cv}"),
+        overlap=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/overlap.png", "overlap", "4. Desolvation PMFs", "overlap",
+                     cv="{cv}"),
+        histograms=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/histograms.png", "histograms", "4. Desolvation PMFs",
+                        "histograms", cv="{cv}"),
+        csv=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/pmf.csv", "pmf_csv", "4. Desolvation PMFs", "pmf.csv", cv="{cv}"),
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_estimate.log",
+    # Snakemake deletes the declared outputs of a failed job: on failure (e.g. too little
+    # window overlap) the diagnostic figures are first copied next to the log.
     shell:
         "solvmd pmf-estimate {input.recipe} --name {wildcards.cv} "
-        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log} || "
+        "{{ for f in overlap histograms; do cp {RESULTS}/{wildcards.system}/pmf/{wildcards.cv}/$f.png "
+        "{RESULTS}/{wildcards.system}/logs/pmf_{wildcards.cv}_$f.png 2>/dev/null; done; exit 1; }}"
 
 
 rule compare:
@@ -174,7 +260,31 @@ rule compare:
     input:
         BARRIERS,
     output:
-        csv=f"{RESULTS}/barriers.csv",
-        png=f"{RESULTS}/barriers.png",
+        csv=report(f"{RESULTS}/barriers.csv", caption="report/barriers_csv.rst", category="5. Across systems",
+                   labels={"item": "barriers.csv"}),
+        png=report(f"{RESULTS}/barriers.png", caption="report/barriers.rst", category="5. Across systems",
+                   labels={"item": "barriers"}),
     shell:
         "solvmd compare {input} --csv {output.csv} --png {output.png}"
+
+
+rule summary:
+    """summary.csv: one row per system (density, CN per partner, SSIP/CIP/AGG, barriers)."""
+    input:
+        md=expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS),
+        analysis=expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
+        if config.get("analyze", True) else [],
+        barriers=BARRIERS,
+    output:
+        csv=report(f"{RESULTS}/summary.csv", caption="report/summary_csv.rst", category="5. Across systems",
+                   labels={"item": "summary.csv"}),
+        html=report(f"{RESULTS}/summary.html", caption="report/summary.rst", category="5. Across systems",
+                    labels={"item": "summary"}),
+    params:
+        results=RESULTS,
+        systems=SYSTEMS,
+    log:
+        f"{RESULTS}/logs/summary.log",
+    shell:
+        "solvmd summarize {params.results} --systems {params.systems} --csv {output.csv} --html {output.html} "
+        "> {log} 2>&1"

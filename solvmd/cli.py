@@ -104,6 +104,32 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     print(table.to_string(index=False))
 
 
+def _cmd_summarize(args: argparse.Namespace) -> None:
+    from solvmd.summary import summarize, write_summary
+
+    table = summarize(args.results, args.systems)
+    write_summary(table, args.csv, args.html)
+    print(table.to_string(index=False, max_cols=12))
+
+
+def _cmd_plot_thermo(args: argparse.Namespace) -> None:
+    from solvmd.md.plots import write_thermo_plot
+
+    if not Path(args.thermo).is_file():
+        raise SolvmdError(f"{args.thermo} does not exist (run solvmd md first)")
+    write_thermo_plot(args.thermo, args.out)
+
+
+def _cmd_gpu_slot(args: argparse.Namespace) -> None:
+    from solvmd.gpu_slots import exec_with_slot
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    devices = [d for d in args.devices.split(",") if d.strip()] if args.devices else None
+    count = args.count if args.count and args.count > 0 else None
+    exec_with_slot(command, devices=devices, count=count, lock_dir=args.lock_dir, timeout_s=args.timeout,
+                   need=args.need)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solvmd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +180,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True, help="output table")
     p.add_argument("--png", help="output figure")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("summarize", help="summary.csv: one row per system (density, CN, SSIP/CIP/AGG, barriers)")
+    p.add_argument("results", help="results folder (results/)")
+    p.add_argument("--systems", nargs="+", help="systems to include (default: every finished one)")
+    p.add_argument("--csv", required=True, help="output table, e.g. results/summary.csv")
+    p.add_argument("--html", help="also an HTML rendering (for the Snakemake report)")
+    p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser("plot-thermo", help="figure of T, density and energy against time from thermo.csv")
+    p.add_argument("thermo", help="results/<name>/md/thermo.csv")
+    p.add_argument("-o", "--out", required=True, help="output PNG")
+    p.set_defaults(func=_cmd_plot_thermo)
+
+    p = sub.add_parser("gpu-slot", help="run a command on a free GPU (lock-file slot, sets SOLVMD_CUDA_DEVICE)")
+    p.add_argument("--devices", help="comma list of CUDA device indices (default: CUDA_VISIBLE_DEVICES, "
+                   "--count, or nvidia-smi)")
+    p.add_argument("--count", type=int, help="use devices 0..N-1 (0: detect)")
+    p.add_argument("--lock-dir", type=Path,
+                   help="lock-file folder (default $SOLVMD_GPU_LOCK_DIR or <tmp>/solvmd-gpu-locks)")
+    p.add_argument("--timeout", type=float, help="seconds to wait for a free GPU (default: forever)")
+    p.add_argument("--need", type=int, default=1, help="GPUs the job asked for (0: run the command unchanged)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=_cmd_gpu_slot)
 
     p = sub.add_parser("species", help="list the species registry")
     p.set_defaults(func=_cmd_species)

@@ -98,7 +98,8 @@ class MDRun:
         n_constraints = self.system.getNumConstraints()
         has_cmm = any(isinstance(f, openmm.CMMotionRemover) for f in self.system.getForces())
         self.dof = 3 * int((masses > 0).sum()) - n_constraints - (3 if has_cmm else 0)
-        self.platform, self.properties = choose_platform(protocol.platform, protocol.precision)
+        self.platform, self.properties = choose_platform(protocol.platform, protocol.precision,
+                                                          protocol.allow_cpu_fallback)
         self.traj_path = self.out / f"traj.{protocol.trajectory_format}"
         self.rates: list[float] = []
         self.started = time.time()

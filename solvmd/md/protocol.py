@@ -33,6 +33,9 @@ class MDProtocol(BaseModel):
     trajectory_format: Literal["xtc", "dcd"] = "xtc"
     platform: Literal["auto", "CUDA", "OpenCL", "CPU", "Reference"] = "auto"
     precision: Literal["mixed", "single", "double"] = "mixed"
+    # Run-time policy, not physics: excluded from the dumped protocol (md.json, protocol.json),
+    # so changing it never invalidates a partial or finished run. See solvmd.md.platforms.
+    allow_cpu_fallback: bool | None = Field(default=None, exclude=True)
     seed: int = 2024
     max_energy_kJ_mol_per_atom: float = Field(default=1.0e4, gt=0)
 
