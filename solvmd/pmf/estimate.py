@@ -405,6 +405,9 @@ def estimate_pmf(
     Fw, _ = wham(windows, edges, kT)
     Fw = kT * Fw
     good = counts >= max(10, 0.001 * counts.sum())
+    if not good.any():
+        raise PMFCoverageError(f"no PMF bin has 10 or more samples ({int(counts.sum())} samples in {len(counts)} bins): "
+                               "sample the windows longer (sample_ps) or use wider bins (bin_width_nm)")
     diff = (Fw - F_with_raw)[good]
     diff -= np.average(diff, weights=counts[good])
     mw = float(np.max(np.abs(diff)))
