@@ -9,15 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-TINY = {
-    "name": "tiny_wf",
-    "salts": [{"cation": "Li", "anion": "FSI", "molarity_M": 1.0}],
-    "solvents": [{"species": "DME", "volume_fraction": 1.0}],
-    "size": {"salt_units": 4},
-    "forcefield": {"cutoff_nm": 0.8},
-}
-MD = {"heat_ps": 0.4, "equilibrate_ps": 0.4, "production_ps": 2.0, "report_interval_ps": 0.2,
-      "frame_interval_ps": 0.1, "checkpoint_interval_ps": 0.4, "friction_per_ps": 5.0}
+from scale_workflow import MD
+from scale_workflow import TINY as _TINY
+
+TINY = {**_TINY, "name": "tiny_wf"}
 
 
 def _snakemake(root: Path, workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
