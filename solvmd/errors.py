@@ -1,5 +1,7 @@
 """Exception types: every user-facing failure is a SolvmdError with one clear message."""
 
+import re
+
 
 class SolvmdError(Exception):
     """A user-facing error: the message names what is wrong and what is allowed."""
@@ -19,6 +21,8 @@ def validation_message(err, source: str, what: str, loc_prefix: str = "", hint: 
     for e in err.errors():
         loc = loc_prefix + (".".join(str(p) for p in e["loc"]) or "(top level)")
         msg = e["msg"].removeprefix("Value error, ")
+        if loc == loc_prefix + "(top level)" and (m := re.match(r"^([a-z_]+(?:\.\w+)+): (.*)$", msg, flags=re.S)):
+            loc, msg = loc_prefix + m.group(1), m.group(2)  # a cross-field check that names its field
         if e["type"] == "extra_forbidden":
             msg = "unknown field (misspelled?)" + (f"; {hint}" if hint else "")
         elif e["type"] in ("union_tag_invalid", "union_tag_not_found") and hint:

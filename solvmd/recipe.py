@@ -8,7 +8,6 @@ message naming the field and what is allowed.
 
 from __future__ import annotations
 
-import re
 from math import gcd
 from pathlib import Path
 from typing import Literal
@@ -18,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from solvmd import complexes
 from solvmd import species as species_registry
-from solvmd.errors import SolvmdError
+from solvmd.errors import SolvmdError, validation_message
+from solvmd.io import read_yaml
 
 
 def _units_with_role(role: str) -> list[str]:
@@ -27,6 +27,13 @@ def _units_with_role(role: str) -> list[str]:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _exactly_one(model: BaseModel, a: str, b: str) -> BaseModel:
+    """Validator helper: exactly one of the fields ``a`` and ``b`` is set."""
+    if (getattr(model, a) is None) == (getattr(model, b) is None):
+        raise ValueError(f"give exactly one of {a} or {b}")
+    return model
 
 
 class Salt(_Strict):
@@ -76,8 +83,7 @@ class Salt(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Salt":
-        if (self.molarity_M is None) == (self.molar_ratio is None):
-            raise ValueError("give exactly one of molarity_M or molar_ratio")
+        _exactly_one(self, "molarity_M", "molar_ratio")
         if self.formula is None and (self.cation is None or self.anion is None):
             raise ValueError("give cation and anion, or an explicit formula")
         if self.formula is not None and (self.cation or self.anion):
@@ -115,9 +121,7 @@ class Solvent(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Solvent":
-        if (self.volume_fraction is None) == (self.molar_ratio is None):
-            raise ValueError("give exactly one of volume_fraction or molar_ratio")
-        return self
+        return _exactly_one(self, "volume_fraction", "molar_ratio")
 
 
 class Size(_Strict):
@@ -128,9 +132,7 @@ class Size(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Size":
-        if (self.salt_units is None) == (self.target_atoms is None):
-            raise ValueError("give exactly one of salt_units or target_atoms")
-        return self
+        return _exactly_one(self, "salt_units", "target_atoms")
 
 
 class Packing(_Strict):
@@ -225,19 +227,6 @@ class Recipe(_Strict):
         return self
 
 
-def _format_validation_error(path: str, err: ValidationError) -> str:
-    lines = [f"{path}: invalid recipe"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (misspelled?)"
-        if loc == "(top level)" and (m := re.match(r"^([a-z_]+(?:\.\w+)+): (.*)$", msg, flags=re.S)):
-            loc, msg = m.group(1), m.group(2)  # a cross-field check that names its field
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
 def parse_recipe(data: dict, source: str = "recipe") -> Recipe:
     """Validate a recipe dictionary; raises SolvmdError naming each bad field."""
     if not isinstance(data, dict):
@@ -245,18 +234,13 @@ def parse_recipe(data: dict, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
-        raise SolvmdError(_format_validation_error(source, err)) from None
+        raise SolvmdError(validation_message(err, source, "recipe")) from None
 
 
 def load_recipe(path: str | Path) -> Recipe:
     """Load and validate ``systems/<name>.yaml``."""
     path = Path(path)
-    if not path.is_file():
-        raise SolvmdError(f"recipe file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+    data = read_yaml(path, "recipe")
     return parse_recipe(data, str(path))
 
 
@@ -368,7 +352,7 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
     try:
         rec = InterfaceRecipe.model_validate(data)
     except ValidationError as err:
-        raise SolvmdError(_format_validation_error(source, err).replace("invalid recipe", "invalid interface recipe")) from None
+        raise SolvmdError(validation_message(err, source, "interface recipe")) from None
     update: dict = {}
     if isinstance(rec.electrolyte, str):
         name = rec.electrolyte
@@ -403,24 +387,14 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
 def load_interface_recipe(path: str | Path) -> InterfaceRecipe:
     """Load ``systems/iface_<name>.yaml`` (electrolyte resolved next to it)."""
     path = Path(path)
-    if not path.is_file():
-        raise SolvmdError(f"recipe file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+    data = read_yaml(path, "recipe")
     return parse_interface_recipe(data, str(path), base_dir=path.parent)
 
 
 def load_any_recipe(path: str | Path) -> "Recipe | InterfaceRecipe":
     """A bulk :class:`Recipe`, or an :class:`InterfaceRecipe` when the file has a ``surface:`` block."""
     path = Path(path)
-    if not path.is_file():
-        raise SolvmdError(f"recipe file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SolvmdError(f"{path}: malformed YAML: {err}") from None
+    data = read_yaml(path, "recipe")
     if is_interface_data(data):
         return parse_interface_recipe(data, str(path), base_dir=path.parent)
     return parse_recipe(data, str(path))
