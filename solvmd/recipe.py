@@ -12,7 +12,6 @@ from math import gcd
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from solvmd import complexes
@@ -159,6 +158,7 @@ class Recipe(_Strict):
     description: str = ""
     salts: list[Salt] = Field(default_factory=list)
     solvents: list[Solvent] = Field(min_length=1)
+    normalize: bool = Field(default=False, description="rescale solvent volume fractions that do not sum to 1")
     size: Size
     temperature_K: float = Field(default=298.15, gt=0)
     pressure_bar: float = Field(default=1.01325, gt=0)
@@ -190,8 +190,10 @@ class Recipe(_Strict):
             if sp.role != "solvent":
                 raise ValueError(f"{s.species} is a {sp.role}, not a solvent; put ions in salts")
         names = [s.species for s in v]
-        if len(set(names)) != len(names):
-            raise ValueError(f"solvent listed twice: {names}")
+        for k, name in enumerate(names):
+            if name in names[:k]:
+                raise ValueError(f"solvents.{k}: solvent {name} listed twice (also solvents.{names.index(name)}); "
+                                 "give it once")
         return v
 
     @model_validator(mode="after")
@@ -210,6 +212,27 @@ class Recipe(_Strict):
         if problems:
             raise ValueError("; ".join(f"{where[b]}: species {b} clashes with {a} ({where[a]}): {why}"
                                        for a, b, why in problems))
+        return self
+
+    @field_validator("salts")
+    @classmethod
+    def _distinct_salts(cls, v: list[Salt]) -> list[Salt]:
+        """A salt listed twice would be counted once in the manifest but twice in the counts."""
+        seen: dict[str, int] = {}
+        for k, salt in enumerate(v):
+            key = salt.label
+            if key in seen:
+                raise ValueError(f"salts.{k}: salt {key} is listed twice (also salts.{seen[key]}); "
+                                 "give it once with the total molarity_M / molar_ratio")
+            seen[key] = k
+        return v
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "Recipe":
+        fractions = [s.volume_fraction for s in self.solvents if s.volume_fraction is not None]
+        if fractions and not self.normalize and abs(sum(fractions) - 1.0) > 1e-3:
+            raise ValueError(f"solvents: volume_fraction values sum to {sum(fractions):.4g}, not 1; fix them, "
+                             "or add `normalize: true` to rescale them to 1")
         return self
 
     @model_validator(mode="after")
@@ -370,7 +393,7 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
             raise SolvmdError(f"{source}: electrolyte: no recipe file {candidates[0]}{where} or in systems/; "
                               "give the name of a bulk recipe or an inline recipe mapping")
         bulk = load_recipe(found)
-        if "surface" in (yaml.safe_load(found.read_text()) or {}):
+        if is_interface_data(read_yaml(found, "recipe")):
             raise SolvmdError(f"{source}: electrolyte: {found} is itself an interface recipe")
         update["electrolyte"] = bulk
         update["electrolyte_source"] = str(found)
