@@ -152,19 +152,19 @@ class SpeciesEntry(Record):
 class Manifest(Record):
     """``build/manifest.json``: what was built (counts, box, state point, versions)."""
 
-    name: str = Field(min_length=1)
     species: list[SpeciesEntry] = Field(min_length=1)
-    n_atoms: int = Field(gt=0)
-    box_nm: list[float] = Field(min_length=3, max_length=3)
     temperature_K: float = Field(gt=0)
+    name: str | None = Field(default=None, min_length=1)  # the following are always written by solvmd build
+    n_atoms: int | None = Field(default=None, gt=0)
+    box_nm: list[float] | None = Field(default=None, min_length=3, max_length=3)
     pressure_bar: float | None = Field(default=None, gt=0)
-    cutoff_nm: float = Field(gt=0)
+    cutoff_nm: float | None = Field(default=None, gt=0)
     charge_scale: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("box_nm")
     @classmethod
-    def _positive_box(cls, v: list[float]) -> list[float]:
-        if any(x <= 0 for x in v):
+    def _positive_box(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(x <= 0 for x in v):
             raise ValueError(f"box lengths must be > 0 nm, got {v}")
         return v
 
@@ -364,6 +364,9 @@ def check_build(build_dir: str | Path) -> Manifest:
     if not build_dir.is_dir():
         raise SolvmdError(f"build folder {build_dir} does not exist; run `solvmd build` first")
     man = read_manifest(build_dir)
+    for key in ("name", "n_atoms", "box_nm", "cutoff_nm"):
+        if getattr(man, key) is None:
+            raise SolvmdError(f"{build_dir / MANIFEST}: {key}: missing (not written by `solvmd build`?); rebuild")
     _need_file(build_dir / SYSTEM_PDB, "topology", "rebuild with `solvmd build`")
     n = count_xml_particles(build_dir / SYSTEM_XML, "serialized OpenMM System")
     if n != man.n_atoms:
@@ -418,7 +421,7 @@ def fingerprint(build_dir: str | Path | None = None, protocol: Any = None, step:
     hash, plus a hash of ``protocol`` (an MD protocol, analysis or PMF spec: model or dict)."""
     fp: dict[str, Any] = {"step": step}
     if build_dir is not None:
-        man = read_manifest(build_dir)
+        man = check_build(build_dir)
         fp.update(recipe=man.name, n_atoms=man.n_atoms, system_xml_sha256=sha256_file(Path(build_dir) / SYSTEM_XML))
     if protocol is not None:
         fp["protocol_sha256"] = _sha(protocol)

@@ -74,7 +74,70 @@ def open_universe(spec: AnalysisSpec) -> mda.Universe:
         raise SolvmdError(
             f"trajectory: {u.trajectory.n_atoms} atoms per frame but topology has {u.atoms.n_atoms}"
         )
+    check_trajectory(u, spec.trajectories)
     return u
+
+
+def _expected_frames(path: Path) -> tuple[int | None, str]:
+    """Frames the file should hold, and where that number comes from: ``md.json`` of the
+    run that wrote it, solvmd's frame index ``<traj>.frames``, or a DCD header."""
+    from solvmd import records
+    from solvmd.io import read_json
+
+    md_json = path.parent / records.MD_JSON
+    if md_json.is_file():
+        try:
+            info = read_json(md_json, "MD record")
+        except SolvmdError:
+            info = {}
+        if info.get("trajectory") == path.name and isinstance(info.get("n_frames"), int):
+            return info["n_frames"], str(md_json)
+    index = path.with_name(path.name + ".frames")
+    if index.is_file():
+        return sum(1 for ln in index.read_text(errors="replace").splitlines() if ln.strip()), str(index)
+    if path.suffix.lower() == ".dcd" and path.stat().st_size >= 12:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+        n = int.from_bytes(head[8:12], "little", signed=True)
+        if head[4:8] == b"CORD" and n > 0:
+            return n, "its DCD header"
+    return None, ""
+
+
+def _readable_frames(u: mda.Universe) -> int:
+    """Frames that can be read in order (stops at the first unreadable one)."""
+    n = 0
+    try:
+        for _ in u.trajectory:
+            n += 1
+    except Exception:  # noqa: BLE001 - readers raise OSError, ValueError, EOFError ...
+        pass
+    return n
+
+
+def check_trajectory(u: mda.Universe, paths: list[Path]) -> int:
+    """Every frame of the trajectory readable, and as many as expected (``md.json``, frame
+    index or DCD header); else a SolvmdError with readable vs expected frame counts."""
+    traj = u.trajectory
+    n = int(traj.n_frames)
+    name = ", ".join(str(p) for p in paths)
+    try:
+        traj[n - 1]
+        last_ok = n > 0 and bool(np.all(np.isfinite(traj.ts.positions)))
+    except Exception:  # noqa: BLE001
+        last_ok = False
+    readable = n if last_ok else _readable_frames(u)
+    expected, source = _expected_frames(Path(paths[0])) if len(paths) == 1 else (None, "")
+    if not last_ok:
+        want = f"{expected} expected ({source})" if expected is not None else f"{n} indexed"
+        raise SolvmdError(f"trajectory: {name} is truncated or corrupt: {readable} readable frames, {want}; "
+                          "rerun the MD step (solvmd md resumes and rewrites it) or analyse a frame range "
+                          f"below {readable} (frames.stop)")
+    if expected is not None and readable != expected:
+        raise SolvmdError(f"trajectory: {name} holds {readable} readable frames but {source} says {expected}; "
+                          "the file is truncated or does not belong to that run: rerun the MD step")
+    traj[0]
+    return readable
 
 
 def _select(u: mda.Universe, selection: str, field_name: str) -> mda.AtomGroup:

@@ -21,7 +21,6 @@ there, relative to the spec file.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +33,16 @@ from solvmd.io import read_yaml
 PositiveFloat = Annotated[float, Field(gt=0)]
 _NAME = re.compile(r"^[A-Za-z0-9_+\-.]+$")
 RESERVED = {"total", "all", "cation", "cations"}
+
+
+# MDAnalysis 2.x Universe keywords and the reader/parser keywords it passes on (LAMMPS,
+# DCD/XTC/TRR, GRO, PDB ...); see MDAnalysis.core.universe.Universe and coordinates.*
+UNIVERSE_KWARGS = {
+    "all_coordinates", "guess_bonds", "vdwradii", "fudge_factor", "lower_bound", "in_memory", "in_memory_step",
+    "continuous", "to_guess", "force_guess", "context", "dt", "time_offset", "convert_units", "atom_style",
+    "lammps_coordinate_convention", "unwrap_images", "timeunit", "lengthunit", "additional_columns",
+    "refresh_offsets",
+}
 
 
 class _Model(BaseModel):
@@ -114,6 +123,18 @@ class AnalysisSpec(_Model):
     rdf: RDFSettings = Field(default_factory=RDFSettings)
     residence: ResidenceSettings = Field(default_factory=ResidenceSettings)
     transport: TransportSettings = Field(default_factory=TransportSettings)
+
+    @field_validator("universe_kwargs")
+    @classmethod
+    def _known_kwargs(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Only keywords MDAnalysis.Universe or its readers/parsers take (a misspelled one
+        would be silently ignored or fail deep inside MDAnalysis)."""
+        for key in v:
+            if key in ("format", "topology_format"):
+                raise ValueError(f"{key}: give it as the spec field {'trajectory_format' if key == 'format' else key}")
+            if key not in UNIVERSE_KWARGS:
+                raise ValueError(f"{key}: not a keyword MDAnalysis.Universe takes; allowed: {', '.join(sorted(UNIVERSE_KWARGS))}")
+        return v
 
     @field_validator("partners")
     @classmethod
@@ -200,22 +221,24 @@ def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: A
     charges come from the manifest (charge scaling is recorded but not applied).
     Keyword ``overrides`` replace top-level spec fields (e.g. ``cutoffs_A``).
     """
+    from solvmd import records
+    from solvmd.io import read_json
+
     build_dir, md_dir = Path(build_dir), Path(md_dir)
-    man_path = build_dir / "manifest.json"
-    if not man_path.is_file():
-        raise SolvmdError(f"manifest {man_path} not found: run `solvmd build` first")
-    try:
-        manifest = json.loads(man_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{man_path}: not valid JSON: {err}") from None
+    man_path = build_dir / records.MANIFEST
+    manifest = records.read_manifest(build_dir).model_dump(mode="json")
     md_info: dict[str, Any] = {}
-    md_json = md_dir / "md.json"
+    md_json = md_dir / records.MD_JSON
     if md_json.is_file():
-        md_info = json.loads(md_json.read_text())
-    topology = build_dir / "system.pdb"
-    trajectory = md_dir / "traj.xtc"
-    if not trajectory.exists() and (md_dir / "traj.dcd").exists():
-        trajectory = md_dir / "traj.dcd"
+        md_info = read_json(md_json, "MD record")
+        dt = md_info.get("frame_interval_ps")
+        if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float)) or dt <= 0):
+            raise SolvmdError(f"{md_json}: frame_interval_ps: must be a number > 0 ps (got {dt!r}); rerun `solvmd md`")
+    topology = build_dir / records.SYSTEM_PDB
+    name = md_info.get("trajectory")
+    trajectory = md_dir / (name if name in [records.traj_name(f) for f in records.TRAJ_FORMATS] else "traj.xtc")
+    if not trajectory.exists() and (md_dir / records.traj_name("dcd")).exists():
+        trajectory = md_dir / records.traj_name("dcd")
 
     species = [s for s in manifest.get("species", []) if int(s.get("count", 0)) > 0]
     if not species:

@@ -64,7 +64,10 @@ def _frame_slice(spec: AnalysisSpec, n_frames: int) -> tuple[int, int, int]:
     fr = spec.frames
     if fr.start >= n_frames:
         raise SolvmdError(f"frames.start: {fr.start} is beyond the trajectory ({n_frames} frames)")
-    stop = n_frames if fr.stop is None else min(fr.stop, n_frames)
+    if fr.stop is not None and fr.stop > n_frames:
+        raise SolvmdError(f"frames.stop: {fr.stop} is beyond the trajectory ({n_frames} frames, 0..{n_frames - 1}); "
+                          f"use stop <= {n_frames} or leave it empty for all frames")
+    stop = n_frames if fr.stop is None else fr.stop
     return fr.start, stop, fr.step
 
 
