@@ -4,6 +4,7 @@
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml         # SLURM cluster
 #   snakemake --configfile config/paper.yaml --report report.html             # figures + tables
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -18,6 +19,9 @@ RESULTS = config.get("results_dir", "results")
 RECIPES = Path(config.get("recipes_dir", Path(workflow.basedir) / "systems"))
 SYSTEMS = config["systems"]
 RES = config.get("resources", {})
+ANALYSIS_OPTIONS = config.get("analysis", {})
+
+from solvmd import records  # file names of the results layout and the outputs of each step
 
 _missing = [s for s in SYSTEMS if not (RECIPES / f"{s}.yaml").is_file()]
 if _missing:
@@ -71,18 +75,18 @@ def _pmf_windows(system):
 
 
 PMF = {system: _pmf_windows(system) for system in SYSTEMS}
-BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/barrier.json" for system in SYSTEMS for cv in PMF[system]]
+BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/{records.BARRIER_JSON}" for system in SYSTEMS for cv in PMF[system]]
 
 
 def _targets():
-    out = expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS)
-    out += expand(f"{RESULTS}/{{system}}/md/thermo.png", system=SYSTEMS)
+    out = expand(f"{RESULTS}/{{system}}/md/{records.MD_JSON}", system=SYSTEMS)
+    out += expand(f"{RESULTS}/{{system}}/md/{records.THERMO_PNG}", system=SYSTEMS)
     if config.get("analyze", True):
-        out += expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
+        out += expand(f"{RESULTS}/{{system}}/analysis/{records.ANALYSIS_JSON}", system=SYSTEMS)
     out += BARRIERS
     if BARRIERS:
-        out.append(f"{RESULTS}/barriers.csv")
-    out.append(f"{RESULTS}/summary.csv")
+        out.append(f"{RESULTS}/{records.BARRIERS_CSV}")
+    out.append(f"{RESULTS}/{records.SUMMARY_CSV}")
     return out
 
 
@@ -121,9 +125,9 @@ rule build:
     input:
         _build_inputs,
     output:
-        pdb=f"{RESULTS}/{{system}}/build/system.pdb",
-        xml=f"{RESULTS}/{{system}}/build/system.xml",
-        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
+        pdb=f"{RESULTS}/{{system}}/build/{records.SYSTEM_PDB}",
+        xml=f"{RESULTS}/{{system}}/build/{records.SYSTEM_XML}",
+        manifest=f"{RESULTS}/{{system}}/build/{records.MANIFEST}",
     log:
         f"{RESULTS}/{{system}}/logs/build.log",
     shell:
@@ -132,13 +136,13 @@ rule build:
 
 rule md:
     input:
-        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
+        manifest=f"{RESULTS}/{{system}}/build/{records.MANIFEST}",
         protocol=f"{RESULTS}/md_protocol.yaml",
     # Only md.json (written last) is declared: Snakemake deletes the declared outputs of
     # failed or interrupted jobs, and the trajectory, thermo.csv and *.chk must survive a
     # killed job so that the rerun resumes from the checkpoint.
     output:
-        done=f"{RESULTS}/{{system}}/md/md.json",
+        done=f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
     log:
         f"{RESULTS}/{{system}}/logs/md.log",
     threads: RES.get("md_threads", 2)
@@ -153,53 +157,79 @@ rule md:
 rule thermo_plot:
     """T, density and energy against time: is the run equilibrated?"""
     input:
-        f"{RESULTS}/{{system}}/md/md.json",
+        f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
     output:
-        _rep(f"{RESULTS}/{{system}}/md/thermo.png", "thermo", "1. MD runs", "thermo"),
+        _rep(f"{RESULTS}/{{system}}/md/{records.THERMO_PNG}", "thermo", "1. MD runs", "thermo"),
     log:
         f"{RESULTS}/{{system}}/logs/thermo_plot.log",
     shell:
-        "solvmd plot-thermo $(dirname {input})/thermo.csv -o {output} 2> {log}"
+        "solvmd plot-thermo $(dirname {input})/" + records.THERMO_CSV + " -o {output} 2> {log}"
 
 
-rule analyze:
-    input:
-        manifest=f"{RESULTS}/{{system}}/build/manifest.json",
-        md=f"{RESULTS}/{{system}}/md/md.json",
-    output:
-        # analysis.json is written last: its presence means every table and figure is in place
-        done=f"{RESULTS}/{{system}}/analysis/analysis.json",
-        rdf=_rep(f"{RESULTS}/{{system}}/analysis/rdf.png", "rdf", "2. Solvation structure", "RDF"),
-        cn=_rep(f"{RESULTS}/{{system}}/analysis/coordination.png", "coordination", "2. Solvation structure", "CN"),
-        shells=_rep(f"{RESULTS}/{{system}}/analysis/shells.png", "shells", "2. Solvation structure", "shells"),
-        speciation=_rep(f"{RESULTS}/{{system}}/analysis/speciation.png", "speciation", "2. Solvation structure",
-                        "SSIP/CIP/AGG"),
-        rdf_csv=_rep(f"{RESULTS}/{{system}}/analysis/rdf.csv", "rdf_csv", "3. Tables", "rdf.csv"),
-        cn_csv=_rep(f"{RESULTS}/{{system}}/analysis/coordination.csv", "coordination_csv", "3. Tables",
-                    "coordination.csv"),
-        shells_csv=_rep(f"{RESULTS}/{{system}}/analysis/shells.csv", "shells_csv", "3. Tables", "shells.csv"),
-        speciation_csv=_rep(f"{RESULTS}/{{system}}/analysis/speciation.csv", "speciation_csv", "3. Tables",
-                            "speciation.csv"),
-        clusters_csv=_rep(f"{RESULTS}/{{system}}/analysis/clusters.csv", "clusters_csv", "3. Tables",
-                          "clusters.csv"),
-        residence_csv=_rep(f"{RESULTS}/{{system}}/analysis/residence.csv", "residence_csv", "3. Tables",
-                           "residence.csv"),
-        transport_csv=_rep(f"{RESULTS}/{{system}}/analysis/transport.csv", "transport_csv", "3. Tables",
-                           "transport.csv"),
-    log:
-        f"{RESULTS}/{{system}}/logs/analyze.log",
-    shell:
-        "solvmd analyze --build $(dirname {input.manifest}) --md $(dirname {input.md}) "
-        "-o $(dirname {output.done}) 2> {log}"
+# Report entries for analysis outputs (file name -> caption, category, label); which files a
+# system's analysis writes comes from the library (records.analysis_outputs), so the declared
+# outputs are exactly the written ones for every combination of switches.
+_ANALYSIS_REPORT = {
+    "rdf.png": ("rdf", "2. Solvation structure", "RDF"),
+    "coordination.png": ("coordination", "2. Solvation structure", "CN"),
+    "shells.png": ("shells", "2. Solvation structure", "shells"),
+    "speciation.png": ("speciation", "2. Solvation structure", "SSIP/CIP/AGG"),
+    **{f"{n}.csv": (f"{n}_csv", "3. Tables", f"{n}.csv") for n in
+       ("rdf", "coordination", "shells", "speciation", "clusters", "residence", "transport")},
+}
+
+
+def _analysis_switches(system):
+    recipe = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()) or {}
+    return records.analysis_switches_for_recipe(recipe, ANALYSIS_OPTIONS)
+
+
+def _analysis_output(system, name):
+    path = f"{RESULTS}/{{system}}/analysis/{name}"
+    if name in _ANALYSIS_REPORT:
+        caption, category, what = _ANALYSIS_REPORT[name]
+        return _rep(path, caption, category, what)
+    return path
+
+
+_ANALYSIS_FLAGS = " ".join(f"--no-{k}" for k in ("residence", "transport") if not ANALYSIS_OPTIONS.get(k, True))
+
+# one analyze rule per distinct set of outputs (bulk / interface, with or without anions)
+_ANALYSIS_GROUPS = {}
+for _system in SYSTEMS:
+    _ANALYSIS_GROUPS.setdefault(tuple(sorted(_analysis_switches(_system).items())), []).append(_system)
+
+for _i, (_switches, _members) in enumerate(_ANALYSIS_GROUPS.items()):
+    _files = records.analysis_outputs(**dict(_switches))
+
+    rule:
+        name:
+            f"analyze_{_i}" if len(_ANALYSIS_GROUPS) > 1 else "analyze"
+        input:
+            manifest=f"{RESULTS}/{{system}}/build/{records.MANIFEST}",
+            md=f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
+        output:
+            # analysis.json is written last: its presence means every table and figure is in place
+            done=f"{RESULTS}/{{system}}/analysis/{records.ANALYSIS_JSON}",
+            files=[_analysis_output(_members[0], n) for n in _files if n != records.ANALYSIS_JSON],
+        wildcard_constraints:
+            system="|".join(re.escape(m) for m in _members),
+        log:
+            f"{RESULTS}/{{system}}/logs/analyze.log",
+        params:
+            flags=_ANALYSIS_FLAGS,
+        shell:
+            "solvmd analyze --build $(dirname {input.manifest}) --md $(dirname {input.md}) {params.flags} "
+            "-o $(dirname {output.done}) 2> {log}"
 
 
 rule pmf_prepare:
     """Pick the tagged ion/solvent, steered pull to every window centre."""
     input:
         recipe=str(RECIPES / "{system}.yaml"),
-        md=f"{RESULTS}/{{system}}/md/md.json",
+        md=f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
     output:
-        f"{RESULTS}/{{system}}/pmf/{{cv}}/cv.json",
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_prepare.log",
     threads: RES.get("md_threads", 2)
@@ -216,9 +246,9 @@ rule pmf_window:
     """One umbrella window: an independent, restartable job."""
     input:
         recipe=str(RECIPES / "{system}.yaml"),
-        cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/cv.json",
+        cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
     output:
-        f"{RESULTS}/{{system}}/pmf/{{cv}}/window_{{k}}.npz",
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/" + records.window_npz("{k}"),
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_window_{{k}}.log",
     threads: RES.get("md_threads", 2)
@@ -235,15 +265,15 @@ rule pmf_window:
 rule pmf_estimate:
     input:
         recipe=str(RECIPES / "{system}.yaml"),
-        windows=lambda w: [f"{RESULTS}/{w.system}/pmf/{w.cv}/window_{k}.npz" for k in range(PMF[w.system][w.cv])],
+        windows=lambda w: [f"{RESULTS}/{w.system}/pmf/{w.cv}/{records.window_npz(k)}" for k in range(PMF[w.system][w.cv])],
     output:
-        barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/barrier.json",
+        barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.BARRIER_JSON}",
         pmf=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/pmf.png", "pmf", "4. Desolvation PMFs", "PMF", cv="{cv}"),
         overlap=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/overlap.png", "overlap", "4. Desolvation PMFs", "overlap",
                      cv="{cv}"),
         histograms=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/histograms.png", "histograms", "4. Desolvation PMFs",
                         "histograms", cv="{cv}"),
-        csv=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/pmf.csv", "pmf_csv", "4. Desolvation PMFs", "pmf.csv", cv="{cv}"),
+        csv=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.PMF_CSV}", "pmf_csv", "4. Desolvation PMFs", "pmf.csv", cv="{cv}"),
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_estimate.log",
     # Snakemake deletes the declared outputs of a failed job: on failure (e.g. too little
@@ -260,9 +290,9 @@ rule compare:
     input:
         BARRIERS,
     output:
-        csv=report(f"{RESULTS}/barriers.csv", caption="report/barriers_csv.rst", category="5. Across systems",
+        csv=report(f"{RESULTS}/{records.BARRIERS_CSV}", caption="report/barriers_csv.rst", category="5. Across systems",
                    labels={"item": "barriers.csv"}),
-        png=report(f"{RESULTS}/barriers.png", caption="report/barriers.rst", category="5. Across systems",
+        png=report(f"{RESULTS}/{records.BARRIERS_PNG}", caption="report/barriers.rst", category="5. Across systems",
                    labels={"item": "barriers"}),
     shell:
         "solvmd compare {input} --csv {output.csv} --png {output.png}"
@@ -271,14 +301,14 @@ rule compare:
 rule summary:
     """summary.csv: one row per system (density, CN per partner, SSIP/CIP/AGG, barriers)."""
     input:
-        md=expand(f"{RESULTS}/{{system}}/md/md.json", system=SYSTEMS),
-        analysis=expand(f"{RESULTS}/{{system}}/analysis/analysis.json", system=SYSTEMS)
+        md=expand(f"{RESULTS}/{{system}}/md/{records.MD_JSON}", system=SYSTEMS),
+        analysis=expand(f"{RESULTS}/{{system}}/analysis/{records.ANALYSIS_JSON}", system=SYSTEMS)
         if config.get("analyze", True) else [],
         barriers=BARRIERS,
     output:
-        csv=report(f"{RESULTS}/summary.csv", caption="report/summary_csv.rst", category="5. Across systems",
+        csv=report(f"{RESULTS}/{records.SUMMARY_CSV}", caption="report/summary_csv.rst", category="5. Across systems",
                    labels={"item": "summary.csv"}),
-        html=report(f"{RESULTS}/summary.html", caption="report/summary.rst", category="5. Across systems",
+        html=report(f"{RESULTS}/{records.SUMMARY_HTML}", caption="report/summary.rst", category="5. Across systems",
                     labels={"item": "summary"}),
     params:
         results=RESULTS,

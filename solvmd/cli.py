@@ -10,7 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from solvmd import records
 from solvmd.errors import SolvmdError
+from solvmd.io import read_yaml
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
@@ -19,6 +21,8 @@ def _cmd_build(args: argparse.Namespace) -> None:
     from solvmd.recipe import InterfaceRecipe, load_any_recipe
 
     recipe = load_any_recipe(args.recipe)
+    _out_folder(args.out)
+    (Path(args.out) / records.MANIFEST).unlink(missing_ok=True)  # written last: a failed build leaves none
     if isinstance(recipe, InterfaceRecipe):
         build_interface(recipe, args.out)
     else:
@@ -32,7 +36,11 @@ def _cmd_md(args: argparse.Namespace) -> None:
     overrides = {}
     if args.platform:
         overrides["platform"] = args.platform
+    if args.protocol is not None:
+        read_yaml(args.protocol, "MD protocol", mapping=True)
     protocol = load_protocol(args.protocol, overrides)
+    _out_folder(args.out)
+    records.claim_folder(args.out, records.fingerprint(args.build, protocol, step=records.MD))
     run_md(args.build, args.out, protocol)
 
 
@@ -54,52 +62,106 @@ def _cmd_platforms(args: argparse.Namespace) -> None:
 def _cmd_analyze(args: argparse.Namespace) -> None:
     from solvmd import analysis
 
+    out = Path(args.out)
+    overrides = {k: {"enabled": False} for k in ("residence", "transport") if getattr(args, f"no_{k}")}
     if args.spec is not None:
+        if args.build or args.md:
+            raise SolvmdError("give SPEC.yaml or --build/--md, not both")
         spec = analysis.load_spec(args.spec)
+        spec = spec.model_copy(update={k: getattr(spec, k).model_copy(update=v) for k, v in overrides.items()})
     elif args.build and args.md:
-        spec = analysis.spec_from_manifest(Path(args.build), Path(args.md))
+        records.check_build(args.build)
+        md = records.read_md(args.md)
+        spec = analysis.spec_from_manifest(Path(args.build), Path(args.md), **overrides)
+        _out_folder(out)
+        records.claim_folder(out, records.fingerprint(args.build, md.protocol, step=records.ANALYSIS))
     else:
-        raise SolvmdError("solvmd analyze: give SPEC.yaml, or --build BUILD_DIR --md MD_DIR for a solvmd run")
-    tables = analysis.run_analysis(spec, Path(args.out))
+        raise SolvmdError("give SPEC.yaml, or --build BUILD_DIR --md MD_DIR for a solvmd run")
+    _out_folder(out)
+    (out / records.ANALYSIS_JSON).unlink(missing_ok=True)  # written last, after every table and figure
+    res = analysis.analyze(spec)
     if args.build:
         from solvmd.build.interface import is_interface_build
 
         if is_interface_build(args.build):
             settings = analysis.interface_settings_from_manifest(Path(args.build))
-            analysis.run_interface_analysis(spec, settings, Path(args.out), results=tables)
+            analysis.run_interface_analysis(spec, settings, out, results=res)
+    from solvmd.analysis.workflow import write_results
+
+    write_results(res, spec, out)
 
 
 def _pmf_spec(args: argparse.Namespace):
     from solvmd import pmf
+    from solvmd.recipe import check_window_widths
 
-    return pmf.load_spec(args.spec, name=args.name)
+    spec = pmf.load_spec(args.spec, name=args.name)
+    check_window_widths(spec)
+    return spec
+
+
+def _pmf_identity(args: argparse.Namespace, spec, build: bool = True) -> records.Fingerprint:
+    return records.fingerprint(args.build if build else None, spec, step=records.PMF)
 
 
 def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
-    build, md = Path(args.build), Path(args.md)
-    pmf.prepare_windows(build / "system.xml", md / "final.xml", _pmf_spec(args), Path(args.out),
-                        topology=build / "system.pdb")
+    spec = _pmf_spec(args)
+    build, md, out = Path(args.build), Path(args.md), Path(args.out)
+    man = records.check_build(build)
+    records.read_md(md)
+    records.check_state(md / records.FINAL_XML, man.n_atoms, "final MD state")
+    _out_folder(out)
+    records.claim_folder(out, _pmf_identity(args, spec))
+    pmf.prepare_windows(build / records.SYSTEM_XML, md / records.FINAL_XML, spec, out,
+                        topology=build / records.SYSTEM_PDB)
 
 
 def _cmd_pmf_window(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
-    out = Path(args.out)
-    pmf.run_window(Path(args.build) / "system.xml", out / "init" / f"window_{args.window}.xml",
-                   _pmf_spec(args), args.window, out)
+    spec = _pmf_spec(args)
+    out, build = Path(args.out), Path(args.build)
+    man = records.check_build(build)
+    n = pmf.n_windows(spec)
+    if not 0 <= args.window < n:
+        raise SolvmdError(f"--window: {args.window} is not a window of pmf {spec.name} (0..{n - 1})")
+    records.check_identity(out, _pmf_identity(args, spec))
+    cv = records.read_cv(out)
+    if max(max(g) for g in cv.groups) >= man.n_atoms:
+        raise SolvmdError(f"{out / records.CV_JSON}: groups: atom index beyond the build's {man.n_atoms} atoms; "
+                          "it belongs to another system: rerun `solvmd pmf-prepare`")
+    init = out / records.window_init_xml(args.window)
+    records.check_state(init, man.n_atoms, f"start state of window {args.window}")
+    pmf.run_window(build / records.SYSTEM_XML, init, spec, args.window, out)
 
 
 def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
-    pmf.estimate_pmf(Path(args.out), _pmf_spec(args))
+    spec = _pmf_spec(args)
+    out = Path(args.out)
+    if not out.is_dir():
+        raise SolvmdError(f"PMF folder {out} does not exist; run `solvmd pmf-prepare` and `pmf-window` first")
+    records.check_identity(out, _pmf_identity(args, spec, build=False))
+    for k in range(pmf.n_windows(spec)):
+        records.check_window_npz(out / records.window_npz(k))
+    for name in (records.BARRIER_JSON, records.PMF_CSV, records.ESTIMATE_JSON):
+        (out / name).unlink(missing_ok=True)  # a failed estimate must not leave the old result looking new
+    pmf.estimate_pmf(out, spec)
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
+    if args.labels is not None and len(args.labels) != len(args.barriers):
+        raise SolvmdError(f"--labels: {len(args.labels)} labels for {len(args.barriers)} barrier files")
+    for path in args.barriers:
+        records.read_barrier(path)
+    _out_file(args.csv, ".csv", "--csv")
+    if args.png:
+        _out_file(args.png, ".png", "--png")
     table = pmf.compare_barriers(args.barriers, args.csv, args.png, labels=args.labels)
     print(table.to_string(index=False))
 
@@ -107,6 +169,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_summarize(args: argparse.Namespace) -> None:
     from solvmd.summary import summarize, write_summary
 
+    _out_file(args.csv, ".csv", "--csv")
+    if args.html:
+        _out_file(args.html, ".html", "--html")
     table = summarize(args.results, args.systems)
     write_summary(table, args.csv, args.html)
     print(table.to_string(index=False, max_cols=12))
@@ -115,9 +180,25 @@ def _cmd_summarize(args: argparse.Namespace) -> None:
 def _cmd_plot_thermo(args: argparse.Namespace) -> None:
     from solvmd.md.plots import write_thermo_plot
 
-    if not Path(args.thermo).is_file():
-        raise SolvmdError(f"{args.thermo} does not exist (run solvmd md first)")
+    records.read_thermo(args.thermo)
+    _out_file(args.out, ".png", "--out")
     write_thermo_plot(args.thermo, args.out)
+
+
+def _out_folder(path) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SolvmdError(f"output folder {path} exists and is not a folder")
+    return path
+
+
+def _out_file(path, suffix: str, option: str) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise SolvmdError(f"{option}: {path} is a folder; give a file name ending in {suffix}")
+    if path.suffix.lower() != suffix:
+        raise SolvmdError(f"{option}: {path} must end in {suffix}")
+    return path
 
 
 def _cmd_gpu_slot(args: argparse.Namespace) -> None:
@@ -151,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build", help="solvmd build folder (spec written from its manifest)")
     p.add_argument("--md", help="solvmd md folder")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/analysis")
+    p.add_argument("--no-residence", action="store_true", help="skip residence times")
+    p.add_argument("--no-transport", action="store_true", help="skip diffusion and conductivity")
     p.set_defaults(func=_cmd_analyze)
 
     def pmf_args(p, need_build=True):
@@ -212,20 +295,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    import logging
+def _finished_outputs(args: argparse.Namespace) -> list[Path]:
+    """Files whose presence says a verb finished: removed again if this invocation wrote
+    them and then failed."""
+    out = Path(getattr(args, "out", "") or ".")
+    by_verb = {
+        "build": [out / records.MANIFEST],
+        "md": [out / records.MD_JSON, out / records.FINAL_XML],
+        "analyze": [out / records.ANALYSIS_JSON, out / records.INTERFACE_JSON],
+        "pmf-prepare": [out / records.CV_JSON],
+        "pmf-window": [out / records.window_npz(args.window)] if args.command == "pmf-window" else [],
+        "pmf-estimate": [out / n for n in (records.BARRIER_JSON, records.PMF_CSV, records.ESTIMATE_JSON)],
+        "compare": [Path(p) for p in (args.csv, getattr(args, "png", None)) if p] if args.command == "compare" else [],
+        "summarize": [Path(p) for p in (args.csv, args.html) if p] if args.command == "summarize" else [],
+        "plot-thermo": [out],
+    }
+    return by_verb.get(args.command, [])
 
+
+def _mtimes(paths: list[Path]) -> dict[Path, float | None]:
+    return {p: (p.stat().st_mtime_ns if p.is_file() else None) for p in paths}
+
+
+def _remove_new(before: dict[Path, float | None]) -> None:
+    for p, t in before.items():
+        if p.is_file() and p.stat().st_mtime_ns != t:
+            p.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb. A bad input ends in one ``solvmd <verb>: error: ...`` message and exit
+    status 2; an unexpected exception (a bug) in one line and status 3, with the traceback
+    when SOLVMD_DEBUG=1. Either way files this call wrote that look finished are removed."""
+    import logging
+    import os
     import warnings
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     warnings.showwarning = lambda message, category, *a, **k: print(
         f"warning ({category.__name__}): {message}", file=sys.stderr)
     args = build_parser().parse_args(argv)
+    guarded = _finished_outputs(args)
+    before = _mtimes(guarded)
     try:
         args.func(args)
     except SolvmdError as err:
+        _remove_new(before)
         print(f"solvmd {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        _remove_new(before)
+        print(f"solvmd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the safety net; real validation comes first
+        _remove_new(before)
+        if os.environ.get("SOLVMD_DEBUG", "") not in ("", "0"):
+            raise
+        msg = " ".join(str(err).split())[:500]
+        print(f"solvmd {args.command}: internal error: {type(err).__name__}: {msg} (this is a solvmd bug or an "
+              "input it does not check yet; rerun with SOLVMD_DEBUG=1 for the traceback and report it)",
+              file=sys.stderr)
+        return 3
     return 0
 
 

@@ -20,6 +20,24 @@ from solvmd.errors import SolvmdError, validation_message
 from solvmd.io import read_yaml
 
 
+MAX_WIDTH_PER_SPACING = 5.0  # window width sqrt(kT/k) at most this many window spacings
+
+
+def check_window_widths(spec) -> None:
+    """Refuse a PMF spec whose force constant is so weak that each window's width
+    sqrt(kT/k) far exceeds the window spacing (or the CV range): the windows would
+    not localise the CV. Checked before any MD runs."""
+    centers = sorted(float(c) for c in spec.centers())
+    lo, hi = spec.range_nm
+    spacing = max(b - a for a, b in zip(centers, centers[1:])) if len(centers) > 1 else hi - lo
+    sigma = (spec.kT / spec.k_kJ_mol_nm2) ** 0.5
+    if sigma > MAX_WIDTH_PER_SPACING * spacing or sigma > hi - lo:
+        k_min = spec.kT / min(MAX_WIDTH_PER_SPACING * spacing, hi - lo) ** 2
+        raise SolvmdError(f"pmf {spec.name}: k_kJ_mol_nm2: {spec.k_kJ_mol_nm2:g} kJ/mol/nm^2 is too weak: window "
+                          f"width sqrt(kT/k) = {sigma:.3g} nm against a spacing of {spacing:.3g} nm and a range "
+                          f"of {hi - lo:.3g} nm; use k >= {k_min:.3g} kJ/mol/nm^2")
+
+
 def _units_with_role(role: str) -> list[str]:
     return [n for n in complexes.known_units() if complexes.unit_role(n) == role]
 
@@ -174,7 +192,8 @@ class Recipe(_Strict):
             from solvmd.pmf.spec import load_specs
 
             try:
-                load_specs(v)
+                for spec in load_specs(v):
+                    check_window_widths(spec)
             except SolvmdError as err:
                 raise ValueError(str(err)) from None
         return v

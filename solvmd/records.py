@@ -39,6 +39,7 @@ BUILD, MD, ANALYSIS, PMF = "build", "md", "analysis", "pmf"
 SYSTEM_PDB, SYSTEM_XML, MANIFEST = "system.pdb", "system.xml", "manifest.json"
 IDENTITY = "identity.json"
 MD_JSON, PROTOCOL_JSON, FINAL_XML, FINAL_PDB, THERMO_CSV = "md.json", "protocol.json", "final.xml", "final.pdb", "thermo.csv"
+THERMO_PNG = "thermo.png"
 TRAJ_FORMATS = ("xtc", "dcd")
 ANALYSIS_JSON, CUTOFFS_JSON = "analysis.json", "cutoffs.json"
 CV_JSON, SPEC_JSON, ESTIMATE_JSON, BARRIER_JSON, PMF_CSV = "cv.json", "spec.json", "estimate.json", "barrier.json", "pmf.csv"
@@ -301,6 +302,19 @@ def validate_record(data: dict, model: type[M], source: str, what: str) -> M:
         raise SolvmdError(validation_message(err, source, what) + "\n  rerun the step that writes it") from None
 
 
+def validate_present(data: dict, model: type[BaseModel], source: str, what: str) -> dict:
+    """Check the fields ``data`` has against ``model`` (types, bounds) without requiring
+    the missing ones; returns ``data`` unchanged. For readers of partial results (summary)."""
+    try:
+        model.model_validate(data)
+    except ValidationError as err:
+        errors = [e for e in err.errors() if e["type"] != "missing"]
+        if errors:
+            bad = type("Errors", (), {"errors": lambda self: errors})()
+            raise SolvmdError(validation_message(bad, source, what) + "\n  rerun the step that writes it") from None
+    return data
+
+
 def read_record(path: str | Path, model: type[M], what: str) -> M:
     """Read and validate one record file."""
     return validate_record(read_json(path, what), model, str(path), what)
@@ -466,3 +480,71 @@ def claim_folder(folder: str | Path, current: Fingerprint) -> None:
     if recorded is None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         write_record(Path(folder) / IDENTITY, current)
+
+
+# --------------------------------------------------------------------------- tables and arrays
+
+THERMO_REQUIRED = ("stage", "time_ps", "T_K", "density_g_cm3")
+WINDOW_KEYS = ("cv_nm", "r0_nm", "k_kJ_mol_nm2", "temperature_K", "timestep_fs", "sample_interval_steps")
+
+
+def read_table(path: str | Path, what: str, required: tuple[str, ...] = (), numeric: tuple[str, ...] = ()):
+    """A CSV table as a DataFrame: present, non-empty, with the ``required`` columns, and
+    ``numeric`` columns all finite numbers. Errors name the file and the column."""
+    import numpy as np
+    import pandas as pd
+
+    from solvmd.io import read_text_checked
+
+    path = Path(path)
+    read_text_checked(path, what, max_bytes=1 << 31)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise SolvmdError(f"{path}: {what} is not a readable CSV table ({' '.join(str(err).split())})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SolvmdError(f"{path}: {what} has no column(s) {missing}; columns are {list(df.columns)[:12]}")
+    if df.empty:
+        raise SolvmdError(f"{path}: {what} has a header but no rows")
+    for col in numeric:
+        vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        if not np.all(np.isfinite(vals)):
+            row = int(np.flatnonzero(~np.isfinite(vals))[0])
+            raise SolvmdError(f"{path}: {what}: column {col}, row {row + 1}: {df[col].iloc[row]!r} is not a finite number")
+    return df
+
+
+def read_thermo(path: str | Path):
+    """``md/thermo.csv`` (written by solvmd md), validated."""
+    return read_table(path, "MD thermo log", THERMO_REQUIRED, ("time_ps", "T_K", "density_g_cm3"))
+
+
+def check_window_npz(path: str | Path) -> int:
+    """A finished umbrella window ``window_<k>.npz``: readable, with the restraint and CV
+    samples (finite). Returns the number of samples."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise SolvmdError(f"{path}: window file missing; run `solvmd pmf-window` for it first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in WINDOW_KEYS if k not in z.files]
+            if missing:
+                raise SolvmdError(f"{path}: not a solvmd umbrella window (no {missing}); rerun that window")
+            x = np.asarray(z["cv_nm"], dtype=float)
+            scalars = {k: np.asarray(z[k]) for k in WINDOW_KEYS[1:]}
+    except SolvmdError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as err:
+        raise SolvmdError(f"{path}: window file is corrupt or not an .npz ({type(err).__name__}: {err}); "
+                          "delete it and rerun that window") from None
+    if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)):
+        raise SolvmdError(f"{path}: cv_nm must hold >= 2 finite samples (got shape {x.shape}); rerun that window")
+    for k, v in scalars.items():
+        if v.shape != () or not np.isfinite(v.astype(float)) or (k != "r0_nm" and float(v) <= 0):
+            raise SolvmdError(f"{path}: {k} must be one finite number{'' if k == 'r0_nm' else ' > 0'} (got {v!r})")
+    return int(x.size)

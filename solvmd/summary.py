@@ -25,7 +25,6 @@ A value that does not exist (no PMF, analysis not run) is left empty (NaN).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,8 @@ import pandas as pd
 
 from solvmd.analysis import columns as C
 from solvmd.errors import SolvmdError
-from solvmd.io import atomic_path
+from solvmd import records
+from solvmd.io import atomic_path, read_json
 
 ANALYSIS_TABLES = ("rdf", "coordination", "coordination_distribution", "shells", "speciation", "clusters",
                    "residence", "transport", "msd")
@@ -56,13 +56,15 @@ class SystemResults:
     pmfs: dict[str, pd.DataFrame] = field(default_factory=dict)  # cv name -> pmf.csv
 
 
-def _json(path: Path) -> dict:
+def _record(path: Path, model, what: str) -> dict:
+    """A record's fields (validated where present); {} when the file does not exist."""
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{path}: not valid JSON ({err}); rerun the step that writes it") from None
+    return records.validate_present(read_json(path, what), model, str(path), what)
+
+
+def _table(path: Path, what: str) -> pd.DataFrame | None:
+    return records.read_table(path, what) if path.is_file() else None
 
 
 def load_system(results_dir: str | Path, system: str) -> SystemResults:
@@ -71,27 +73,36 @@ def load_system(results_dir: str | Path, system: str) -> SystemResults:
     if not base.is_dir():
         raise SolvmdError(f"no results for system {system!r} in {results_dir} (expected the folder {base})")
     res = SystemResults(name=system, path=base)
-    res.manifest = _json(base / "build" / "manifest.json")
-    res.md = _json(base / "md" / "md.json")
-    if (base / "md" / "thermo.csv").is_file():
-        res.thermo = pd.read_csv(base / "md" / "thermo.csv")
-    res.analysis = _json(base / "analysis" / "analysis.json")
-    if (base / "analysis" / "analysis.json").is_file():  # written last: the tables are complete
+    build, md, analysis = (records.step_dir(results_dir, system, s) for s in (records.BUILD, records.MD,
+                                                                             records.ANALYSIS))
+    res.manifest = _record(build / records.MANIFEST, records.Manifest, "build manifest")
+    res.md = _record(md / records.MD_JSON, records.MDRecord, "MD record")
+    if (md / records.THERMO_CSV).is_file():
+        res.thermo = records.read_thermo(md / records.THERMO_CSV)
+    res.analysis = _record(analysis / records.ANALYSIS_JSON, records.AnalysisRecord, "analysis record")
+    if (analysis / records.ANALYSIS_JSON).is_file():  # written last: the tables are complete
         for name in ANALYSIS_TABLES:
-            path = base / "analysis" / f"{name}.csv"
-            if path.is_file():
-                res.tables[name] = pd.read_csv(path)
-    for barrier in sorted((base / "pmf").glob("*/barrier.json")):
+            table = _table(analysis / f"{name}.csv", f"analysis table {name}.csv")
+            if table is not None:
+                res.tables[name] = table
+    for barrier in sorted((base / records.PMF).glob(f"*/{records.BARRIER_JSON}")):
         cv = barrier.parent.name
-        res.barriers[cv] = _json(barrier)
-        if (barrier.parent / "pmf.csv").is_file():
-            res.pmfs[cv] = pd.read_csv(barrier.parent / "pmf.csv")
+        res.barriers[cv] = _record(barrier, records.BarrierRecord, "barrier record")
+        table = _table(barrier.parent / records.PMF_CSV, "PMF table")
+        if table is not None:
+            res.pmfs[cv] = table
+    if not res.manifest and not res.md:
+        raise SolvmdError(f"{base}: no {records.BUILD}/{records.MANIFEST} and no {records.MD}/{records.MD_JSON}: "
+                          f"system {system!r} was never built or run; run the workflow first")
     return res
 
 
 def list_systems(results_dir: str | Path) -> list[str]:
     """Systems with a finished MD run (``<system>/md/md.json``) in ``results_dir``, sorted."""
-    return sorted(p.parent.parent.name for p in Path(results_dir).glob("*/md/md.json"))
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise SolvmdError(f"results folder {results_dir} does not exist (or is not a folder)")
+    return sorted(p.parent.parent.name for p in results_dir.glob(f"*/{records.MD}/{records.MD_JSON}"))
 
 
 def _num(x) -> float:
@@ -115,6 +126,13 @@ def _speciation(spec: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _columns(res: SystemResults, name: str, need: tuple[str, ...]) -> None:
+    table = res.tables.get(name)
+    if table is not None and (missing := [c for c in need if c not in table.columns]):
+        raise SolvmdError(f"{res.path / records.ANALYSIS / (name + '.csv')}: no column(s) {missing}; "
+                          "rerun `solvmd analyze`")
+
+
 def summary_row(res: SystemResults) -> dict:
     """One summary row (see the module docstring for the columns)."""
     md, man = res.md, res.manifest
@@ -125,13 +143,16 @@ def summary_row(res: SystemResults) -> dict:
         "n_atoms": man.get("n_atoms"),
         "temperature_K": md.get("temperature_K", man.get("temperature_K")),
         "platform": md.get("platform"),
-        "production_ps": (prod["steps"] * md["timestep_fs"] / 1000.0) if prod and "timestep_fs" in md else math.nan,
+        "production_ps": (prod["steps"] * md["timestep_fs"] / 1000.0) if "steps" in prod and "timestep_fs" in md
+        else math.nan,
         "n_frames": md.get("n_frames"),
         "density_g_cm3": _num(md.get("density_production_mean_g_cm3")),
         "density_std_g_cm3": _num(md.get("density_production_std_g_cm3")),
         "density_estimate_g_cm3": _num(md.get("density_estimate_g_cm3", man.get("density_estimate_g_cm3"))),
     }
     coord = res.tables.get("coordination")
+    _columns(res, "coordination", (C.PARTNER, C.CN_MOL, C.CN_DON))
+    _columns(res, "speciation", (C.DEFINITION, C.SPECIES, C.CLASS, C.FRACTION))
     if coord is not None:
         for _, r in coord.iterrows():
             row[f"cn_molecules_{r[C.PARTNER]}"] = _num(r[C.CN_MOL])
@@ -143,7 +164,7 @@ def summary_row(res: SystemResults) -> dict:
     for cv, b in res.barriers.items():
         row[f"pmf_{cv}_dG_barrier_kJ_mol"] = _num(b.get("dG_barrier_kJ_mol"))
         row[f"pmf_{cv}_dG_barrier_err_kJ_mol"] = _num(b.get("dG_barrier_err_kJ_mol"))
-    return row
+    return records.validate_present(row, records.SummaryRow, str(res.path), "summary row")
 
 
 def summarize(results_dir: str | Path, systems: list[str] | None = None) -> pd.DataFrame:
