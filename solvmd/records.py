@@ -389,9 +389,9 @@ def check_build(build_dir: str | Path) -> Manifest:
     return man
 
 
-def count_xml_particles(path: Path, what: str) -> int:
-    """Particles in an OpenMM ``System`` XML or atoms (``Positions``) in a ``State`` XML,
-    checked to be well-formed XML of that kind without deserializing it."""
+def count_xml_particles(path: Path, what: str, root_tag: str = "System") -> int:
+    """Particles in an OpenMM ``System`` XML or atoms (``Positions``) in a ``State`` XML
+    (``root_tag``), checked to be well-formed XML of that kind without deserializing it."""
     import xml.etree.ElementTree as ET
 
     from solvmd.io import read_text_checked
@@ -401,6 +401,8 @@ def count_xml_particles(path: Path, what: str) -> int:
         root = ET.fromstring(text)
     except ET.ParseError as err:
         raise SolvmdError(f"{path}: {what} is not well-formed XML ({err}); rerun the step that writes it") from None
+    if root.tag != root_tag:
+        raise SolvmdError(f"{path}: {what} expected (an OpenMM <{root_tag}>), found an XML <{root.tag}> document")
     if root.tag == "System":
         parts = root.find("Particles")
         n = len(parts) if parts is not None else 0
@@ -416,7 +418,7 @@ def count_xml_particles(path: Path, what: str) -> int:
 
 def check_state(path: str | Path, n_atoms: int, what: str = "OpenMM State") -> None:
     """A State XML with positions for exactly ``n_atoms`` atoms."""
-    n = count_xml_particles(Path(path), what)
+    n = count_xml_particles(Path(path), what, "State")
     if n != n_atoms:
         raise SolvmdError(f"{path}: {what} has {n} atoms but the build has {n_atoms}; it belongs to another system")
 
