@@ -219,3 +219,57 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> d
                           "rerun the step that writes it")
     check_values(data, str(path))
     return data
+
+
+# --------------------------------------------------------------------------- checksummed files (checkpoints)
+
+
+def checksum_path(path: str | Path) -> Path:
+    """The SHA-256 sidecar of ``path``: ``<path>.sha256``."""
+    return Path(str(path) + ".sha256")
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where the previous good version of ``path`` is kept: ``<path>.prev``."""
+    return Path(str(path) + ".prev")
+
+
+def verify_checked(path: str | Path, *sidecars: Path) -> bool:
+    """True when ``path`` exists, is not empty and its SHA-256 equals the digest in its
+    sidecar (or in one of ``sidecars``)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    digests = {side.read_text().split()[0] for side in (checksum_path(path), *sidecars)
+               if side.is_file() and side.read_text().split()}
+    return bool(digests) and sha256_file(path) in digests
+
+
+def write_checked(path: str | Path, write) -> str:
+    """Write ``path`` through ``write(tmp_path)`` atomically with a SHA-256 sidecar, keeping
+    the previous good version as ``<path>.prev`` (with its sidecar). A crash at any point
+    leaves the new file verified or the previous one: see :func:`newest_good`.
+    Returns the hex digest. E.g. ``write_checked(chk, lambda p: sim.saveCheckpoint(str(p)))``."""
+    path = Path(path)
+    prev = previous_path(path)
+    with atomic_path(path) as tmp:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest = sha256_file(tmp)
+        if verify_checked(path):  # keep the last good one: file first, then its sidecar
+            os.replace(path, prev)
+            os.replace(checksum_path(path), checksum_path(prev))
+    write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    return digest
+
+
+def newest_good(path: str | Path) -> Path | None:
+    """``path`` if it verifies, else ``<path>.prev`` if it verifies (against its own sidecar
+    or, after a crash between the two renames, the newest one's), else None: a truncated,
+    empty or corrupt newest file is never returned."""
+    path = Path(path)
+    if verify_checked(path):
+        return path
+    prev = previous_path(path)
+    return prev if verify_checked(prev, checksum_path(path)) else None
