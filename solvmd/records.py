@@ -381,12 +381,24 @@ def check_build(build_dir: str | Path) -> Manifest:
     for key in ("name", "n_atoms", "box_nm", "cutoff_nm"):
         if getattr(man, key) is None:
             raise SolvmdError(f"{build_dir / MANIFEST}: {key}: missing (not written by `solvmd build`?); rebuild")
-    _need_file(build_dir / SYSTEM_PDB, "topology", "rebuild with `solvmd build`")
     n = count_xml_particles(build_dir / SYSTEM_XML, "serialized OpenMM System")
     if n != man.n_atoms:
         raise SolvmdError(f"{build_dir / SYSTEM_XML}: {n} particles but {MANIFEST} says n_atoms = {man.n_atoms}; "
                           "the files do not belong together: rebuild with `solvmd build`")
+    _need_file(build_dir / SYSTEM_PDB, "topology", "rebuild with `solvmd build`")
+    n_pdb = count_pdb_atoms(build_dir / SYSTEM_PDB)
+    if n_pdb != man.n_atoms:
+        raise SolvmdError(f"{build_dir / SYSTEM_PDB}: {n_pdb} ATOM/HETATM records but {MANIFEST} says n_atoms = "
+                          f"{man.n_atoms}; the files do not belong together: rebuild with `solvmd build`")
     return man
+
+
+def count_pdb_atoms(path: Path) -> int:
+    """ATOM/HETATM records in a PDB file (checked to be text)."""
+    from solvmd.io import read_text_checked
+
+    text = read_text_checked(path, "PDB topology", max_bytes=1 << 31)
+    return sum(1 for ln in text.splitlines() if ln.startswith(("ATOM  ", "HETATM")))
 
 
 def count_xml_particles(path: Path, what: str, root_tag: str = "System") -> int:
@@ -513,7 +525,9 @@ def read_table(path: str | Path, what: str, required: tuple[str, ...] = (), nume
         vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
         if not np.all(np.isfinite(vals)):
             row = int(np.flatnonzero(~np.isfinite(vals))[0])
-            raise SolvmdError(f"{path}: {what}: column {col}, row {row + 1}: {df[col].iloc[row]!r} is not a finite number")
+            v = df[col].iloc[row]
+            shown = repr(v) if isinstance(v, str) else str(v)
+            raise SolvmdError(f"{path}: {what}: column {col}, row {row + 1}: {shown} is not a finite number")
     return df
 
 

@@ -140,7 +140,8 @@ def _build(tmp_path, n_atoms=3, name="sysA"):
     b.mkdir()
     parts = "".join('<Particle mass="1"/>' for _ in range(n_atoms))
     (b / records.SYSTEM_XML).write_text(f'<?xml version="1.0" ?>\n<System version="1"><Particles>{parts}</Particles></System>')
-    (b / records.SYSTEM_PDB).write_text("END\n")
+    (b / records.SYSTEM_PDB).write_text("".join(f"HETATM{i + 1:5d} LI    LI A{i + 1:4d}       0.000   0.000   0.000\n"
+                                                for i in range(n_atoms)) + "END\n")
     man = {"name": name, "n_atoms": n_atoms, "box_nm": [2, 2, 2], "temperature_K": 298.15, "cutoff_nm": 0.8,
            "species": [{"name": "Li", "residue": "LI", "role": "cation", "count": n_atoms, "charge": 1}]}
     (b / records.MANIFEST).write_text(json.dumps(man))

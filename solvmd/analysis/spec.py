@@ -251,7 +251,10 @@ def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: A
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            u = mda.Universe(str(topology))
+            try:
+                u = mda.Universe(str(topology))
+            except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
+                raise SolvmdError(f"topology: MDAnalysis cannot read {topology}: {type(err).__name__}: {err}") from None
         has_elements = hasattr(u.atoms, "elements") and all(str(e).strip() for e in u.atoms.elements)
 
     cations = [s["residue"] for s in species if s.get("role") == "cation"]
