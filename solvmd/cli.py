@@ -70,8 +70,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         spec = analysis.load_spec(args.spec)
         spec = spec.model_copy(update={k: getattr(spec, k).model_copy(update=v) for k, v in overrides.items()})
     elif args.build and args.md:
-        records.check_build(args.build)
-        md = records.read_md(args.md)
+        md = _finished_md(args.build, args.md)
         spec = analysis.spec_from_manifest(Path(args.build), Path(args.md), **overrides)
         _out_folder(out)
         records.claim_folder(out, records.fingerprint(args.build, md.protocol, step=records.ANALYSIS))
@@ -89,6 +88,14 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     from solvmd.analysis.workflow import write_results
 
     write_results(res, spec, out)
+
+
+def _finished_md(build, md_dir) -> records.MDRecord:
+    """A finished MD run (valid md.json) of this build (its recorded identity, if any, matches)."""
+    records.check_build(build)
+    info = records.read_md(md_dir)
+    records.check_identity(md_dir, records.fingerprint(build, step=records.MD), require=False)
+    return info
 
 
 def _pmf_spec(args: argparse.Namespace):
@@ -110,7 +117,7 @@ def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
     spec = _pmf_spec(args)
     build, md, out = Path(args.build), Path(args.md), Path(args.out)
     man = records.check_build(build)
-    records.read_md(md)
+    _finished_md(build, md)
     records.check_state(md / records.FINAL_XML, man.n_atoms, "final MD state")
     _out_folder(out)
     records.claim_folder(out, _pmf_identity(args, spec))

@@ -464,12 +464,17 @@ def _mismatch(recorded: Fingerprint, current: Fingerprint) -> list[str]:
     return [k for k in keys if getattr(current, k) is not None and getattr(recorded, k) != getattr(current, k)]
 
 
-def check_identity(folder: str | Path, current: Fingerprint) -> Fingerprint | None:
+def check_identity(folder: str | Path, current: Fingerprint, require: bool = True) -> Fingerprint | None:
     """Refuse ``folder`` if it records (identity.json) a run of other inputs than ``current``
-    (fields of ``current`` that are None are not compared), or holds run files with no
-    recorded identity. Returns the recorded fingerprint (None for a fresh folder)."""
+    (fields of ``current`` that are None are not compared), or, with ``require``, holds run
+    files with no recorded identity. Returns the recorded fingerprint (None if none).
+
+    Use ``require=True`` for a folder a step writes into, ``require=False`` for an input
+    folder it only reads (e.g. the md folder an analysis reads, checked against the build)."""
     folder = Path(folder)
     path = folder / IDENTITY
+    if not path.exists() and not require:
+        return None
     if not path.exists():
         found = [n for n in RUN_FILES if (folder / n).exists()] + sorted(p.name for p in folder.glob("*.chk"))
         if found:

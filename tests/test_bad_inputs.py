@@ -303,6 +303,9 @@ CASES = [
     ("an-pdb-wrong-kind", "analyze", f"{B}/system.pdb", copy_of(f"{M}/thermo.csv"),
      "system.pdb: 0 ATOM/HETATM records but manifest.json says n_atoms = 600"),
     ("an-out-other-system", "analyze", "out", other_identity("analysis"), "holds a run of another system"),
+    ("an-md-of-other-build", "analyze", f"{M}/identity.json", json_edit(lambda f: {**f, "system_xml_sha256": "3" * 64}),
+     "md holds a run of another system.*differs in system_xml_sha256"),
+    ("an-md-identity-corrupt", "analyze", f"{M}/identity.json", truncate(0.5), "identity.json: run identity is not valid"),
     # --- analyze SPEC.yaml
     ("an-spec-missing", "analyze-spec", "spec.yaml", gone, "analysis spec file .* does not exist"),
     ("an-spec-empty", "analyze-spec", "spec.yaml", empty, "is empty"),
@@ -334,6 +337,8 @@ CASES = [
     ("prep-weak-k", "pmf-prepare", "tiny.yaml", yaml_edit(lambda r: {**r, "pmf": {**r["pmf"], "k_kJ_mol_nm2": 2}}),
      "too weak"),
     ("prep-out-other-system", "pmf-prepare", "out", other_identity("pmf"), "holds a run of another system"),
+    ("prep-md-of-other-build", "pmf-prepare", f"{M}/identity.json", json_edit(lambda f: {**f, "n_atoms": 700}),
+     "holds a run of another system"),
     ("prep-manifest-empty", "pmf-prepare", f"{B}/manifest.json", empty, "is empty"),
     # --- pmf-window
     ("win-cv-missing", "pmf-window", f"{P}/cv.json", gone, "run `solvmd pmf-prepare` first"),

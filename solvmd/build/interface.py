@@ -30,7 +30,6 @@ the recipe's ideal-mixing estimate; the manifest records which.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -38,12 +37,14 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
+from solvmd import records
 from solvmd import species as species_registry
 from solvmd.build.composition import AVOGADRO, Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
 from solvmd.build.system import build_topology, species_table, versions, write_build
 from solvmd.errors import SolvmdError
+from solvmd.io import read_json
 from solvmd.forcefield import (LJ_EXPRESSION, PairOverride, _custom_lj, finish_nonbonded, forcefield_files,
                                nonbonded_force, parameterize)
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, Recipe, Size
@@ -68,7 +69,7 @@ def bulk_density(rec: InterfaceRecipe) -> tuple[float, str]:
         if not f.is_file():
             raise SolvmdError(f"density.path: {f} not found; run `solvmd md` on the bulk electrolyte first, or use "
                               "density: {source: estimate}")
-        info = json.loads(f.read_text())
+        info = records.validate_present(read_json(f, "MD record"), records.MDRecord, str(f), "MD record")
         rho = info.get("density_production_mean_g_cm3")
         if not rho:
             raise SolvmdError(f"density.path: {f} has no density_production_mean_g_cm3 (an NVT run?)")
@@ -77,8 +78,8 @@ def bulk_density(rec: InterfaceRecipe) -> tuple[float, str]:
     f = path / "manifest.json" if path.is_dir() else path
     if not f.is_file():
         raise SolvmdError(f"density.path: {f} not found; run `solvmd build` on the bulk electrolyte first")
-    man = json.loads(f.read_text())
-    if "density_estimate_g_cm3" not in man:
+    man = records.validate_present(read_json(f, "build manifest"), records.Manifest, str(f), "build manifest")
+    if not isinstance(man.get("density_estimate_g_cm3"), (int, float)) or man["density_estimate_g_cm3"] <= 0:
         raise SolvmdError(f"density.path: {f} has no density_estimate_g_cm3")
     return float(man["density_estimate_g_cm3"]), f"bulk build manifest {f} (estimate)"
 
@@ -402,8 +403,8 @@ def is_interface_manifest(manifest: dict) -> bool:
 
 
 def is_interface_build(build_dir: str | Path) -> bool:
-    f = Path(build_dir) / "manifest.json"
-    return f.is_file() and is_interface_manifest(json.loads(f.read_text()))
+    f = Path(build_dir) / records.MANIFEST
+    return f.is_file() and is_interface_manifest(read_json(f, "build manifest"))
 
 
 def build_inputs(recipe_path: str | Path) -> list[str]:
