@@ -54,6 +54,9 @@ def base(tmp_path_factory) -> Path:
     assert main(["md", str(R / "build"), "-o", str(R / "md"), "-p", str(d / "p.yaml")]) == 0
     assert main(["analyze", "--build", str(R / "build"), "--md", str(R / "md"), "-o", str(R / "analysis")]) == 0
     assert json.loads((R / "md" / "md.json").read_text())["n_frames"] == N_FRAMES
+    # the real analysis wrote exactly the files the library declares (and the Snakefile asks for)
+    written = sorted(p.name for p in (R / "analysis").iterdir())
+    assert written == sorted(records.analysis_outputs() + [records.IDENTITY])
     from solvmd import pmf
 
     spec = pmf.load_spec(str(d / "tiny.yaml"), name="li_dme")

@@ -329,3 +329,36 @@ def test_write_checked_keeps_the_last_good_file(tmp_path):
     chk.rename(previous_path(chk))
     checksum_path(previous_path(chk)).write_text("0" * 64 + "\n")
     assert newest_good(chk) == previous_path(chk) and previous_path(chk).read_bytes() == good
+
+
+@pytest.mark.parametrize("options", [{}, {"residence": False}, {"transport": False},
+                                     {"residence": False, "transport": False}])
+def test_snakefile_declares_the_library_outputs(tmp_path, options):
+    """Dry run of the real Snakefile: the analyze rule's outputs are records.analysis_outputs
+    for the configured switches (a bulk recipe with a salt, and one without: no speciation.png)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "salty.yaml").write_text(yaml.safe_dump({**RECIPE, "name": "salty"}))
+    (tmp_path / "recipes" / "neat.yaml").write_text(yaml.safe_dump(
+        {"name": "neat", "solvents": [{"species": "DME", "volume_fraction": 1.0}], "size": {"target_atoms": 500}}))
+    cfg = {"systems": ["salty", "neat"], "recipes_dir": str(tmp_path / "recipes"), "md": {"production_ps": 1.0},
+           "analysis": options}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(root / "Snakefile"), "-d",
+                           str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "-n", "--cores", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    declared: dict[str, list[str]] = {}
+    blocks = proc.stdout.split("rule ")
+    for block in blocks:
+        if block.startswith("analyze") and "output:" in block:
+            outs = block.split("output:")[1].splitlines()[0].split(",")
+            system = outs[0].strip().split("/")[1]
+            declared[system] = sorted(Path(o.strip()).name for o in outs)
+    switches = {"residence": options.get("residence", True), "transport": options.get("transport", True)}
+    assert declared["salty"] == sorted(records.analysis_outputs(**switches))
+    assert declared["neat"] == sorted(records.analysis_outputs(**switches, speciation_figure=False))

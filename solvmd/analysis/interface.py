@@ -94,7 +94,9 @@ def interface_settings_from_manifest(build_dir: str | Path, **overrides) -> Inte
     man_path = Path(build_dir) / "manifest.json"
     if not man_path.is_file():
         raise SolvmdError(f"manifest {man_path} not found: run `solvmd build` first")
-    man = json.loads(man_path.read_text())
+    from solvmd.io import read_json
+
+    man = read_json(man_path, "build manifest")
     surf = man.get("surface")
     if not surf:
         raise SolvmdError(f"{man_path}: not an interface build (no `surface` entry)")

@@ -8,7 +8,6 @@ manifest is written last, so a directory without it is not a finished build.
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from pathlib import Path
@@ -145,16 +144,14 @@ def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.Sy
 def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
     """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
     build_dir = Path(build_dir)
-    manifest_path = build_dir / "manifest.json"
+    from solvmd import records
+    from solvmd.io import read_json
+
+    manifest_path = build_dir / records.MANIFEST
     if not manifest_path.is_file():
         raise SolvmdError(f"{build_dir} is not a finished solvmd build (no manifest.json); run `solvmd build` first")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
-    for key in ("species", "n_atoms", "temperature_K"):
-        if key not in manifest:
-            raise SolvmdError(f"{manifest_path} has no {key!r}: not a solvmd manifest; rebuild with `solvmd build`")
+    records.check_build(build_dir)  # manifest fields, system.xml and system.pdb atom counts
+    manifest = read_json(manifest_path, "build manifest")
     pdb = app.PDBFile(str(build_dir / "system.pdb"))
     system = openmm.XmlSerializer.deserialize((build_dir / "system.xml").read_text())
     if system.getNumParticles() != manifest["n_atoms"] or pdb.topology.getNumAtoms() != manifest["n_atoms"]:
