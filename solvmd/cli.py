@@ -212,7 +212,15 @@ def _cmd_gpu_slot(args: argparse.Namespace) -> None:
     from solvmd.gpu_slots import exec_with_slot
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    devices = [d for d in args.devices.split(",") if d.strip()] if args.devices else None
+    if not command:
+        raise SolvmdError("give the command to run after --, e.g. solvmd gpu-slot -- solvmd md ...")
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    if devices is not None and not all(d.isdigit() for d in devices):
+        raise SolvmdError(f"--devices: {args.devices!r}: give comma-separated CUDA device indices, e.g. 0,1")
+    if args.need < 0 or (args.timeout is not None and not args.timeout >= 0):
+        raise SolvmdError("--need and --timeout must be >= 0")
+    if args.lock_dir is not None and args.lock_dir.exists() and not args.lock_dir.is_dir():
+        raise SolvmdError(f"--lock-dir: {args.lock_dir} exists and is not a folder")
     count = args.count if args.count and args.count > 0 else None
     exec_with_slot(command, devices=devices, count=count, lock_dir=args.lock_dir, timeout_s=args.timeout,
                    need=args.need)

@@ -144,8 +144,8 @@ class Solvent(_Strict):
 class Size(_Strict):
     """System size: ``salt_units`` (total salt formula units) or ``target_atoms``."""
 
-    salt_units: int | None = Field(default=None, gt=0)
-    target_atoms: int | None = Field(default=None, gt=0)
+    salt_units: int | None = Field(default=None, gt=0, le=1_000_000)
+    target_atoms: int | None = Field(default=None, gt=0, le=10_000_000)  # beyond any classical MD box solvmd packs
 
     @model_validator(mode="after")
     def _check(self) -> "Size":
@@ -178,8 +178,8 @@ class Recipe(_Strict):
     solvents: list[Solvent] = Field(min_length=1)
     normalize: bool = Field(default=False, description="rescale solvent volume fractions that do not sum to 1")
     size: Size
-    temperature_K: float = Field(default=298.15, gt=0)
-    pressure_bar: float = Field(default=1.01325, gt=0)
+    temperature_K: float = Field(default=298.15, gt=0, le=1000)  # liquid electrolytes; a typo guard
+    pressure_bar: float = Field(default=1.01325, gt=0, le=10000)
     charge_scale: float = Field(default=0.8, gt=0, le=1.0)
     packing: Packing = Packing()
     forcefield: ForceFieldSettings = ForceFieldSettings()

@@ -251,6 +251,28 @@ CASES = [
     ("build-wrong-kind-png", "build", "tiny.yaml", copy_of(f"{A}/rdf.png"), "binary|not UTF-8"),
     ("build-weak-pmf", "build", "tiny.yaml",
      yaml_edit(lambda r: {**r, "pmf": {**r["pmf"], "k_kJ_mol_nm2": 1}}), "k_kJ_mol_nm2: 1 kJ/mol/nm.2 is too weak"),
+    ("build-python-tag", "build", "tiny.yaml", text("name: !!python/object/apply:os.system ['true']\n"),
+     "malformed YAML"),
+    ("build-deep-nesting", "build", "tiny.yaml", text("name: " + "[" * 20000 + "]" * 20000 + "\n"),
+     "nested too deeply|malformed YAML"),
+    ("build-huge-size", "build", "tiny.yaml", yaml_edit(lambda r: {**r, "size": {"salt_units": 10 ** 12}}),
+     r"size\.salt_units: Input should be less than or equal to 1000000"),
+    ("build-absurd-temperature", "build", "tiny.yaml", yaml_edit(lambda r: {**r, "temperature_K": 29815}),
+     "temperature_K: Input should be less than or equal to 1000"),
+    ("build-iface-no-electrolyte", "build", "tiny.yaml", text(
+        "name: iface\nelectrolyte: no_such_recipe\nsurface: {kind: graphene, size_nm: [2.2, 2.2]}\n"
+        "slab: {liquid_thickness_nm: 2.0}\n"), "electrolyte"),
+    ("build-iface-density-binary", "build", "tiny.yaml", lambda p: (
+        binary(p.parent / "r/tiny/md/md.json"),
+        p.write_text("name: iface\nelectrolyte: {name: el, salts: [{cation: Li, anion: FSI, molarity_M: 1.0}], "
+                     "solvents: [{species: DME, volume_fraction: 1.0}], size: {salt_units: 4}}\n"
+                     "surface: {kind: graphene, size_nm: [2.2, 2.2]}\nslab: {liquid_thickness_nm: 2.0}\n"
+                     "density: {source: md, path: r/tiny/md}\n")), "md.json is binary"),
+    # --- gpu-slot
+    ("gpu-devices", "gpu-slot:--devices=abc", "tiny.yaml", lambda p: None, "--devices: 'abc'"),
+    ("gpu-lock-dir-file", "gpu-slot:--lock-dir=tiny.yaml", "tiny.yaml", lambda p: None,
+     "--lock-dir: .* is not a folder"),
+    ("gpu-no-command", "gpu-slot:nocmd", "tiny.yaml", lambda p: None, "give the command to run"),
     # --- md: the build folder and the protocol
     ("md-build-missing", "md", B, gone, "build folder .* does not exist"),
     ("md-build-is-file", "md", B, lambda p: (gone(p), p.write_text("x")), "does not exist|no manifest"),
@@ -452,6 +474,9 @@ def _argv(verb: str, d: Path) -> tuple[list[str], list[Path]]:
                 [d / "sum.csv", d / "sum.html"])
     if verb == "plot-thermo":
         return ["plot-thermo", s(R / "md" / records.THERMO_CSV), "-o", s(d / "thermo.png")], [d / "thermo.png"]
+    if verb == "gpu-slot":
+        opts = [] if extra == "nocmd" else extra.split("=", 1)
+        return ["gpu-slot", "--need", "1", *opts, "--", *([] if extra == "nocmd" else ["true"])], []
     raise AssertionError(verb)
 
 
@@ -496,7 +521,7 @@ def test_corpus_size_and_every_verb_covered():
     verbs = {c[1].partition(":")[0] for c in CASES}
     assert len(CASES) > 90
     assert verbs == {"build", "md", "analyze", "analyze-spec", "pmf-prepare", "pmf-window", "pmf-estimate",
-                     "compare", "summarize", "plot-thermo"}
+                     "compare", "summarize", "plot-thermo", "gpu-slot"}
 
 
 def test_the_undamaged_tree_is_accepted(base, tmp_path, monkeypatch):
