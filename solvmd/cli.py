@@ -229,7 +229,13 @@ def _cmd_gpu_slot(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="solvmd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run_verbs, _add_pmf_verbs, _add_table_verbs, _add_tool_verbs):
+        add(sub)
+    return parser
 
+
+def _add_run_verbs(sub) -> None:
+    """build, md, analyze."""
     p = sub.add_parser("build", help="recipe -> packed, parameterized system (system.pdb/xml, manifest.json)")
     p.add_argument("recipe", help="systems/<name>.yaml")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/build")
@@ -251,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-transport", action="store_true", help="skip diffusion and conductivity")
     p.set_defaults(func=_cmd_analyze)
 
+
+def _add_pmf_verbs(sub) -> None:
+    """pmf-prepare, pmf-window, pmf-estimate."""
     def pmf_args(p, need_build=True):
         p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML")
         p.add_argument("--name", help="which pmf entry, when the file has several")
@@ -272,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
 
+
+def _add_table_verbs(sub) -> None:
+    """compare, summarize, plot-thermo."""
     p = sub.add_parser("compare", help="table and figure of barriers across systems")
     p.add_argument("barriers", nargs="+", help="barrier.json files")
     p.add_argument("--labels", nargs="+", help="labels for the barriers (default: system/cv)")
@@ -291,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="output PNG")
     p.set_defaults(func=_cmd_plot_thermo)
 
+
+def _add_tool_verbs(sub) -> None:
+    """gpu-slot, species, platforms."""
     p = sub.add_parser("gpu-slot", help="run a command on a free GPU (lock-file slot, sets SOLVMD_CUDA_DEVICE)")
     p.add_argument("--devices", help="comma list of CUDA device indices (default: CUDA_VISIBLE_DEVICES, "
                    "--count, or nvidia-smi)")
@@ -307,7 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("platforms", help="list OpenMM platforms and the automatic choice")
     p.set_defaults(func=_cmd_platforms)
-    return parser
 
 
 def _finished_outputs(args: argparse.Namespace) -> list[Path]:
@@ -358,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         _remove_new(before)
         print(f"solvmd {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (e.g. `solvmd species | head`): not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         _remove_new(before)
         print(f"solvmd {args.command}: interrupted", file=sys.stderr)
