@@ -41,6 +41,7 @@ def _cmd_md(args: argparse.Namespace) -> None:
     protocol = load_protocol(args.protocol, overrides)
     _out_folder(args.out)
     records.claim_folder(args.out, records.fingerprint(args.build, protocol, step=records.MD))
+    records.load_openmm_xml(Path(args.build) / records.SYSTEM_XML, "serialized OpenMM System")
     run_md(args.build, args.out, protocol)
 
 
@@ -119,6 +120,8 @@ def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
     man = records.check_build(build)
     _finished_md(build, md)
     records.check_state(md / records.FINAL_XML, man.n_atoms, "final MD state")
+    records.load_openmm_xml(md / records.FINAL_XML, "final MD state", "State")
+    records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
     _out_folder(out)
     records.claim_folder(out, _pmf_identity(args, spec))
     pmf.prepare_windows(build / records.SYSTEM_XML, md / records.FINAL_XML, spec, out,
@@ -141,6 +144,8 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
                           "it belongs to another system: rerun `solvmd pmf-prepare`")
     init = out / records.window_init_xml(args.window)
     records.check_state(init, man.n_atoms, f"start state of window {args.window}")
+    records.load_openmm_xml(init, f"start state of window {args.window}", "State")
+    records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
     pmf.run_window(build / records.SYSTEM_XML, init, spec, args.window, out)
 
 

@@ -393,6 +393,19 @@ def check_build(build_dir: str | Path) -> Manifest:
     return man
 
 
+def load_openmm_xml(path: str | Path, what: str, root_tag: str = "System"):
+    """Deserialize an OpenMM ``System`` or ``State`` XML; anything OpenMM cannot read is a
+    SolvmdError naming the file (checked for well-formed XML of that kind first)."""
+    import openmm
+
+    count_xml_particles(Path(path), what, root_tag)
+    try:
+        return openmm.XmlSerializer.deserialize(Path(path).read_text())
+    except Exception as err:  # noqa: BLE001 - OpenMMException, ValueError ...
+        raise SolvmdError(f"{path}: OpenMM cannot read this {what} ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())}); rerun the step that writes it") from None
+
+
 def count_pdb_atoms(path: Path) -> int:
     """ATOM/HETATM records in a PDB file (checked to be text)."""
     from solvmd.io import read_text_checked

@@ -26,6 +26,7 @@ A value that does not exist (no PMF, analysis not run) is left empty (NaN).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def _table(path: Path, what: str) -> pd.DataFrame | None:
 
 def load_system(results_dir: str | Path, system: str) -> SystemResults:
     """Read ``results_dir/<system>/``: manifest, md.json, thermo.csv, analysis tables, PMFs."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", system) or set(system) == {"."}:
+        raise SolvmdError(f"system {system!r}: a system name is letters, digits and _.- (a recipe name)")
     base = Path(results_dir) / system
     if not base.is_dir():
         raise SolvmdError(f"no results for system {system!r} in {results_dir} (expected the folder {base})")
