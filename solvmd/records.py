@@ -516,6 +516,7 @@ def claim_folder(folder: str | Path, current: Fingerprint) -> None:
 
 # --------------------------------------------------------------------------- tables and arrays
 
+MAX_TABLE_BYTES = 256 << 20  # CSV tables solvmd writes are far below this
 THERMO_REQUIRED = ("stage", "time_ps", "T_K", "density_g_cm3")
 WINDOW_KEYS = ("cv_nm", "r0_nm", "k_kJ_mol_nm2", "temperature_K", "timestep_fs", "sample_interval_steps")
 
@@ -529,7 +530,7 @@ def read_table(path: str | Path, what: str, required: tuple[str, ...] = (), nume
     from solvmd.io import read_text_checked
 
     path = Path(path)
-    read_text_checked(path, what, max_bytes=1 << 31)
+    read_text_checked(path, what, max_bytes=MAX_TABLE_BYTES)
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
