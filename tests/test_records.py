@@ -307,30 +307,6 @@ def test_yaml_and_snakefile_agree_on_file_names():
     assert os.path.basename(records.SUMMARY_CSV) == "summary.csv" and yaml is not None
 
 
-# ------------------------------------------------------------------ checksummed files (checkpoint helpers)
-
-
-def test_write_checked_keeps_the_last_good_file(tmp_path):
-    from solvmd.io import checksum_path, newest_good, previous_path, write_checked
-
-    chk = tmp_path / "production.chk"
-    write_checked(chk, lambda p: p.write_bytes(b"state-1" * 100))
-    write_checked(chk, lambda p: p.write_bytes(b"state-2" * 100))
-    assert newest_good(chk) == chk and previous_path(chk).read_bytes() == b"state-1" * 100
-    chk.write_bytes(chk.read_bytes()[:50])  # truncated newest checkpoint
-    assert newest_good(chk) == previous_path(chk)
-    chk.write_bytes(b"")  # empty
-    assert newest_good(chk) == previous_path(chk)
-    previous_path(chk).write_bytes(b"state-X" * 100)  # both corrupt
-    assert newest_good(chk) is None
-    # a crash between the two renames: .prev holds the good file, its sidecar is stale
-    write_checked(chk, lambda p: p.write_bytes(b"state-3" * 100))
-    good = chk.read_bytes()
-    chk.rename(previous_path(chk))
-    checksum_path(previous_path(chk)).write_text("0" * 64 + "\n")
-    assert newest_good(chk) == previous_path(chk) and previous_path(chk).read_bytes() == good
-
-
 @pytest.mark.parametrize("options", [{}, {"residence": False}, {"transport": False},
                                      {"residence": False, "transport": False}])
 def test_snakefile_declares_the_library_outputs(tmp_path, options):

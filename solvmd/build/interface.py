@@ -42,14 +42,13 @@ from solvmd import species as species_registry
 from solvmd.build.composition import AVOGADRO, Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
-from solvmd.build.system import build_topology, species_table, versions, write_build
+from solvmd.build.system import build_topology, nonbonded_record, species_table, versions, write_build
 from solvmd.errors import SolvmdError
+from solvmd.forcefield import finish_nonbonded, forcefield_files, nonbonded_force, parameterize
 from solvmd.io import read_json
-from solvmd.forcefield import (LJ_EXPRESSION, PairOverride, _custom_lj, finish_nonbonded, forcefield_files,
-                               nonbonded_force, parameterize)
+from solvmd.mixing import MixingMode, PairOverride
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, Recipe, Size
 
-BAROSTATS = ("isotropic", "z", "none")
 DONOR_ELEMENTS = ("O", "N", "F", "Cl", "S")
 
 
@@ -150,35 +149,20 @@ def add_frozen_sheet(system: openmm.System, sheet: Sheet, cutoff_nm: float) -> i
 
 
 def finish_interface_nonbonded(system: openmm.System, sheet_range: tuple[int, int],
-                               overrides: list[PairOverride] | tuple = ()) -> openmm.System:
-    """OPLS geometric mixing (+ overrides), then sheet-liquid LJ moved to its own force.
+                               overrides: list[PairOverride] | tuple = (), mixing: MixingMode = "exact",
+                               correction_cutoff_nm: float = 0.6) -> openmm.System:
+    """OPLS geometric mixing (+ overrides) for the liquid; sheet-liquid LJ in its own force.
 
     The analytic long-range (dispersion) correction assumes a homogeneous fluid; with the
     sheet atoms in it, it adds a spurious uniform attraction (~ -90 bar for the demo
-    interface) that compresses the liquid. So the main LJ force keeps the correction for
-    liquid-liquid pairs only (sheet parameters zeroed there), and sheet-liquid LJ goes to
-    ``LennardJonesSheet`` (interaction group sheet x liquid, no correction: the wall tail
-    beyond the cutoff is neglected). Sheet-sheet pairs have no LJ at all (frozen).
+    interface) that compresses the liquid. So the liquid's LJ forces keep the correction
+    for liquid-liquid pairs only, and sheet-liquid LJ goes to ``LennardJonesSheet``
+    (exact geometric, interaction group sheet x liquid, no correction: the wall tail beyond
+    the cutoff is neglected). Sheet-sheet pairs have no LJ at all (frozen).
     """
-    finish_nonbonded(system, "geometric", overrides)
-    forces = [i for i in range(system.getNumForces()) if system.getForce(i).getName() == "LennardJonesGeometric"]
-    if len(forces) != 1:
-        raise SolvmdError("expected one LennardJonesGeometric force after geometric mixing")
-    main = system.getForce(forces[0])
-    n = system.getNumParticles()
-    params = [main.getParticleParameters(i) for i in range(n)]
-    a = np.array([p[0] for p in params])
-    b = np.array([p[1] for p in params])
     s0, s1 = sheet_range
-    sheet_lj = _custom_lj(LJ_EXPRESSION, nonbonded_force(system), a, b, "LennardJonesSheet")
-    sheet_lj.setUseLongRangeCorrection(False)
-    sheet_lj.addInteractionGroup(list(range(s0, s1)), [i for i in range(n) if not s0 <= i < s1])
-    for k in range(main.getNumExclusions()):
-        sheet_lj.addExclusion(*main.getExclusionParticles(k))
-    for i in range(s0, s1):
-        main.setParticleParameters(i, [0.0, 0.0])
-    system.addForce(sheet_lj)
-    return system
+    liquid = [i for i in range(system.getNumParticles()) if not s0 <= i < s1]
+    return finish_nonbonded(system, "geometric", overrides, mixing, correction_cutoff_nm, fluid_atoms=liquid)
 
 
 def _sheet_selection(sel: str, sheet: Sheet, start: int, field_name: str) -> list[int]:
@@ -264,28 +248,6 @@ def cross_terms(system: openmm.System, sheet: Sheet, start: int, topology: app.T
     return rows
 
 
-def make_barostat(kind: str | None, pressure_bar: float, temperature_K: float, interval_steps: int,
-                  seed: int = 0) -> openmm.Force | None:
-    """The barostat a build asks for (manifest key ``barostat``; absent = isotropic).
-
-    ``z``: MonteCarloAnisotropicBarostat scaling only the box height (frozen-sheet
-    interfaces); ``none``: no barostat (NVT); ``isotropic``: MonteCarloBarostat.
-    """
-    kind = kind or "isotropic"
-    if kind not in BAROSTATS:
-        raise SolvmdError(f"manifest barostat {kind!r}: allowed {', '.join(BAROSTATS)}")
-    if kind == "none":
-        return None
-    if kind == "z":
-        p = pressure_bar
-        baro = openmm.MonteCarloAnisotropicBarostat(openmm.Vec3(p, p, p) * unit.bar, temperature_K * unit.kelvin,
-                                                    False, False, True, interval_steps)
-    else:
-        baro = openmm.MonteCarloBarostat(pressure_bar * unit.bar, temperature_K * unit.kelvin, interval_steps)
-    baro.setRandomNumberSeed(seed)
-    return baro
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -320,12 +282,13 @@ def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -
     topology = build_topology(comp.units, (Lx, Ly, Lz))
     system = parameterize(topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=bulk.charge_scale,
                           ewald_error_tolerance=ffs.ewald_error_tolerance,
-                          dispersion_correction=ffs.dispersion_correction)
+                          dispersion_correction=ffs.dispersion_correction, hydrogen_mass_amu=ffs.hydrogen_mass_amu)
     start = add_frozen_sheet(system, sheet, ffs.cutoff_nm)
     add_sheet_to_topology(topology, sheet)
     overrides, override_rows = pair_overrides(list(rec.lj_overrides), sheet, start, topology, comp.counts)
     xterms = cross_terms(system, sheet, start, topology, comp.counts, override_rows)
-    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides)
+    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides, ffs.mixing,
+                               ffs.correction_cutoff_nm)
     zlo, zhi = delta / 2.0, Lz - delta / 2.0
     xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, Lz * 10.0), seed=packing.seed, tolerance_A=packing.tolerance_A,
                  nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
@@ -353,6 +316,7 @@ def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -
         "pressure_bar": bulk.pressure_bar,
         "cutoff_nm": ffs.cutoff_nm,
         "combining_rule": ffs.combining_rule,
+        **nonbonded_record(ffs),
         "barostat": rec.barostat,
         "barostat_note": ("MonteCarloAnisotropicBarostat scaling z only (sheet at z = 0 stays fixed); never the "
                           "isotropic barostat" if rec.barostat == "z" else "NVT at the bulk density"),

@@ -71,6 +71,13 @@ def species_table(counts: dict[str, int]) -> list[dict]:
     return rows
 
 
+def nonbonded_record(ffs) -> dict:
+    """Manifest keys for the mixing form and hydrogen mass of a build (``ForceFieldSettings``)."""
+    return {"mixing": ffs.mixing if ffs.combining_rule == "geometric" else None,
+            "correction_cutoff_nm": ffs.correction_cutoff_nm if ffs.mixing == "fast" else None,
+            "hydrogen_mass_amu": ffs.hydrogen_mass_amu, "constraints": "HBonds"}
+
+
 def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
     if box_nm < 2.0 * cutoff_nm:
         raise SolvmdError(
@@ -100,7 +107,8 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     system = create_system(
         topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=recipe.charge_scale,
         combining_rule=ffs.combining_rule, ewald_error_tolerance=ffs.ewald_error_tolerance,
-        dispersion_correction=ffs.dispersion_correction,
+        dispersion_correction=ffs.dispersion_correction, mixing=ffs.mixing,
+        correction_cutoff_nm=ffs.correction_cutoff_nm, hydrogen_mass_amu=ffs.hydrogen_mass_amu,
     )
     manifest = {
         "name": recipe.name,
@@ -118,6 +126,7 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
         "pressure_bar": recipe.pressure_bar,
         "cutoff_nm": ffs.cutoff_nm,
         "combining_rule": ffs.combining_rule,
+        **nonbonded_record(ffs),
         "forcefield_files": [Path(f).name for f in forcefield_files(list(comp.counts))],
         "forcefield_sources": "forcefields/SOURCES.md",
         "seeds": {"packmol": recipe.packing.seed, "conformer": 42},
