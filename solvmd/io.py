@@ -219,4 +219,3 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> d
                           "rerun the step that writes it")
     check_values(data, str(path))
     return data
-

@@ -11,6 +11,7 @@ estimate files, summary and compare tables, figures) left behind or changed.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,14 @@ def base(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------ damage
 
 
+def argv_only(p: Path) -> None:
+    """No file is damaged: the bad input is on the command line."""
+
+
+def _state(p: Path):
+    return p.read_bytes() if p.is_file() else ("folder", sorted(x.name for x in p.iterdir())) if p.is_dir() else None
+
+
 def gone(p: Path) -> None:
     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
@@ -136,7 +145,10 @@ def json_edit(fn):
 
 def json_raw(fn):
     def f(p: Path) -> None:
-        p.write_text(fn(p.read_text()))
+        old = p.read_text()
+        new = fn(old)
+        assert new != old, f"the damage did not change {p}"
+        p.write_text(new)
     return f
 
 
@@ -269,10 +281,10 @@ CASES = [
                      "surface: {kind: graphene, size_nm: [2.2, 2.2]}\nslab: {liquid_thickness_nm: 2.0}\n"
                      "density: {source: md, path: r/tiny/md}\n")), "md.json is binary"),
     # --- gpu-slot
-    ("gpu-devices", "gpu-slot:--devices=abc", "tiny.yaml", lambda p: None, "--devices: 'abc'"),
-    ("gpu-lock-dir-file", "gpu-slot:--lock-dir=tiny.yaml", "tiny.yaml", lambda p: None,
+    ("gpu-devices", "gpu-slot:--devices=abc", "tiny.yaml", argv_only, "--devices: 'abc'"),
+    ("gpu-lock-dir-file", "gpu-slot:--lock-dir=tiny.yaml", "tiny.yaml", argv_only,
      "--lock-dir: .* is not a folder"),
-    ("gpu-no-command", "gpu-slot:nocmd", "tiny.yaml", lambda p: None, "give the command to run"),
+    ("gpu-no-command", "gpu-slot:nocmd", "tiny.yaml", argv_only, "give the command to run"),
     # --- md: the build folder and the protocol
     ("md-build-missing", "md", B, gone, "build folder .* does not exist"),
     ("md-build-is-file", "md", B, lambda p: (gone(p), p.write_text("x")), "does not exist|no manifest"),
@@ -281,7 +293,7 @@ CASES = [
     ("md-manifest-binary", "md", f"{B}/manifest.json", binary, "binary"),
     ("md-manifest-truncated", "md", f"{B}/manifest.json", truncate(0.5), "not valid JSON"),
     ("md-manifest-nan", "md", f"{B}/manifest.json",
-     json_raw(lambda s: s.replace('"temperature_K": 298.15', '"temperature_K": NaN')), "NaN is not allowed"),
+     json_raw(lambda s: re.sub(r'"temperature_K": [0-9.]+', '"temperature_K": NaN', s)), "NaN is not allowed"),
     ("md-manifest-dup-key", "md", f"{B}/manifest.json", json_raw(lambda s: s[:-2] + ', "n_atoms": 5}'),
      "given twice"),
     ("md-manifest-wrong-kind", "md", f"{B}/manifest.json", copy_of(f"{M}/md.json"), r"species: Field required"),
@@ -316,7 +328,7 @@ CASES = [
     ("an-md-json-corrupt", "analyze", f"{M}/md.json", truncate(0.4), "not valid JSON"),
     ("an-md-json-wrong-kind", "analyze", f"{M}/md.json", copy_of(f"{B}/manifest.json"), "invalid MD record"),
     ("an-md-json-nan", "analyze", f"{M}/md.json",
-     json_raw(lambda s: s.replace('"timestep_fs": 2.0', '"timestep_fs": Infinity')), "Infinity is not allowed"),
+     json_raw(lambda s: re.sub(r'"timestep_fs": [0-9.]+', '"timestep_fs": Infinity', s)), "Infinity is not allowed"),
     ("an-md-json-bad-frames", "analyze", f"{M}/md.json", json_edit(lambda m: {**m, "n_frames": -3}), "n_frames"),
     ("an-md-json-more-frames", "analyze", f"{M}/md.json", json_edit(lambda m: {**m, "n_frames": 50}),
      f"holds {N_FRAMES} readable frames but .*md.json says 50"),
@@ -384,8 +396,8 @@ CASES = [
     ("win-identity-other", "pmf-window", f"{P}/identity.json",
      json_edit(lambda f: {**f, "recipe": "other", "n_atoms": 5}), "holds a run of another system"),
     ("win-identity-corrupt", "pmf-window", f"{P}/identity.json", binary, "binary"),
-    ("win-index-range", "pmf-window:7", f"{P}/cv.json", lambda p: None, r"--window: 7 is not a window .*\(0\.\.1\)"),
-    ("win-index-negative", "pmf-window:-1", f"{P}/cv.json", lambda p: None, "--window: -1 is not a window"),
+    ("win-index-range", "pmf-window:7", f"{P}/cv.json", argv_only, r"--window: 7 is not a window .*\(0\.\.1\)"),
+    ("win-index-negative", "pmf-window:-1", f"{P}/cv.json", argv_only, "--window: -1 is not a window"),
     # --- pmf-estimate
     ("est-folder-missing", "pmf-estimate", P, gone, "PMF folder .* does not exist"),
     ("est-window-missing", "pmf-estimate", f"{P}/window_1.npz", gone, "window_1.npz: window file missing"),
@@ -410,15 +422,15 @@ CASES = [
      "dG_barrier_kJ_mol"),
     ("cmp-no-state", "compare", f"{P}/barrier.json", json_edit(lambda b: {k: v for k, v in b.items()
                                                                          if k != "bound_state"}), "bound_state"),
-    ("cmp-labels", "compare:labels", f"{P}/barrier.json", lambda p: None, "--labels: 2 labels for 1 barrier"),
+    ("cmp-labels", "compare:labels", f"{P}/barrier.json", argv_only, "--labels: 2 labels for 1 barrier"),
     ("cmp-csv-folder", "compare", "cmp.csv", folder, "--csv: .* is a folder"),
     ("cmp-folder-as-barrier", "compare", f"{P}/barrier.json", folder, "barrier.json does not exist"),
     # --- summarize
     ("sum-results-missing", "summarize", "r", gone, "results folder .* does not exist"),
     ("sum-results-file", "summarize", "r", lambda p: (gone(p), p.write_text("x")), "does not exist|not a folder"),
     ("sum-no-systems", "summarize", "r/tiny", gone, "no finished systems"),
-    ("sum-unknown-system", "summarize:nope", "r", lambda p: None, "no results for system 'nope'"),
-    ("sum-path-system", "summarize:../tiny", "r", lambda p: None, "a system name is letters"),
+    ("sum-unknown-system", "summarize:nope", "r", argv_only, "no results for system 'nope'"),
+    ("sum-path-system", "summarize:../tiny", "r", argv_only, "a system name is letters"),
     ("sum-md-json-corrupt", "summarize", f"{M}/md.json", binary, "binary"),
     ("sum-md-json-wrong", "summarize", f"{M}/md.json", json_edit(lambda m: {**m, "n_frames": "many"}), "n_frames"),
     ("sum-table-binary", "summarize", f"{A}/coordination.csv", binary, "coordination.csv"),
@@ -426,7 +438,7 @@ CASES = [
     ("sum-table-empty", "summarize", f"{A}/speciation.csv", empty, "speciation.csv is empty"),
     ("sum-barrier-corrupt", "summarize", f"{P}/barrier.json", truncate(0.3), "not valid JSON"),
     ("sum-thermo-corrupt", "summarize", f"{M}/thermo.csv", text("stage,time_ps\n"), "thermo"),
-    ("sum-csv-suffix", "summarize", "sum.csv", lambda p: None, None),  # positive control (see below)
+    ("sum-csv-suffix", "summarize", "sum.csv", argv_only, None),  # positive control (see below)
     # --- plot-thermo
     ("thermo-missing", "plot-thermo", f"{M}/thermo.csv", gone, "thermo.csv does not exist"),
     ("thermo-empty", "plot-thermo", f"{M}/thermo.csv", empty, "is empty"),
@@ -437,7 +449,7 @@ CASES = [
      text("stage,time_ps,T_K,density_g_cm3\nheat,0.2,nan,1.0\n"), "column T_K, row 1: nan is not a finite number"),
     ("thermo-text", "plot-thermo", f"{M}/thermo.csv", text("stage,time_ps,T_K,density_g_cm3\nheat,0.2,hot,1.0\n"),
      "column T_K, row 1: 'hot'"),
-    ("thermo-wrong-kind", "plot-thermo", f"{M}/thermo.csv", copy_of(f"{M}/md.json"), "no column"),
+    ("thermo-wrong-kind", "plot-thermo", f"{M}/thermo.csv", copy_of(f"{M}/md.json"), "no column|not a readable CSV"),
     ("thermo-out-folder", "plot-thermo", "thermo.png", folder, "--out: .* is a folder"),
 ]
 CASES = [c for c in CASES if c[4] is not None]
@@ -507,7 +519,9 @@ def test_bad_input_is_one_clear_error(base, tmp_path, capsys, monkeypatch, case)
     name, verb, target, damage, match = case
     d = _case_dir(base, tmp_path, verb)
     monkeypatch.chdir(d)
+    undamaged = _state(d / target)
     damage(d / target)
+    assert damage is argv_only or _state(d / target) != undamaged, f"{name}: the damage changed nothing"
     argv, outputs = _argv(verb, d)
     before = _snapshot(outputs)
     capsys.readouterr()
@@ -518,8 +532,6 @@ def test_bad_input_is_one_clear_error(base, tmp_path, capsys, monkeypatch, case)
     assert rc == 2, f"{name}: exit {rc}, stderr:\n{err[-2000:]}"
     assert len(heads) == 1 and heads[0].startswith(f"solvmd {command}: error: "), err[-2000:]
     assert "Traceback" not in err
-    import re
-
     assert re.search(match, err), f"{name}: message does not match {match!r}:\n{err[-2000:]}"
     assert _snapshot(outputs) == before, f"{name}: a finished-looking output was written or changed"
 
