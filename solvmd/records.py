@@ -54,7 +54,7 @@ ANALYSIS_CSV_TRANSPORT = ("transport", "msd")
 ANALYSIS_PNG_ALWAYS = ("rdf", "coordination", "shells")
 INTERFACE_CSV = ("interface", "interface_density", "interface_coordination", "interface_shells",
                  "interface_site_rdf", "interface_coordination_lateral")
-INTERFACE_PNG = ("interface_density", "interface_coordination", "interface_site_rdf")
+INTERFACE_PNG = ("interface_density",)  # interface_coordination.png is drawn only when there is data: not declared
 INTERFACE_JSON = "interface.json"
 
 
@@ -86,17 +86,19 @@ def step_dir(results: str | Path, system: str, step: str, cv: str | None = None)
 
 
 def analysis_outputs(residence: bool = True, transport: bool = True, speciation_figure: bool = True,
-                     interface: bool = False) -> list[str]:
+                     interface: bool = False, site_rdf: bool = False) -> list[str]:
     """File names ``solvmd analyze`` writes for these switches (``analysis.json`` last).
 
     ``speciation_figure``: the system has an anion (else speciation.png is not drawn);
-    ``transport`` also needs a frame interval (solvmd md records one in md.json)."""
+    ``transport`` also needs a frame interval (solvmd md records one in md.json);
+    ``interface``: an interface build; ``site_rdf``: its sheet has metal sites (M-N4)."""
     csv = list(ANALYSIS_CSV_ALWAYS) + (list(ANALYSIS_CSV_RESIDENCE) if residence else []) + (
         list(ANALYSIS_CSV_TRANSPORT) if transport else [])
     png = list(ANALYSIS_PNG_ALWAYS) + (["speciation"] if speciation_figure else [])
     files = [f"{n}.csv" for n in csv] + [f"{n}.png" for n in png] + [CUTOFFS_JSON]
     if interface:
-        files += [f"{n}.csv" for n in INTERFACE_CSV] + [f"{n}.png" for n in INTERFACE_PNG] + [INTERFACE_JSON]
+        png_i = list(INTERFACE_PNG) + (["interface_site_rdf"] if site_rdf else [])
+        files += [f"{n}.csv" for n in INTERFACE_CSV] + [f"{n}.png" for n in png_i] + [INTERFACE_JSON]
     return files + [ANALYSIS_JSON]
 
 
@@ -107,8 +109,10 @@ def analysis_switches_for_recipe(recipe_data: dict, options: dict | None = None)
     interface = isinstance(recipe_data, dict) and "surface" in recipe_data
     bulk = recipe_data.get("electrolyte") if interface else recipe_data
     salts = bulk.get("salts") if isinstance(bulk, dict) else True  # a named electrolyte has salts
+    surface = recipe_data.get("surface") if interface else None
+    sites = isinstance(surface, dict) and surface.get("kind") == "MN4"
     return {"residence": bool(options.get("residence", True)), "transport": bool(options.get("transport", True)),
-            "speciation_figure": bool(salts), "interface": interface}
+            "speciation_figure": bool(salts), "interface": interface, "site_rdf": sites}
 
 
 def step_outputs(step: str, **switches: Any) -> list[str]:

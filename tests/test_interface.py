@@ -329,5 +329,9 @@ def test_cli_build_md_analyze_an_interface(tmp_path):
     assert np.abs(xyz - start).max() < 1e-3  # frozen sheet did not move
     assert main(["analyze", "--build", str(build), "--md", str(md), "-o", str(out)]) == 0
     assert (out / "analysis.json").is_file() and (out / "interface.json").is_file()
+    from solvmd import records  # what the Snakefile declares for this recipe is what was written
+
+    declared = records.analysis_outputs(**records.analysis_switches_for_recipe(recipe()))
+    assert "interface.json" in declared and set(declared) <= {p.name for p in out.iterdir()}
     dens = np.genfromtxt(out / "interface_density.csv", delimiter=",", names=True, dtype=None, encoding=None)
     assert len(dens) > 10

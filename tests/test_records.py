@@ -187,8 +187,12 @@ def test_step_outputs_and_file_names():
     assert "residence.csv" not in off and "transport.csv" not in off and "speciation.png" not in off
     assert off[-1] == "analysis.json"
     assert records.analysis_switches_for_recipe({"salts": [], "solvents": []}, {"transport": False}) == {
-        "residence": True, "transport": False, "speciation_figure": False, "interface": False}
+        "residence": True, "transport": False, "speciation_figure": False, "interface": False, "site_rdf": False}
     assert records.analysis_switches_for_recipe({"surface": {}, "electrolyte": "x"})["interface"] is True
+    zn = records.analysis_switches_for_recipe({"surface": {"kind": "MN4", "metal": "Zn"}, "electrolyte": "x"})
+    assert zn["site_rdf"] and "interface_site_rdf.png" in records.analysis_outputs(**zn)
+    graphene = records.analysis_switches_for_recipe({"surface": {"kind": "graphene"}, "electrolyte": "x"})
+    assert "interface_site_rdf.png" not in records.analysis_outputs(**graphene)
     with pytest.raises(SolvmdError, match="step 'nope'"):
         records.step_outputs("nope")
 
