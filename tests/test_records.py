@@ -6,7 +6,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
