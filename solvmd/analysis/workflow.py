@@ -27,13 +27,13 @@ from solvmd.analysis.contacts import (
     SolvationPass,
     TransportRequest,
     build_contact_table,
-    check_box,
-    min_half_width,
+    check_frame_box,
     open_universe,
     resolve_groups,
 )
 from solvmd.analysis.spec import AnalysisSpec
 from solvmd.errors import SolvmdError
+from solvmd.geometry import min_half_width
 
 DEFAULT_R_MAX_A = 8.0
 
@@ -161,7 +161,7 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
     u = universe if universe is not None else open_universe(spec)
     g = resolve_groups(u, spec)
     start, stop, step = _frame_slice(spec, u.trajectory.n_frames)
-    check_box(u.trajectory[start].dimensions, start)
+    check_frame_box(u.trajectory[start].dimensions, start)
     half = min_half_width(u.trajectory[start].dimensions)
     if spec.rdf.r_max_A is not None:
         r_max = float(spec.rdf.r_max_A)
@@ -184,11 +184,11 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
         store_r = _store_radius(spec, r_max)
         sp = SolvationPass(g, r_max, spec.rdf.bin_A, store_r, transport=transport, verbose=verbose)
         sp.run(start=start, stop=stop, step=step)
-        times = (sp.frames_ - sp.frames_[0]) * dt
+        passed = sp.results
+        times = (passed.frames - passed.frames[0]) * dt
 
-        rdf = structure.rdf_table(
-            sp._hist, g.type_labels, g.n_donors_per_type, g.cations.n_atoms, sp.n_frames_, sp._inv_vol_sum, spec.rdf.bin_A
-        )
+        rdf = structure.rdf_table(passed.rdf_counts, g.type_labels, g.n_donors_per_type, g.cations.n_atoms,
+                                  passed.frames.size, passed.inv_volume_sum, spec.rdf.bin_A)
         cut_info = structure.determine_cutoffs(rdf, g.partner_names, spec.cutoffs_A, spec.rdf)
         for n, info in cut_info.items():
             if info[C.CUTOFF] is None:
@@ -202,10 +202,9 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
         if need > store_r:  # an automatic cutoff beyond the stored contacts: collect them again
             sp2 = SolvationPass(g, None, spec.rdf.bin_A, need, transport=None, verbose=verbose)
             sp2.run(start=start, stop=stop, step=step)
-            sp.pair_cation, sp.pair_donor, sp.pair_r, sp.pair_frame = (
-                sp2.pair_cation, sp2.pair_donor, sp2.pair_r, sp2.pair_frame,
-            )  # fmt: skip
-        ct = build_contact_table(sp, g, cutoffs, times)
+            for key in ("pair_cation", "pair_donor", "pair_r", "pair_frame"):
+                passed[key] = sp2.results[key]
+        ct = build_contact_table(passed, g, cutoffs, times)
 
         res = AnalysisResults()
         res["rdf"] = rdf
@@ -227,7 +226,7 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
             res["residence"], res["residence_acf"] = dynamics.residence_times(ct, spec.residence.max_lag_ps)
         if transport is not None and np.isfinite(dt):
             res["transport"], res["msd"] = dynamics.transport_table(
-                sp.com_A, sp.com_species, transport.species, charges, times, sp.volumes_A3,
+                passed.com_A, passed.com_species, transport.species, charges, times, passed.volumes_A3,
                 spec.temperature_K, spec.transport.fit_start_frac, spec.transport.fit_stop_frac,
             )  # fmt: skip
         res["contacts"] = ct.pairs
@@ -243,7 +242,7 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
         "n_cations": int(g.cations.n_atoms),
         "cation_species": [str(x) for x in dict.fromkeys(g.cations.residues.resnames)]
         if hasattr(g.cations.residues, "resnames") else [],
-        "n_frames_analysed": int(sp.n_frames_),
+        "n_frames_analysed": int(passed.frames.size),
         "frames": {"start": start, "stop": stop, "step": step},
         "dt_ps": dt,
         "dt_source": dt_source,
