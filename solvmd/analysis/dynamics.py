@@ -39,9 +39,10 @@ from scipy.optimize import curve_fit
 
 from solvmd.analysis import columns as C
 from solvmd.analysis.contacts import AnalysisWarning, ContactTable
+from solvmd.units import BOLTZMANN_J_K, ELEMENTARY_CHARGE_C
 
-E_CHARGE = 1.602176634e-19  # C
-K_B = 1.380649e-23  # J/K
+E_CHARGE = ELEMENTARY_CHARGE_C  # C
+K_B = BOLTZMANN_J_K  # J/K
 A2_PS_TO_M2_S = 1e-8  # 1 A^2/ps = 1e-20 m^2 / 1e-12 s
 
 # --------------------------------------------------------------------------- residence

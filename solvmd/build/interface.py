@@ -39,7 +39,7 @@ import openmm
 from openmm import app, unit
 
 from solvmd import species as species_registry
-from solvmd.build.composition import AVOGADRO, Composition, resolve
+from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
 from solvmd.build.system import build_topology, species_table, versions, write_build
@@ -47,6 +47,7 @@ from solvmd.errors import SolvmdError
 from solvmd.forcefield import (LJ_EXPRESSION, PairOverride, _custom_lj, finish_nonbonded, forcefield_files,
                                nonbonded_force, parameterize)
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, Recipe, Size
+from solvmd.units import AVOGADRO
 
 BAROSTATS = ("isotropic", "z", "none")
 DONOR_ELEMENTS = ("O", "N", "F", "Cl", "S")

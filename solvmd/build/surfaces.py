@@ -33,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from solvmd.errors import SolvmdError
 from solvmd.species import FORCEFIELD_DIR
+from solvmd.units import KJ_PER_KCAL
 
 METALS = ("Zn", "Fe", "Co", "Ni", "Mn", "Cu")
 KINDS = ("graphene", "N-graphene", "MN4")
-KJ_PER_KCAL = 4.184
 TWO_SIXTH = 2.0 ** (1.0 / 6.0)
 SHEET_RESIDUE = "GRA"
 
