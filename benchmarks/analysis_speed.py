@@ -12,7 +12,7 @@ timed once (wall clock, trajectory reading included, Universe construction exclu
 The numbers are compared and the maximum difference printed.
 
 Needs `pip install solvation_analysis` (benchmark only; solvmd does not depend on it).
-The synthetic trajectory is a lattice-based structure generator (solvmd.analysis.synthetic.
+The synthetic trajectory is a lattice-based structure generator (tests/synthetic.py,
 lattice_electrolyte), not MD: realistic amounts of first-shell structure, exchange and
 aggregation for timing purposes, not physics.
 """
@@ -37,7 +37,8 @@ PARTNERS = {"DME": "resname DME and element O", "FSI": "resname FSI and (element
 
 
 def make_data(workdir: Path, n_salt: int, n_frames: int) -> tuple[Path, Path, dict]:
-    from solvmd.analysis.synthetic import lattice_electrolyte, write_trajectory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic generator is test data
+    from synthetic import lattice_electrolyte, write_trajectory
 
     top, traj, info_path = workdir / "system.pdb", workdir / "traj.xtc", workdir / "system.json"
     if top.exists() and traj.exists() and info_path.exists():

@@ -9,7 +9,7 @@ Imports nothing from solvmd.
 from __future__ import annotations
 
 import numpy as np
-from MDAnalysis.lib.distances import capped_distance
+from MDAnalysis.lib.distances import capped_distance, self_capped_distance
 from MDAnalysis.lib.mdamath import triclinic_vectors
 
 # --------------------------------------------------------------------------- periodic boxes
@@ -93,6 +93,20 @@ def pairs_within(ref: np.ndarray, conf: np.ndarray, cutoff: float, dims) -> tupl
     d2 = sum(minimum_image(conf64[:, k][j] - ref64[:, k][i], L[k]) ** 2 for k in range(3))
     keep = d2 <= cutoff * cutoff
     return np.stack([i[keep], j[keep]], axis=1), np.sqrt(d2[keep])
+
+
+def self_pairs_within(xyz: np.ndarray, cutoff: float, dims, min_cutoff: float | None = None) -> np.ndarray:
+    """Sorted (i < j) pairs of ``xyz`` with ``min_cutoff`` < minimum-image distance <= ``cutoff``.
+
+    Brute force over all pairs (``self_capped_distance(method="bruteforce")``): exact minimum
+    image even when the cutoff exceeds half the box, for the few hundred to few thousand atoms
+    of a sheet. Returns an (n, 2) int array, rows in lexicographic order.
+    """
+    pairs = self_capped_distance(np.asarray(xyz, dtype=np.float64), cutoff, min_cutoff=min_cutoff,
+                                 box=np.asarray(dims, dtype=np.float64), method="bruteforce",
+                                 return_distances=False)
+    pairs = np.sort(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=1)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 # --------------------------------------------------------------------------- profiles

@@ -9,6 +9,6 @@ from scipy import constants as _c
 AVOGADRO = _c.N_A  # 1/mol
 BOLTZMANN_J_K = _c.k  # J/K
 ELEMENTARY_CHARGE_C = _c.e  # C
-KJ_PER_KCAL = _c.calorie * 1e-3  # thermochemical calorie: 4.184 kJ/kcal
+KJ_PER_KCAL = _c.calorie  # J/cal = kJ/kcal: the thermochemical calorie, 4.184
 CM3_PER_A3 = 1e-24
 G_CM3_PER_AMU_A3 = 1.0 / AVOGADRO / CM3_PER_A3  # (amu / A^3) -> (g / cm^3), amu = g/mol / N_A

@@ -11,7 +11,7 @@ import pytest
 from solvmd.analysis import AnalysisWarning, analyze, spec_from_dict
 from solvmd.analysis import columns as C
 from solvmd.analysis.dynamics import continuous_acf, intermittent_acf
-from solvmd.analysis.synthetic import LI, Molecule, build_universe
+from synthetic import LI, Molecule, build_universe
 
 WATERISH = Molecule("DME", ["O1"], ["O"], np.zeros((1, 3)))
 

@@ -44,6 +44,7 @@ from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
 from solvmd.build.system import build_topology, species_table, versions, write_build
 from solvmd.errors import SolvmdError
+from solvmd.geometry import self_pairs_within
 from solvmd.forcefield import (LJ_EXPRESSION, PairOverride, _custom_lj, finish_nonbonded, forcefield_files,
                                nonbonded_force, parameterize)
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, Recipe, Size
@@ -115,15 +116,9 @@ def add_sheet_to_topology(topology: app.Topology, sheet: Sheet) -> list[app.topo
 
 def sheet_exclusions(sheet: Sheet, cutoff_nm: float) -> list[tuple[int, int]]:
     """Sheet-local pairs closer than the cutoff (minimum image in x, y)."""
-    xy = sheet.xyz_nm[:, :2]
-    L = np.asarray(sheet.box_xy_nm)
-    pairs = []
-    for i in range(len(xy) - 1):
-        d = xy[i + 1:] - xy[i]
-        d -= L * np.rint(d / L)
-        close = np.flatnonzero((d * d).sum(1) < (cutoff_nm * 1.05) ** 2)
-        pairs += [(i, i + 1 + int(k)) for k in close]
-    return pairs
+    flat = np.column_stack([sheet.xyz_nm[:, :2], np.zeros(sheet.n_atoms)])
+    dims = [*sheet.box_xy_nm, 1e3, 90.0, 90.0, 90.0]
+    return [(int(i), int(j)) for i, j in self_pairs_within(flat, cutoff_nm * 1.05, dims)]
 
 
 def add_frozen_sheet(system: openmm.System, sheet: Sheet, cutoff_nm: float) -> int:

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from solvmd.errors import SolvmdError
+from solvmd.geometry import minimum_image, self_pairs_within
 from solvmd.species import FORCEFIELD_DIR
 from solvmd.units import KJ_PER_KCAL
 
@@ -214,9 +215,7 @@ class Sheet:
         out: dict[str, dict] = {}
         L = np.array([*self.box_xy_nm, 1e9])
         for i, j in self.bonds:
-            d = self.xyz_nm[j] - self.xyz_nm[i]
-            d -= L * np.rint(d / L)
-            r = float(np.linalg.norm(d))
+            r = float(np.linalg.norm(minimum_image(self.xyz_nm[j] - self.xyz_nm[i], L)))
             key = "-".join(sorted((self.elements[i], self.elements[j]), key=lambda e: (e in ("C", "N"), e)))
             s = out.setdefault(key, {"min_nm": r, "max_nm": r, "n": 0})
             s["min_nm"], s["max_nm"], s["n"] = min(s["min_nm"], r), max(s["max_nm"], r), s["n"] + 1
@@ -245,12 +244,10 @@ def graphene_lattice(nx: int, ny: int) -> tuple[np.ndarray, tuple[float, float],
 
 
 def _bonds(xyz: np.ndarray, L: np.ndarray, d: float) -> list[tuple[int, int]]:
-    xy = xyz[:, :2]
-    dv = xy[None, :, :] - xy[:, None, :]
-    dv -= L * np.rint(dv / L)
-    r = np.sqrt((dv**2).sum(-1))
-    i, j = np.nonzero(np.triu((r > 0.5 * d) & (r < 1.2 * d), 1))
-    return list(zip(i.tolist(), j.tolist()))
+    """C-C bonds of the flat lattice: pairs between 0.5 and 1.2 bond lengths apart in the plane."""
+    flat = np.column_stack([xyz[:, :2], np.zeros(len(xyz))])
+    pairs = self_pairs_within(flat, 1.2 * d, [L[0], L[1], 1e3, 90.0, 90.0, 90.0], min_cutoff=0.5 * d)
+    return [(int(i), int(j)) for i, j in pairs]
 
 
 def _neighbours(n: int, bonds: list[tuple[int, int]]) -> list[list[int]]:
@@ -259,10 +256,6 @@ def _neighbours(n: int, bonds: list[tuple[int, int]]) -> list[list[int]]:
         nb[i].append(j)
         nb[j].append(i)
     return nb
-
-
-def _min_image(v: np.ndarray, L: np.ndarray) -> np.ndarray:
-    return v - L * np.rint(v / L)
 
 
 @dataclass
@@ -282,7 +275,7 @@ def _mn4_defect(bond: tuple[int, int], xyz: np.ndarray, nb: list[list[int]], L: 
     i, j = bond
     nitro = [k for k in nb[i] if k != j] + [k for k in nb[j] if k != i]
     alpha = sorted({m for k in nitro for m in nb[k] if m not in (i, j)})
-    centre = xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)
+    centre = xyz[i, :2] + 0.5 * minimum_image(xyz[j, :2] - xyz[i, :2], L)
     return _Defect("MN4", [i, j], nitro, alpha, centre % L)
 
 
@@ -348,95 +341,101 @@ def check_sheet_size(spec: SurfaceSpec, cutoff_nm: float) -> tuple[int, int]:
 
 
 def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
-    """Build the sheet for ``spec`` (sheet in z = 0); errors name the recipe field at fault."""
+    """Build the sheet for ``spec`` (sheet in z = 0, lengths in nm); errors name the recipe field at fault."""
     nx, ny = check_sheet_size(spec, cutoff_nm) if cutoff_nm is not None else lattice_cells(spec.size_nm)
     if nx < 3 or ny < 2:
         raise SolvmdError(f"surface.size_nm: {list(spec.size_nm)} nm gives only {nx} x {ny} cells; at least 3 x 2 needed")
     xyz, (Lx, Ly), bonds = graphene_lattice(nx, ny)
     L = np.array([Lx, Ly])
-    n = len(xyz)
-    nb = _neighbours(n, bonds)
+    nb = _neighbours(len(xyz), bonds)
     assert all(len(x) == 3 for x in nb), "every graphene C must have 3 neighbours"
-    rng = np.random.default_rng(spec.seed)
     used: set[int] = set()
+    defects = _place_mn4_sites(spec, xyz, nb, L, nx * ny, used) if spec.kind == "MN4" else []
+    defects += _place_dopants(spec, xyz, nb, L, used)
+    return _assemble(spec, (nx, ny), L, xyz, bonds, defects)
+
+
+def _take(d: _Defect, used: set[int], defects: list[_Defect]) -> bool:
+    """Keep defect ``d`` if its footprint is free; marks it used."""
+    if d.footprint & used:
+        return False
+    used |= d.footprint
+    defects.append(d)
+    return True
+
+
+def _site_targets(spec: SurfaceSpec, L: np.ndarray) -> tuple[list[np.ndarray], str]:
+    """Requested M-N4 site positions (nm) and the recipe field they come from."""
+    if spec.site_positions_nm is None:
+        spacing = spec.site_spacing_nm if spec.site_spacing_nm is not None else 0.0
+        return _site_grid(spec.sites, spacing, L), "surface.site_spacing_nm" if spec.sites > 1 else "surface.size_nm"
+    targets = [np.asarray(p, dtype=float) for p in spec.site_positions_nm]
+    for p in targets:
+        if np.any(p < 0) or np.any(p > L + 1e-9):
+            raise SolvmdError(f"surface.site_positions_nm: position {p.tolist()} nm lies outside the sheet "
+                              f"(0..{L[0]:.3f} x 0..{L[1]:.3f} nm)")
+    return targets, "surface.site_positions_nm"
+
+
+def _place_mn4_sites(spec, xyz, nb, L, n_cells: int, used: set[int]) -> list[_Defect]:
+    """One M-N4 defect per target, on the y-parallel C-C bond nearest to it: (4k, 4k+1) and (4k+2, 4k+3)."""
+    ybonds = [(4 * c + o, 4 * c + o + 1) for c in range(n_cells) for o in (0, 2)]
+    mids = np.array([(xyz[i, :2] + 0.5 * minimum_image(xyz[j, :2] - xyz[i, :2], L)) % L for i, j in ybonds])
+    targets, field_name = _site_targets(spec, L)
     defects: list[_Defect] = []
+    for t, p in enumerate(targets):
+        dist = np.linalg.norm(minimum_image(mids - p, L), axis=1)
+        d = _mn4_defect(ybonds[int(np.argmin(dist))], xyz, nb, L)
+        if len(set(d.nitrogens)) != 4 or len(d.footprint) != 14 or not _take(d, used, defects):
+            raise SolvmdError(
+                f"{field_name}: M-N4 site {t + 1} at {np.round(d.centre_xy, 3).tolist()} nm overlaps another "
+                "site (or its own periodic image); the sites' N4 rings and the C atoms bonded to them must "
+                "not touch: increase the spacing (>= 0.75 nm), move the sites apart, or enlarge size_nm"
+            )
+    return defects
 
-    # ---- M-N4 sites: the C-C bonds parallel to y are (4k, 4k+1) and (4k+2, 4k+3)
-    if spec.kind == "MN4":
-        ybonds = [(4 * c + o, 4 * c + o + 1) for c in range(nx * ny) for o in (0, 2)]
-        mids = np.array([(xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)) % L for i, j in ybonds])
-        if spec.site_positions_nm is not None:
-            targets = [np.asarray(p, dtype=float) for p in spec.site_positions_nm]
-            field_name = "surface.site_positions_nm"
-            for p in targets:
-                if np.any(p < 0) or np.any(p > L + 1e-9):
-                    raise SolvmdError(f"{field_name}: position {p.tolist()} nm lies outside the sheet "
-                                      f"(0..{Lx:.3f} x 0..{Ly:.3f} nm)")
-        else:
-            spacing = spec.site_spacing_nm if spec.site_spacing_nm is not None else 0.0
-            targets = _site_grid(spec.sites, spacing, L)
-            field_name = "surface.site_spacing_nm" if spec.sites > 1 else "surface.size_nm"
-        for t, p in enumerate(targets):
-            dist = np.linalg.norm(_min_image(mids - p, L), axis=1)
-            d = _mn4_defect(ybonds[int(np.argmin(dist))], xyz, nb, L)
-            if len(set(d.nitrogens)) != 4 or d.footprint & used or len(d.footprint) != 14:
-                raise SolvmdError(
-                    f"{field_name}: M-N4 site {t + 1} at {np.round(d.centre_xy, 3).tolist()} nm overlaps another "
-                    "site (or its own periodic image); the sites' N4 rings and the C atoms bonded to them must "
-                    "not touch: increase the spacing (>= 0.75 nm), move the sites apart, or enlarge size_nm"
-                )
-            used |= d.footprint
-            defects.append(d)
 
-    # ---- N doping
+def _place_dopants(spec, xyz, nb, L, used: set[int]) -> list[_Defect]:
+    """Pyridinic N3 vacancies, then graphitic N, at random (``spec.seed``) on free footprints."""
+    n = len(xyz)
     n_graph, n_pyr = spec.graphitic_N or 0, spec.pyridinic_N or 0
     if spec.N_fraction is not None:
         total = int(round(spec.N_fraction * n))
         n_pyr = 3 * int(round(total * spec.pyridinic_share / 3.0))
         n_graph = max(0, total - n_pyr)
-    for kind, count, make, fname in (
-        ("pyridinic", n_pyr // 3, _pyridinic_defect, "surface.pyridinic_N" if spec.N_fraction is None else "surface.N_fraction"),
-        ("graphitic", n_graph, _graphitic_defect, "surface.graphitic_N" if spec.N_fraction is None else "surface.N_fraction"),
-    ):
+    rng = np.random.default_rng(spec.seed)
+    defects: list[_Defect] = []
+    for kind, count, make, per in (("pyridinic", n_pyr // 3, _pyridinic_defect, 3),
+                                   ("graphitic", n_graph, _graphitic_defect, 1)):
         placed = 0
-        order = rng.permutation(n)
-        for v in order:
+        for v in rng.permutation(n):
             if placed == count:
                 break
-            d = make(int(v), xyz, nb, L)
-            if d.footprint & used:
-                continue
-            used |= d.footprint
-            defects.append(d)
-            placed += 1
+            placed += _take(make(int(v), xyz, nb, L), used, defects)
         if placed < count:
-            per = 3 if kind == "pyridinic" else 1
+            fname = f"surface.{kind}_N" if spec.N_fraction is None else "surface.N_fraction"
             raise SolvmdError(
-                f"{fname}: only {placed * per} of {count * per} {kind} N fit on the {Lx:.2f} x {Ly:.2f} nm sheet "
+                f"{fname}: only {placed * per} of {count * per} {kind} N fit on the {L[0]:.2f} x {L[1]:.2f} nm sheet "
                 f"({n} atoms) besides the other defects (footprints - N and the C atoms bonded to them - must not "
                 "overlap); lower the doping or enlarge size_nm"
             )
+    return defects
 
-    # ---- assemble
-    params, lj_sources = _lj_params(spec)
+
+def _decorate(spec, defects, xyz, L) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Elements, roles, charges (e) and positions (nm) of the lattice atoms after the defects."""
     q = _charges(spec)
-    removed = {k for d in defects for k in d.removed}
-    elements = ["C"] * n
-    roles = ["C"] * n
-    charges = np.zeros(n)
-    pos = xyz.copy()
-    metal_rows: list[tuple[np.ndarray, _Defect]] = []
+    n = len(xyz)
+    elements, roles, charges, pos = ["C"] * n, ["C"] * n, np.zeros(n), xyz.copy()
     for d in defects:
         if d.kind == "MN4":
-            qn, qm = q["N_site"], q["metal"]
             for k in d.nitrogens:
-                elements[k], roles[k], charges[k] = "N", "N_site", qn
-            total = qm + 4 * qn
-            metal_rows.append((d.centre_xy, d))
+                elements[k], roles[k], charges[k] = "N", "N_site", q["N_site"]
+            total = q["metal"] + 4 * q["N_site"]
             # the N move radially to the metal's M-N bond length
             m_n = float(surface_parameters()["geometry"]["MN4_m_n_A"][spec.metal]) / 10.0
             for k in d.nitrogens:
-                v = _min_image(pos[k, :2] - d.centre_xy, L)
+                v = minimum_image(pos[k, :2] - d.centre_xy, L)
                 pos[k, :2] = (d.centre_xy + v / np.linalg.norm(v) * m_n) % L
         else:
             role = "N_pyridinic" if d.kind == "pyridinic" else "N_graphitic"
@@ -446,39 +445,42 @@ def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
         for k in d.alpha:
             roles[k] = "C_alpha"
             charges[k] += -total / len(d.alpha)
+    return elements, roles, charges, pos
 
-    keep = np.array([k not in removed for k in range(n)])
-    new_index = -np.ones(n, dtype=np.int64)
+
+def _assemble(spec, cells, L, xyz, bonds, defects) -> Sheet:
+    """Drop removed atoms, append the metals (bonded to their N4), neutralise, attach LJ parameters."""
+    elements, roles, charges, pos = _decorate(spec, defects, xyz, L)
+    q = _charges(spec)
+    removed = {k for d in defects for k in d.removed}
+    keep = np.array([k not in removed for k in range(len(xyz))])
+    new_index = -np.ones(len(xyz), dtype=np.int64)
     new_index[keep] = np.arange(int(keep.sum()))
     el = [e for e, k in zip(elements, keep) if k]
     ro = [r for r, k in zip(roles, keep) if k]
-    xyz_out = pos[keep]
-    q_out = charges[keep]
+    xyz_out, q_out = pos[keep], charges[keep]
     bonds_out = [(int(new_index[i]), int(new_index[j])) for i, j in bonds if keep[i] and keep[j]]
     site_atoms, site_xy = [], []
-    for centre, d in metal_rows:
+    for d in (d for d in defects if d.kind == "MN4"):
         idx = len(el)
         el.append(spec.metal)
         ro.append("metal")
-        xyz_out = np.vstack([xyz_out, [centre[0], centre[1], 0.0]])
+        xyz_out = np.vstack([xyz_out, [d.centre_xy[0], d.centre_xy[1], 0.0]])
         q_out = np.append(q_out, q["metal"])
         bonds_out += [(int(new_index[k]), idx) for k in d.nitrogens]
         site_atoms.append(idx)
-        site_xy.append((float(centre[0]), float(centre[1])))
-    sig = np.array([params[e][0] for e in el])
-    eps = np.array([params[e][1] for e in el])
+        site_xy.append((float(d.centre_xy[0]), float(d.centre_xy[1])))
     net = float(q_out.sum())
     if abs(net) > 1e-9:  # cannot happen: every defect is neutral; guard against edits
         raise SolvmdError(f"surface: the sheet has net charge {net:+.3g} e; every defect must be neutral")
     q_out -= net / len(q_out)
-    counts = {
-        "MN4_sites": sum(d.kind == "MN4" for d in defects),
-        "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
-        "graphitic_N": sum(d.kind == "graphitic" for d in defects),
-        "vacancies": len(removed),
-    }
+    params, lj_sources = _lj_params(spec)
+    counts = {"MN4_sites": sum(d.kind == "MN4" for d in defects),
+              "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
+              "graphitic_N": sum(d.kind == "graphitic" for d in defects), "vacancies": len(removed)}
     return Sheet(
-        spec=spec, box_xy_nm=(Lx, Ly), n_cells=(nx, ny), elements=el, roles=ro, xyz_nm=xyz_out, charges=q_out,
-        sigma_nm=sig, epsilon_kJ_mol=eps, bonds=sorted(bonds_out), site_atoms=site_atoms,
-        site_positions_nm=site_xy, defects=counts, lj_sources=lj_sources, charge_sources=q,
+        spec=spec, box_xy_nm=(float(L[0]), float(L[1])), n_cells=cells, elements=el, roles=ro, xyz_nm=xyz_out,
+        charges=q_out, sigma_nm=np.array([params[e][0] for e in el]), epsilon_kJ_mol=np.array([params[e][1] for e in el]),
+        bonds=sorted(bonds_out), site_atoms=site_atoms, site_positions_nm=site_xy, defects=counts,
+        lj_sources=lj_sources, charge_sources=q,
     )
