@@ -9,7 +9,7 @@ parsed per frame.
 The product is a :class:`ContactTable`: one tidy long table with a row per (frame,
 cation, donor atom) within that partner's first-shell cutoff, plus the little metadata
 every downstream analysis needs (all cations, all partner molecules, the frames). Every
-analysis in :mod:`structure`, :mod:`speciation` and :mod:`dynamics` is a pure function
+analysis in :mod:`structure`, :mod:`speciation`, :mod:`residence` and :mod:`transport` is a pure function
 of it.
 """
 
