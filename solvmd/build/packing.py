@@ -96,24 +96,7 @@ def pack(
 
     with tempfile.TemporaryDirectory(prefix="solvmd-packmol-") as tmp:
         tmp = Path(tmp)
-        lines = [
-            f"tolerance {tolerance_A}",
-            f"seed {seed}",
-            "filetype pdb",
-            "output packed.pdb",
-            f"nloop {nloop}",
-            "movebadrandom",
-        ]
-        lines.append(f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}")
-        for name, n in counts.items():
-            _write_unit_pdb(tmp / f"{name}.pdb", name, seed)
-            lines += [
-                f"structure {name}.pdb",
-                f"  number {n}",
-                f"  inside box {lo[0]:.4f} {lo[1]:.4f} {lo[2]:.4f} {hi[0]:.4f} {hi[1]:.4f} {hi[2]:.4f}",
-                "end structure",
-            ]
-        (tmp / "pack.inp").write_text("\n".join(lines) + "\n")
+        _write_input(tmp, counts, box, lo, hi, seed, tolerance_A, nloop)
         try:
             with open(tmp / "pack.inp") as stdin:
                 proc = subprocess.run(
@@ -132,6 +115,22 @@ def pack(
     if len(xyz) != expected:
         raise SolvmdError(f"packmol wrote {len(xyz)} atoms, expected {expected}")
     return xyz
+
+
+def _write_input(tmp: Path, counts: dict[str, int], box: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int,
+                 tolerance_A: float, nloop: int) -> None:
+    """``pack.inp`` and one PDB per unit in ``tmp``: every unit ``inside box lo..hi`` (A), periodic box ``box``."""
+    lines = [f"tolerance {tolerance_A}", f"seed {seed}", "filetype pdb", "output packed.pdb", f"nloop {nloop}",
+             "movebadrandom", f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}"]
+    for name, n in counts.items():
+        _write_unit_pdb(tmp / f"{name}.pdb", name, seed)
+        lines += [
+            f"structure {name}.pdb",
+            f"  number {n}",
+            f"  inside box {lo[0]:.4f} {lo[1]:.4f} {lo[2]:.4f} {hi[0]:.4f} {hi[1]:.4f} {hi[2]:.4f}",
+            "end structure",
+        ]
+    (tmp / "pack.inp").write_text("\n".join(lines) + "\n")
 
 
 def _explain_failure(out: str, code: int, counts: dict[str, int], box: np.ndarray) -> str:
