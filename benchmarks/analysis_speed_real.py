@@ -34,16 +34,27 @@ EAX_BOXES = {"ea": 45.760393, "eaf": 47.844380, "fea": 48.358954, "feaf": 50.023
 OUT = Path(__file__).parent / "results" / "analysis_speed_real.csv"
 
 
+class _SetBox:
+    """The DCD files carry no box: set it on every frame read (as that package's conftest.py does with
+    ``set_dimensions``, minus the ``threadpoolctl`` scan MDAnalysis transformations run per frame,
+    which cost more than solvmd's whole per-frame analysis here)."""
+
+    def __init__(self, L: float):
+        self.dims = np.array([L, L, L, 90.0, 90.0, 90.0], dtype=np.float32)
+
+    def __call__(self, ts):
+        ts.dimensions = self.dims
+        return ts
+
+
 def eax(data: Path, name: str, repeat: int):
     """(universe, topology, trajectory, cation, partners) of one LiPF6 / FEC / EAx electrolyte."""
     import MDAnalysis as mda
-    from MDAnalysis import transformations
 
     d = data / "eax_data" / name
     top, trj = d / "topology.pdb", d / "trajectory_equil.dcd"
     u = mda.Universe(str(top), [str(trj)] * repeat)
-    L = EAX_BOXES[name]
-    u.trajectory.add_transformations(transformations.boxdimensions.set_dimensions([L, L, L, 90, 90, 90]))
+    u.trajectory.add_transformations(_SetBox(EAX_BOXES[name]))
     lengths = np.array([r.atoms.n_atoms for r in u.residues])
     cut = int(np.unique(lengths, return_index=True)[1][2])  # last EAx residue id, as its conftest.py finds it
     partners = {"PF6": "element F and byres element P", "EAx": f"element O and resid 1:{cut}",

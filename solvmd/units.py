@@ -12,3 +12,4 @@ ELEMENTARY_CHARGE_C = _c.e  # C
 KJ_PER_KCAL = _c.calorie  # J/cal = kJ/kcal: the thermochemical calorie, 4.184
 CM3_PER_A3 = 1e-24
 G_CM3_PER_AMU_A3 = 1.0 / AVOGADRO / CM3_PER_A3  # (amu / A^3) -> (g / cm^3), amu = g/mol / N_A
+MOLAR_GAS_CONSTANT_KJ_MOL_K = _c.R * 1e-3  # k_B N_A, kJ/(mol K): kT per mole
