@@ -79,10 +79,10 @@ class InterfaceSettings(BaseModel):
 
 def interface_settings_from_manifest(build_dir: str | Path, **overrides) -> InterfaceSettings:
     """Settings for a solvmd interface build (sheet residue, site atoms, species, bulk density)."""
+    from solvmd.build.system import read_manifest  # OpenMM-heavy: imported when used
+
     man_path = Path(build_dir) / "manifest.json"
-    if not man_path.is_file():
-        raise SolvmdError(f"manifest {man_path} not found: run `solvmd build` first")
-    man = json.loads(man_path.read_text())
+    man = read_manifest(build_dir)
     surf = man.get("surface")
     if not surf:
         raise SolvmdError(f"{man_path}: not an interface build (no `surface` entry)")

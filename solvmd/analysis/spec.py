@@ -235,13 +235,10 @@ def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: A
     Keyword ``overrides`` replace top-level spec fields (e.g. ``cutoffs_A``).
     """
     build_dir, md_dir = Path(build_dir), Path(md_dir)
+    from solvmd.build.system import read_manifest  # OpenMM-heavy: imported when used
+
     man_path = build_dir / "manifest.json"
-    if not man_path.is_file():
-        raise SolvmdError(f"manifest {man_path} not found: run `solvmd build` first")
-    try:
-        manifest = json.loads(man_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{man_path}: not valid JSON: {err}") from None
+    manifest = read_manifest(build_dir)
     md_info: dict[str, Any] = {}
     md_json = md_dir / "md.json"
     if md_json.is_file():

@@ -147,16 +147,24 @@ def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.Sy
     write_json_atomic(out_dir / "manifest.json", manifest)
 
 
-def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
-    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+def read_manifest(build_dir: str | Path) -> dict:
+    """``build_dir/manifest.json`` as a dict; a missing or unreadable one is a SolvmdError saying what to run."""
     build_dir = Path(build_dir)
     manifest_path = build_dir / "manifest.json"
     if not manifest_path.is_file():
         raise SolvmdError(f"{build_dir} is not a finished solvmd build (no manifest.json); run `solvmd build` first")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
+    with open(manifest_path) as fh:
+        try:
+            return json.load(fh)
+        except json.JSONDecodeError as err:
+            raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
+
+
+def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
+    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+    build_dir = Path(build_dir)
+    manifest_path = build_dir / "manifest.json"
+    manifest = read_manifest(build_dir)
     for key in ("species", "n_atoms", "temperature_K"):
         if key not in manifest:
             raise SolvmdError(f"{manifest_path} has no {key!r}: not a solvmd manifest; rebuild with `solvmd build`")
