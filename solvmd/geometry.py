@@ -25,6 +25,17 @@ def minimum_image(d: np.ndarray, lengths) -> np.ndarray:
     return d - lengths * np.rint(d / lengths)
 
 
+def minimum_image_vectors(d: np.ndarray, box_vectors: np.ndarray) -> np.ndarray:
+    """Minimum-image displacements ``d`` (n, 3) for an OpenMM reduced triclinic box (rows a, b, c:
+    a along x, b in the xy plane, as ``State.getPeriodicBoxVectors`` gives them), c then b then a
+    removed, as OpenMM does. Returns a new (n, 3) array."""
+    box = np.asarray(box_vectors, dtype=np.float64)
+    d = np.array(d, dtype=np.float64, copy=True).reshape(-1, 3)
+    for k in (2, 1, 0):
+        d -= np.outer(np.round(d[:, k] / box[k, k]), box[k])
+    return d
+
+
 def is_orthorhombic(dims) -> bool:
     """All three box angles are 90 degrees (to 1e-4)."""
     return bool(np.all(np.abs(np.asarray(dims[3:6], dtype=np.float64) - 90.0) < 1e-4))

@@ -26,6 +26,21 @@ def test_minimum_image_wraps_into_half_box():
     assert np.all(np.abs(out) <= L / 2)
 
 
+def test_minimum_image_vectors_is_the_nearest_image():
+    rng = np.random.default_rng(2)
+    box = np.array([[30.0, 0, 0], [6.0, 28.0, 0], [-5.0, 4.0, 26.0]])  # OpenMM reduced form
+    d = rng.uniform(-60, 60, (400, 3))
+    out = G.minimum_image_vectors(d, box)
+    shifts = np.array([(i, j, k) for i in range(-3, 4) for j in range(-3, 4) for k in range(-3, 4)]) @ box
+    brute = np.linalg.norm((d[:, None, :] + shifts[None]), axis=-1).min(1)
+    near = brute < 11.0  # OpenMM's guarantee: exact for images within the cutoff (< half the box width, 26 A)
+    assert near.sum() > 30
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1)[near], brute[near], atol=1e-9)
+    assert np.all(np.linalg.norm(out, axis=1) >= brute - 1e-9)
+    np.testing.assert_allclose(G.minimum_image_vectors(d, np.diag([10.0, 20.0, 30.0])),
+                               G.minimum_image(d, [10.0, 20.0, 30.0]), atol=1e-12)
+
+
 @pytest.mark.parametrize("cutoff", [2.0, 4.5, 7.9])
 def test_pairs_within_equals_brute_force(cutoff):
     rng = np.random.default_rng(3)
