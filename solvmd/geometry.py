@@ -18,8 +18,8 @@ from MDAnalysis.lib.mdamath import triclinic_vectors
 def minimum_image(d: np.ndarray, lengths) -> np.ndarray:
     """Displacements ``d`` (..., k) wrapped into [-L/2, L/2] per axis of an orthorhombic box.
 
-    ``lengths`` broadcasts against ``d`` (a scalar for one axis, (3,) for xyz); an axis with
-    an infinite or huge length is effectively not periodic. Returns a new array.
+    ``lengths`` broadcasts against ``d`` (a scalar for one axis, (3,) for xyz); give a non-periodic
+    axis a length far beyond any displacement (not ``inf``: that yields NaN). Returns a new array.
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     return d - lengths * np.rint(d / lengths)
