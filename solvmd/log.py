@@ -39,10 +39,10 @@ class _TagFormatter(logging.Formatter):
 @contextmanager
 def log_to(stream: TextIO | None, level: int = logging.INFO) -> Iterator[None]:
     """While inside, solvmd messages at ``level`` or above also go to ``stream`` (None: nowhere extra)."""
-    if stream is None:
+    logger = logging.getLogger(ROOT)
+    if stream is None or _already_shown(logger, stream):
         yield
         return
-    logger = logging.getLogger(ROOT)
     handler = logging.StreamHandler(stream)
     handler.setLevel(level)
     handler.setFormatter(_TagFormatter())
@@ -55,6 +55,13 @@ def log_to(stream: TextIO | None, level: int = logging.INFO) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+def _already_shown(logger: logging.Logger, stream: TextIO) -> bool:
+    """True when a handler on the solvmd logger or, through propagation, the root logger
+    already writes to ``stream`` (``configure`` or ``logging.basicConfig`` was called)."""
+    handlers = list(logger.handlers) + (logging.getLogger().handlers if logger.propagate else [])
+    return any(isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is stream for h in handlers)
 
 
 def configure(verbosity: int = 0, stream: TextIO | None = None) -> None:

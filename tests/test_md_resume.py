@@ -1,13 +1,14 @@
 """Checkpoint integrity: SIGKILL at 20 random points over every stage, damaged checkpoints.
 
-Each killed run is a forked child of this process running ``run_md`` (a real SIGKILL, no
-clean-up code runs); the finished result must hold exactly the thermo rows and frames of an
+Each killed run is a child process running ``run_md`` (a real SIGKILL, no clean-up code
+runs), forked from a forkserver that has imported the engine but never created an OpenMM
+Context (forking a process whose CPU platform threads exist can deadlock); the finished result must hold exactly the thermo rows and frames of an
 uninterrupted run, or the rerun must refuse with a clear error.
 """
 
 import io
+import multiprocessing
 import os
-import signal
 import time
 
 import MDAnalysis as mda
@@ -57,37 +58,38 @@ def _rows(path) -> int:
         return 0
 
 
-def _run_child(build_dir, out) -> int:
-    pid = os.fork()
-    if pid == 0:  # child: run (or resume) and leave without any clean-up
-        try:
-            with open(os.devnull, "w") as devnull:
-                run_md(build_dir, out, load_protocol(None, PROTOCOL), log=devnull)
-            os._exit(0)
-        except BaseException:
-            os._exit(3)
-    return pid
+def _child(build_dir, out) -> None:
+    """Run (or resume) quietly; a SIGKILL ends it wherever it is."""
+    with open(os.devnull, "w") as devnull:
+        run_md(build_dir, out, load_protocol(None, PROTOCOL), log=devnull)
 
 
-def _kill_at(build_dir, out, rows: int, delay_s: float) -> bool:
+@pytest.fixture(scope="module")
+def processes():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["solvmd.md.engine", "solvmd.md.protocol"])
+    return ctx
+
+
+def _kill_at(processes, build_dir, out, rows: int, delay_s: float) -> bool:
     """Start a run, SIGKILL it once thermo.csv has ``rows`` rows plus ``delay_s``; True if it was killed."""
-    pid = _run_child(build_dir, out)
+    proc = processes.Process(target=_child, args=(build_dir, out))
+    proc.start()
     deadline = time.time() + 120
-    while _rows(out / "thermo.csv") < rows and time.time() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return False
+    while _rows(out / "thermo.csv") < rows and time.time() < deadline and proc.is_alive():
         time.sleep(0.005)
     time.sleep(delay_s)
-    os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFSIGNALED(status)
+    alive = proc.is_alive()
+    proc.kill()
+    proc.join()
+    return alive
 
 
-def test_sigkill_at_20_random_points_gives_the_uninterrupted_result(build_dir, reference, tmp_path):
+def test_sigkill_at_20_random_points_gives_the_uninterrupted_result(processes, build_dir, reference, tmp_path):
     rng = np.random.default_rng(20261201)
     out = tmp_path / "md"
     targets = sorted(rng.integers(0, 14, size=20))
-    kills = sum(_kill_at(build_dir, out, int(rows), float(rng.uniform(0.0, 0.25))) for rows in targets)
+    kills = sum(_kill_at(processes, build_dir, out, int(rows), float(rng.uniform(0.0, 0.25))) for rows in targets)
     assert not (out / "md.json").exists() or kills < 20
     info = run_md(build_dir, out, load_protocol(None, PROTOCOL), log=io.StringIO())
     assert kills >= 15, f"only {kills} of 20 kills hit a running job"
@@ -97,15 +99,15 @@ def test_sigkill_at_20_random_points_gives_the_uninterrupted_result(build_dir, r
     assert thermo[thermo.stage == "production"]["T_K"].between(200, 450).all()  # never restarted from 0 K
 
 
-def _killed_in_production(build_dir, out):
-    assert _kill_at(build_dir, out, 11, 0.05)
+def _killed_in_production(processes, build_dir, out):
+    assert _kill_at(processes, build_dir, out, 13, 0.05)  # step 650: checkpoints at 500 (prev) and 600
     assert (out / "production.chk").exists() and (out / "production.prev.chk").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "empty", "flip"])
-def test_damaged_newest_checkpoint_falls_back_to_the_previous(build_dir, reference, tmp_path, damage):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(processes, build_dir, reference, tmp_path, damage):
     out = tmp_path / "md"
-    _killed_in_production(build_dir, out)
+    _killed_in_production(processes, build_dir, out)
     chk = out / "production.chk"
     data = chk.read_bytes()
     if damage == "truncate":
@@ -121,9 +123,9 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(build_dir, referen
     assert _result(out) == reference
 
 
-def test_all_checkpoints_damaged_is_a_clear_refusal(build_dir, tmp_path):
+def test_all_checkpoints_damaged_is_a_clear_refusal(processes, build_dir, tmp_path):
     out = tmp_path / "md"
-    _killed_in_production(build_dir, out)
+    _killed_in_production(processes, build_dir, out)
     for chk in out.glob("*.chk"):
         chk.write_bytes(b"garbage")
     with pytest.raises(SolvmdError, match="no usable checkpoint"):
