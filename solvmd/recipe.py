@@ -381,7 +381,7 @@ class InterfaceRecipe(_Strict):
         return self.electrolyte
 
 
-from solvmd.build.surfaces import SurfaceSpec  # noqa: E402  (no cycle: surfaces does not import recipe)
+from solvmd.surface_recipe import SurfaceSpec  # noqa: E402
 
 InterfaceRecipe.model_rebuild()
 
@@ -432,7 +432,7 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
         update["density"] = rec.density.model_copy(update={"path": str(_resolve_path(rec.density.path, base))})
     if update:
         rec = rec.model_copy(update=update)
-    from solvmd.build.surfaces import check_sheet_size
+    from solvmd.surface_recipe import check_sheet_size
 
     check_sheet_size(rec.surface, rec.bulk.forcefield.cutoff_nm)
     return rec

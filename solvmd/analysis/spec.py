@@ -213,6 +213,43 @@ def _donor_selection(residue: str, donors: list[str], has_elements: bool) -> str
     return f"resname {residue} and ({inner})"
 
 
+def _has_elements(topology: Path) -> bool:
+    """Does the topology carry elements for every atom (else donors are selected by name)?"""
+    if not topology.is_file():
+        return True
+    import warnings
+
+    import MDAnalysis as mda
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            u = mda.Universe(str(topology))
+        except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
+            raise SolvmdError(f"topology: MDAnalysis cannot read {topology}: {type(err).__name__}: {err}") from None
+    return hasattr(u.atoms, "elements") and all(str(e).strip() for e in u.atoms.elements)
+
+
+def _partners(species: list[dict], has_elements: bool) -> tuple[dict[str, str], list[str], dict[str, float]]:
+    """(partner name -> donor selection, anion partners, residue -> formal charge) from manifest species rows."""
+    partners: dict[str, str] = {}
+    anions: list[str] = []
+    charges: dict[str, float] = {}
+    for s in species:
+        role = s.get("role")
+        if s.get("charge"):
+            charges[s["residue"]] = float(s["charge"])
+        if role == "cation":
+            continue
+        donors = list(s.get("donors") or [])
+        if not donors:
+            continue
+        partners[s["name"]] = _donor_selection(s["residue"], donors, has_elements)
+        if role == "anion":
+            anions.append(s["name"])
+    return partners, anions, charges
+
+
 def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: Any) -> AnalysisSpec:
     """The spec for solvmd's own runs: ``build_dir/manifest.json`` + ``md_dir/md.json``.
 
@@ -243,38 +280,10 @@ def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: A
     species = [s for s in manifest.get("species", []) if int(s.get("count", 0)) > 0]
     if not species:
         raise SolvmdError(f"{man_path}: field `species` lists no species with count > 0")
-    has_elements = True
-    if topology.is_file():
-        import warnings
-
-        import MDAnalysis as mda
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                u = mda.Universe(str(topology))
-            except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
-                raise SolvmdError(f"topology: MDAnalysis cannot read {topology}: {type(err).__name__}: {err}") from None
-        has_elements = hasattr(u.atoms, "elements") and all(str(e).strip() for e in u.atoms.elements)
-
     cations = [s["residue"] for s in species if s.get("role") == "cation"]
     if not cations:
         raise SolvmdError(f"{man_path}: no species with role 'cation' in `species`")
-    partners: dict[str, str] = {}
-    anions: list[str] = []
-    charges: dict[str, float] = {}
-    for s in species:
-        role = s.get("role")
-        if s.get("charge"):
-            charges[s["residue"]] = float(s["charge"])
-        if role == "cation":
-            continue
-        donors = list(s.get("donors") or [])
-        if not donors:
-            continue
-        partners[s["name"]] = _donor_selection(s["residue"], donors, has_elements)
-        if role == "anion":
-            anions.append(s["name"])
+    partners, anions, charges = _partners(species, _has_elements(topology))
     data: dict[str, Any] = {
         "topology": str(topology),
         "trajectory": str(trajectory),

@@ -24,7 +24,10 @@ from solvmd.build.packing import pack
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system, forcefield_files
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
+from solvmd.log import get_logger, log_to
 from solvmd.recipe import Recipe
+
+LOG = get_logger("build")
 
 
 def build_topology(counts: dict[str, int], box_nm: tuple[float, float, float]) -> app.Topology:
@@ -89,17 +92,19 @@ def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
 def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     """Resolve, pack and parameterize ``recipe``; write the build files to ``out_dir``.
 
-    Returns the manifest dictionary.
+    Returns the manifest dictionary. Progress goes to the ``solvmd.build`` logger (and to
+    ``log``, a text stream, if given).
     """
-    out_dir = Path(out_dir)
+    with log_to(log):
+        return _build_system(recipe, Path(out_dir))
+
+
+def _build_system(recipe: Recipe, out_dir: Path) -> dict:
     comp: Composition = resolve(recipe)
     ffs = recipe.forcefield
     check_box(comp.box_nm, ffs.cutoff_nm)
-    print(
-        f"[build] {recipe.name}: {comp.units} -> {comp.n_atoms} atoms, estimated density "
-        f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}",
-        file=log,
-    )
+    LOG.info(f"{recipe.name}: {comp.units} -> {comp.n_atoms} atoms, estimated density "
+             f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}")
     box_A = comp.box_nm * 10.0
     xyz_A = pack(comp.units, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
                  nloop=recipe.packing.nloop)
@@ -133,7 +138,7 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
         "versions": versions(),
     }
     write_build(out_dir, topology, xyz_A / 10.0, system, manifest)
-    print(f"[build] wrote {out_dir}/system.pdb, system.xml, manifest.json", file=log)
+    LOG.info(f"wrote {out_dir}/system.pdb, system.xml, manifest.json")
     return manifest
 
 
@@ -150,17 +155,27 @@ def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.Sy
     write_json_atomic(out_dir / "manifest.json", manifest)
 
 
-def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
-    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
-    build_dir = Path(build_dir)
+def read_manifest(build_dir: str | Path) -> dict:
+    """``build_dir/manifest.json`` as a dict, validated by :func:`solvmd.records.read_manifest`;
+    a missing or unreadable one is a SolvmdError saying what to run."""
     from solvmd import records
     from solvmd.io import read_json
 
+    build_dir = Path(build_dir)
     manifest_path = build_dir / records.MANIFEST
     if not manifest_path.is_file():
         raise SolvmdError(f"{build_dir} is not a finished solvmd build (no manifest.json); run `solvmd build` first")
+    records.read_manifest(build_dir)
+    return read_json(manifest_path, "build manifest")
+
+
+def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
+    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+    from solvmd import records
+
+    build_dir = Path(build_dir)
+    manifest = read_manifest(build_dir)
     records.check_build(build_dir)  # manifest fields, system.xml and system.pdb atom counts
-    manifest = read_json(manifest_path, "build manifest")
     pdb = app.PDBFile(str(build_dir / "system.pdb"))
     system = openmm.XmlSerializer.deserialize((build_dir / "system.xml").read_text())
     if system.getNumParticles() != manifest["n_atoms"] or pdb.topology.getNumAtoms() != manifest["n_atoms"]:

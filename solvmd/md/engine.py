@@ -23,6 +23,7 @@ from openmm import app, unit
 from solvmd.build.system import check_box, load_build, versions
 from solvmd.errors import SimulationError, SolvmdError
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
+from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
 from solvmd.md.platforms import choose_platform
@@ -31,6 +32,7 @@ from solvmd.md.reporters import (THERMO_COLUMNS, CheckpointReporter, FrameReport
                                  ThermoReporter, reset_thermo)
 from solvmd.md.trajectory import TrajectoryWriter
 
+LOG = get_logger("md")
 AVOGADRO = unit.AVOGADRO_CONSTANT_NA.value_in_unit(unit.mole**-1)
 STAGES = ("minimize", "heat", "anneal", "cool", "equilibrate", "production")
 HMR_TIMESTEP_FS = 2.5  # above this timestep a build needs hydrogen mass repartitioning ...
@@ -120,23 +122,28 @@ class MDRun:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
+        """Run, resume or skip (finished) the protocol; messages go to ``log`` and the ``solvmd.md`` logger."""
+        with log_to(self.log):
+            return self._run()
+
+    def _run(self) -> dict:
         p = self.protocol
         self.out.mkdir(parents=True, exist_ok=True)
         done = self.out / "md.json"
         if done.exists():
             info = json.loads(done.read_text())
             if info.get("protocol") == p.model_dump(mode="json"):
-                print(f"[md] {self.out} is already complete; nothing to do", file=self.log)
+                LOG.info(f"{self.out} is already complete; nothing to do")
                 return info
             raise SolvmdError(f"{self.out} holds a finished run with a different protocol; "
                               "use another output folder or delete md.json to redo it")
         check_box(min(self.manifest["box_nm"]), self.manifest["cutoff_nm"])
         self._check_folder()
         chk = latest_checkpoint(self.out, [s.name for s in self.stages],
-                                report=lambda msg: print(f"[md] checkpoint {msg}", file=self.log))
-        print(f"[md] platform {self.platform.getName()} {self.properties}; {self.system.getNumParticles()} atoms; "
+                                report=lambda msg: LOG.warning(f"checkpoint {msg}"))
+        LOG.info(f"platform {self.platform.getName()} {self.properties}; {self.system.getNumParticles()} atoms; "
               f"timestep {p.timestep_fs} fs, hydrogen mass {self.manifest.get('hydrogen_mass_amu')} amu; "
-              f"{'resuming from ' + chk.path.name if chk else 'fresh start'}", file=self.log)
+              f"{'resuming from ' + chk.path.name if chk else 'fresh start'}")
         sim, stage_index = self._start(chk)
         reset_thermo(self.out / "thermo.csv", None if chk is None else chk.step)
         self.clock = RunClock(self.total_steps, self.dt_ps, sim.currentStep)
@@ -157,7 +164,7 @@ class MDRun:
         index = next(k for k, s in enumerate(self.stages) if s.name == chk.stage)
         sim = self._simulation(self.stages[index])
         sim.context.loadCheckpoint(chk.payload)
-        print(f"[md] checkpoint {chk.path.name} at step {sim.currentStep}", file=self.log)
+        LOG.info(f"checkpoint {chk.path.name} at step {sim.currentStep}")
         return sim, index
 
     def _minimize(self, stage: Stage) -> app.Simulation:
@@ -169,7 +176,7 @@ class MDRun:
         if not math.isfinite(e1):
             raise SimulationError(f"stage minimize: energy is {e1} after minimization; check the packing "
                                   "(packing.tolerance_A) and the force-field files")
-        print(f"[minimize] potential energy {e0:.4g} -> {e1:.4g} kJ/mol", file=self.log)
+        LOG.info(f"minimize: potential energy {e0:.4g} -> {e1:.4g} kJ/mol")
         sim.context.setVelocitiesToTemperature(self.protocol.heat_start_K * unit.kelvin, self.protocol.seed)
         save_checkpoint(self.out, stage.name, 0, sim.context.createCheckpoint())
         return sim
@@ -186,7 +193,7 @@ class MDRun:
 
     def _reporters(self, stage: Stage, resume_step: int | None) -> list:
         p = self.protocol
-        thermo = ThermoReporter(stage, p.steps(p.report_interval_ps), self.out / "thermo.csv", self.log, self.clock,
+        thermo = ThermoReporter(stage, p.steps(p.report_interval_ps), self.out / "thermo.csv", self.clock,
                                 self.dof, self.mass_g, self.dt_ps, self.system.getNumParticles(),
                                 p.max_energy_kJ_mol_per_atom)
         reporters = [thermo]
@@ -232,9 +239,9 @@ class MDRun:
         self._write_pdb(self.out / "final.pdb", state)
         info = self._record(sim, resumed_from)
         write_json_atomic(self.out / "md.json", info)
-        print(f"[md] done: {info['n_frames']} frames in {self.traj_path}; production density "
+        LOG.info(f"done: {info['n_frames']} frames in {self.traj_path}; production density "
               f"{info['density_production_mean_g_cm3']} g/cm3 (estimate {info['density_estimate_g_cm3']:.4f}); "
-              f"{info['ns_per_day']} ns/day over the whole run", file=self.log)
+              f"{info['ns_per_day']} ns/day over the whole run")
         return info
 
     def _record(self, sim: app.Simulation, resumed_from: dict | None) -> dict:

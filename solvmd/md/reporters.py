@@ -14,16 +14,17 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 from openmm import unit
 
 from solvmd.errors import SimulationError
 from solvmd.io import write_text_atomic
+from solvmd.log import get_logger
 from solvmd.md.checkpoints import save_checkpoint
 from solvmd.md.trajectory import TrajectoryWriter
 
+LOG = get_logger("md")
 THERMO_COLUMNS = ["stage", "step", "time_ps", "T_K", "V_nm3", "density_g_cm3", "Epot_kJ_mol", "Ekin_kJ_mol",
                   "ns_per_day"]
 MOLAR_GAS_CONSTANT = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
@@ -70,14 +71,14 @@ class StageReporter:
 
 
 class ThermoReporter(StageReporter):
-    """thermo.csv rows, the blow-up check and the progress line (ns/day, ETA) on ``log``."""
+    """thermo.csv rows, the blow-up check and the progress line (ns/day, ETA) on the ``solvmd.md`` logger."""
 
     needs = (False, False, False, True)
 
-    def __init__(self, stage: Stage, interval: int, thermo_path: Path, log: TextIO, run: "RunClock",
+    def __init__(self, stage: Stage, interval: int, thermo_path: Path, run: "RunClock",
                  dof: int, mass_g: float, dt_ps: float, n_atoms: int, max_energy_per_atom: float):
         super().__init__(stage, interval)
-        self.path, self.log, self.run = thermo_path, log, run
+        self.path, self.run = thermo_path, run
         self.dof, self.mass_g, self.dt_ps = dof, mass_g, dt_ps
         self.n_atoms, self.max_energy = n_atoms, max_energy_per_atom
 
@@ -98,9 +99,9 @@ class ThermoReporter(StageReporter):
         csv.writer(buf, lineterminator="\n").writerow(row)
         with open(self.path, "a") as fh:
             fh.write(buf.getvalue())
-        print(f"[{self.stage.name}] step {step}/{self.run.total_steps}  {step * self.dt_ps:.1f}/"
+        LOG.info(f"{self.stage.name}: step {step}/{self.run.total_steps}  {step * self.dt_ps:.1f}/"
               f"{self.run.total_steps * self.dt_ps:.1f} ps  T {temp:.1f} K  rho {density:.4f} g/cm3  "
-              f"{rate:.2f} ns/day  ETA {self.run.eta(step)}", file=self.log, flush=True)
+              f"{rate:.2f} ns/day  ETA {self.run.eta(step)}")
 
 
 class FrameReporter(StageReporter):
