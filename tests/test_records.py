@@ -11,7 +11,7 @@ import yaml
 
 from solvmd import records
 from solvmd.analysis import run_analysis, spec_from_dict
-from solvmd.analysis.synthetic import random_system, write_trajectory
+from synthetic import random_system, write_trajectory
 from solvmd.errors import SolvmdError
 from solvmd.io import MAX_YAML_BYTES, read_json, read_yaml, write_json_atomic
 from solvmd.recipe import check_window_widths, parse_recipe
