@@ -251,11 +251,16 @@ def wham(windows: list[Window], edges: np.ndarray, kT: float, tol: float = 1e-10
 
 
 def _default_bin_width(windows, kT, spec: PMFSpec | None):
-    sig = min(math.sqrt(kT / w.kspring) for w in windows)
-    sp = np.min(np.diff([w.r0 for w in windows])) if len(windows) > 1 else sig
+    """Half the narrowest window width or spacing, of the spec's own windows when there is a spec
+    (windows added to close gaps do not make the bins finer)."""
     if spec is not None and spec.bin_width_nm is not None:
         return spec.bin_width_nm
-    return 0.5 * min(sig, sp)
+    if spec is not None:
+        r0, ks = spec.centers(), spec.k_values()
+    else:
+        r0, ks = np.array([w.r0 for w in windows]), np.array([w.kspring for w in windows])
+    sig = float(np.min(np.sqrt(kT / ks)))
+    return 0.5 * min(sig, float(np.min(np.diff(r0))) if len(r0) > 1 else sig)
 
 
 @dataclass

@@ -142,7 +142,7 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
 
     ``wins``: sampled windows sorted by centre, each with ``r0``, ``kspring``, ``x`` (samples, nm).
     A window that slid from its centre measures the local mean force: F'(mean) ~ k (r0 - mean).
-    New windows (force constant twice the stiffer neighbour's) go at evenly spaced targets
+    New windows (force constant of the stiffer neighbour) go at evenly spaced targets
     between the two sampled means, each centre shifted by F'/k (F' interpolated linearly) so
     that its sampled mean lands on the target; spacing <= the one giving ``min_predicted_overlap``.
     Returns [{r0_nm, k_kJ_mol_nm2, target_nm, between}].
@@ -152,7 +152,7 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
         a, b = wins[i], wins[i + 1]
         ma, mb = float(np.mean(a.x)), float(np.mean(b.x))
         lo, hi = min(ma, mb), max(ma, mb)
-        k = 2.0 * max(a.kspring, b.kspring)
+        k = max(a.kspring, b.kspring)
         n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))) - 1)
         fa, fb = a.kspring * (a.r0 - ma), b.kspring * (b.r0 - mb)  # mean force at each sampled mean, kJ/mol/nm
         for t in np.linspace(lo, hi, n + 2)[1:-1]:
