@@ -126,12 +126,18 @@ def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndar
     return pos
 
 
+# Placement only has to clear the clashes the rigid move made (the window's equilibration does
+# the rest): a loose tolerance and few iterations keep preparation a small part of the PMF's MD.
+PLACE_MIN_TOL_KJ_MOL_NM = 100.0
+PLACE_MIN_ITERATIONS = 100
+
+
 def _place_and_minimize(ctx, rcv, spec: PMFSpec, pos, box, w: WindowDef, rng, path: Path) -> None:
     """Translate the tagged molecule to the centre, minimise with the bias on, write the State."""
     ctx.setPositions(_place(rcv, pos, box, w.r0_nm, rng))
     ctx.setParameter(cvmod.R0, w.r0_nm)
     ctx.setParameter(cvmod.K, w.k_kJ_mol_nm2)
-    mm.LocalEnergyMinimizer.minimize(ctx, 10.0, 500)
+    mm.LocalEnergyMinimizer.minimize(ctx, PLACE_MIN_TOL_KJ_MOL_NM, PLACE_MIN_ITERATIONS)
     ctx.setVelocitiesToTemperature(spec.temperature_K * unit.kelvin, spec.seed + w.k_index)
     write_state(ctx, path)
 
@@ -190,7 +196,10 @@ def prepare_windows(system_xml, state_xml, spec, out_dir, topology=None, platfor
             _place_all(system_xml, spec, rcv, pos0, box0, todo, out_dir, platform, threads)
         else:
             _pull(system_xml, spec, rcv, pos0, box0, todo, out_dir, platform, threads)
-        log.info("pmf %s: %d initial structures in %.1f s", spec.name, len(todo), time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        log.info("pmf %s: %d initial structures in %.1f s", spec.name, len(todo), wall)
+        atomic_write_text(out_dir / "prepare.json", json.dumps(
+            {"init": spec.init, "windows_made": [w.k_index for w in todo], "wall_s": round(wall, 2)}, indent=2))
     start_offsets(out_dir, spec, rcv, wins)
     return paths
 

@@ -1,0 +1,97 @@
+"""Bad PMF input stops with one clear error before any MD runs (issue 12, "Bad input")."""
+
+import numpy as np
+import openmm as mm
+import pytest
+from openmm import app
+
+from solvmd.pmf.select import CVSelectionError, resolve_cv
+from solvmd.pmf.spec import PMFSpecError, load_spec
+from solvmd.pmf.windows import check_windows, window_table
+
+HEIGHT = dict(name="h", cv={"kind": "height", "cation": "LI", "surface": ["GRA"]}, range_nm=[0.25, 0.9],
+              n_windows=6, k_kJ_mol_nm2=1000, equil_ps=1, sample_ps=2, sample_interval_steps=10)
+
+
+def _system(with_sheet=True, metal=None, box_z=4.0):
+    """2 Li+ and 2 DME-like (O C O) residues, optionally a 4-atom GRA sheet (+ a metal) at z = 0.5."""
+    top, pos = app.Topology(), []
+    ch = top.addChain()
+    E = app.Element.getBySymbol
+
+    def res(name, atoms):
+        r = top.addResidue(name, ch)
+        for nm, el, p in atoms:
+            top.addAtom(nm, E(el), r)
+            pos.append(p)
+
+    for z in (1.0, 1.6):
+        res("LI", [("Li1", "Li", np.array([1.0, 1.0, z]))])
+        o = np.array([1.2, 1.0, z])
+        res("DME", [("O1", "O", o), ("C1", "C", o + [0, 0.14, 0]), ("O2", "O", o + [0, 0.28, 0])])
+    if with_sheet:
+        res("GRA", [(f"C{i}", "C", np.array([0.5 + i, 0.5, 0.5])) for i in range(4)]
+            + ([("M1", metal, np.array([2.0, 2.0, 0.5]))] if metal else []))
+    system = mm.System()
+    for a in top.atoms():
+        system.addParticle(a.element.mass)
+    box = np.diag([4.0, 4.0, box_z])
+    system.setDefaultPeriodicBoxVectors(*box)
+    f = mm.NonbondedForce()
+    f.setNonbondedMethod(mm.NonbondedForce.CutoffPeriodic)
+    for _ in range(system.getNumParticles()):
+        f.addParticle(0, 0.1, 0)
+    system.addForce(f)
+    return top, system, np.array(pos), box
+
+
+@pytest.mark.parametrize("range_nm, fragment", [([-0.2, 0.9], "crosses the sheet"), ([0.05, 0.9], "below contact")])
+def test_height_range_crossing_the_sheet_or_below_contact(range_nm, fragment):
+    with pytest.raises(PMFSpecError, match=fragment):
+        load_spec(dict(HEIGHT, range_nm=range_nm))
+
+
+def test_height_range_past_half_the_box():
+    top, system, pos, box = _system(box_z=1.6)
+    with pytest.raises(PMFSpecError, match=r"half the box height \(0.8 nm\)"):
+        resolve_cv(load_spec(HEIGHT), system, pos, box, top)
+
+
+def test_height_or_site_cv_on_a_bulk_system():
+    top, system, pos, box = _system(with_sheet=False)
+    with pytest.raises(CVSelectionError, match="a height CV needs a sheet, and this system has none"):
+        resolve_cv(load_spec(HEIGHT), system, pos, box, top)
+    site = dict(HEIGHT, cv={"kind": "site_distance", "cation": "LI", "site_element": "Zn"})
+    with pytest.raises(CVSelectionError, match="needs a sheet with that metal"):
+        resolve_cv(load_spec(site), system, pos, box, top)
+
+
+def test_site_cv_on_a_sheet_without_metal_and_absent_ion():
+    top, system, pos, box = _system()
+    site = dict(HEIGHT, cv={"kind": "site_distance", "cation": "LI", "site_element": "Fe"})
+    with pytest.raises(CVSelectionError, match=r"'Fe' not in the structure \(elements present: C, Li, O\)"):
+        resolve_cv(load_spec(site), system, pos, box, top)
+    mg = dict(HEIGHT, cv={"kind": "height", "cation": "MG", "surface": ["GRA"]})
+    with pytest.raises(CVSelectionError, match="cv.cation residue 'MG' .* not in this system"):
+        resolve_cv(load_spec(mg), system, pos, box, top)
+
+
+def test_gapped_windows_are_an_error_in_strict_mode():
+    gapped = load_spec(dict(HEIGHT, k_kJ_mol_nm2=50000))
+    with pytest.raises(PMFSpecError, match=r"(?s)predicted to overlap .*nothing was run"):
+        check_windows(gapped, strict=True)
+
+
+def test_per_window_force_constants_and_tagged_ion_nearest_the_range():
+    top, system, pos, box = _system(metal="Zn")
+    spec = load_spec(dict(HEIGHT, k_kJ_mol_nm2=[4000, 3000, 2000, 1000, 1000, 1000]))
+    assert [w.k_kJ_mol_nm2 for w in window_table(spec)] == [4000, 3000, 2000, 1000, 1000, 1000]
+    with pytest.raises(PMFSpecError, match="one value per window"):
+        load_spec(dict(HEIGHT, k_kJ_mol_nm2=[4000, 1000]))
+    far = load_spec(dict(HEIGHT, range_nm=[0.9, 1.4], n_windows=6))
+    # Li at z 1.0 and 1.6 (heights 0.5, 1.1): for a range 0.25-0.9 the lower one, for 0.9-1.4 the upper one
+    assert resolve_cv(spec, system, pos, box, top).groups[0] == [0]
+    assert resolve_cv(far, system, pos, box, top).groups[0] == [4]
+    site = resolve_cv(load_spec(dict(HEIGHT, cv={"kind": "site_distance", "cation": "LI", "site_element": "Zn"})),
+                      system, pos, box, top)
+    assert site.groups[1] == [12]
