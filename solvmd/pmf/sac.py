@@ -100,11 +100,12 @@ def sac_table(pmf_dirs) -> pd.DataFrame:
     return df.sort_values(["ion", "_bulk", "surface", "coordinate"]).drop(columns="_bulk").reset_index(drop=True)
 
 
-def plot_sac(df: pd.DataFrame, path) -> Path:
-    """ΔG‡ and adsorption ΔG (kJ/mol ± bootstrap error) per (ion, surface, coordinate)."""
-    from solvmd.pmf.plots import _save, plt
+def sac_figure(df: pd.DataFrame):
+    """ΔG‡ and adsorption ΔG (kJ/mol ± bootstrap error) per (ion, surface, coordinate), a Figure."""
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(max(6, 0.9 * len(df) + 3), 3.8))
+    fig = Figure(figsize=(max(6, 0.9 * len(df) + 3), 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
     labels = [f"{i} | {s}\n{c}" for i, s, c in zip(df["ion"], df["surface"], df["coordinate"])]
     pos = np.arange(len(df))
     colors = [f"C{sorted(set(df['ion'])).index(i)}" for i in df["ion"]]
@@ -113,7 +114,14 @@ def plot_sac(df: pd.DataFrame, path) -> Path:
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_xticks(pos, labels, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_sac(df: pd.DataFrame, path) -> Path:
+    """Write :func:`sac_figure` to ``path`` atomically."""
+    from solvmd.pmf.io import atomic_savefig
+
+    return atomic_savefig(sac_figure(df), path, dpi=150)
 
 
 def compare_sac(pmf_dirs, out_csv, out_png=None) -> pd.DataFrame:

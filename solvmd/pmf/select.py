@@ -234,7 +234,8 @@ def _distance(sel: Selection):
         raise sel.fail(f"no {cv.cation or 'cation'} has a {cv.partner} donor ({', '.join(donors)}) within "
                        f"shell_cutoff_nm={cv.shell_cutoff_nm} nm in this structure; raise shell_cutoff_nm or give "
                        "cation_atoms / partner_atoms")
-    ci = cands[modal(sel, [sh[i] for i in cands])[0]]
+    keep = [cands[i] for i in modal(sel, [sh[i] for i in cands])]
+    ci = keep[0] if cv.hold is None else _nearest_hold(sel, cres, keep)
     g1 = list(cv.cation_atoms) if cv.cation_atoms is not None else [cation_atom(cres[ci])]
     sel.meta["cation_residue"] = {"name": cres[ci].name, "index": cres[ci].index, "id": cres[ci].id}
     if cv.partner_atoms is not None:
@@ -248,6 +249,39 @@ def _distance(sel: Selection):
         sel.meta["partner_residue"] = {"name": presidue.name, "index": presidue.index, "id": presidue.id}
         sel.meta["partner_donor_distance_nm"] = d
     return [g1, g2], [[1.0] * len(g1), w2], None, g2, f"distance cation{g1} - partner{g2} ({cv.partner_site})"
+
+
+def _nearest_hold(sel: Selection, cres, keep) -> int:
+    """Of the candidate cations, the one whose height is nearest ``cv.hold.height_nm``."""
+    gs = _hold_sheet(sel)
+    heights = {i: _height_of(sel, [cation_atom(cres[i])], gs) for i in keep}
+    return min(keep, key=lambda i: (abs(heights[i] - sel.cv.hold.height_nm), i))
+
+
+def _hold_sheet(sel: Selection) -> list[int]:
+    want = {s.upper() for s in sel.cv.hold.surface}
+    gs = [a.index for a in sel.topology.atoms() if a.residue.name.upper() in want] if sel.topology else []
+    if not gs:
+        raise sel.fail(f"cv.hold.surface residues {list(sel.cv.hold.surface)} not found: holding the ion at a height "
+                       "needs a sheet (and the topology)")
+    return gs
+
+
+def _record_hold(sel: Selection, cation: list[int]) -> None:
+    """meta["hold"]: the restraint that keeps the cation at the contact layer (see cv.make_hold_force)."""
+    gs = _hold_sheet(sel)
+    h = sel.cv.hold
+    sel.meta["hold"] = {"groups": [list(cation), gs], "height_nm": h.height_nm, "k_kJ_mol_nm2": h.k_kJ_mol_nm2,
+                        "start_height_nm": _height_of(sel, list(cation), gs)}
+
+
+def _height_of(sel: Selection, cation: list[int], sheet: list[int]) -> float:
+    """Cation height above the sheet centroid, wrapped to [-Lz/2, Lz/2)."""
+    r = ResolvedCV("height", [cation, sheet], [[1.0] * len(cation), [1.0] * len(sheet)], periodic=sel.periodic)
+    x = cvmod.cv_value(r, sel.pos)
+    if sel.box is not None:
+        x -= sel.box[2, 2] * np.floor((x + 0.5 * sel.box[2, 2]) / sel.box[2, 2])
+    return float(x)
 
 
 def _surface_atoms(sel: Selection) -> list[int] | None:
@@ -364,6 +398,9 @@ def resolve_cv(spec: PMFSpec, system: mm.System, positions, box=None, topology=N
     sel = _selection(spec, system, positions, box, topology)
     check_height_range(spec, sel.box)
     groups, weights, z0, moving, desc = RESOLVERS[spec.cv.kind](sel)
+    if getattr(spec.cv, "hold", None) is not None:
+        _record_hold(sel, groups[0])
+        desc += f", cation held at {spec.cv.hold.height_nm} nm above the sheet"
     if spec.cv.kind == "distance" and set(groups[0]) & set(groups[1]):
         raise sel.fail(f"cation and partner groups share atoms {groups}")
     rcv = ResolvedCV(kind=spec.cv.kind, groups=[[int(a) for a in g] for g in groups],

@@ -64,6 +64,22 @@ def _check_atoms(v):
     return v
 
 
+class Hold(_Strict):
+    """Hold the cation at a height above a sheet (harmonic on its height) while a distance CV runs:
+    the ion-solvent coordinate of an ion in the contact layer of a surface."""
+
+    surface: tuple[str, ...] = Field(("GRA",), description="sheet residue names; plane = centroid z of their atoms")
+    height_nm: float = Field(..., description="height the cation is held at (nm), e.g. the contact layer")
+    k_kJ_mol_nm2: float = Field(2000.0, gt=0.0)
+
+    @field_validator("height_nm")
+    @classmethod
+    def _above_contact(cls, v):
+        if v < MIN_CONTACT_NM:
+            raise ValueError(f"hold.height_nm {v} nm is below contact (< {MIN_CONTACT_NM} nm, inside the sheet)")
+        return v
+
+
 class DistanceCV(_Strict):
     """Cation - partner distance (solvent leaves the shell, or CIP -> SSIP for an anion)."""
 
@@ -75,6 +91,7 @@ class DistanceCV(_Strict):
     donors: tuple[str, ...] | None = Field(None, description="donor elements; None: from the species registry (O, N, F, Cl)")
     cation_atoms: tuple[int, ...] | None = None
     partner_atoms: tuple[int, ...] | None = None
+    hold: Hold | None = Field(None, description="hold the cation at a height above a sheet (contact-layer desolvation)")
 
     _atoms = field_validator("cation_atoms", "partner_atoms")(_check_atoms)
 

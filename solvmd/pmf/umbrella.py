@@ -153,8 +153,7 @@ def start_offsets(out_dir: Path, spec: PMFSpec, rcv: ResolvedCV, wins: list[Wind
         if not path.is_file():
             continue
         pos, box, _ = state_arrays(read_state(path))
-        if rcv.kind == "height":
-            pos = cvmod.image_for_height(rcv, pos, box, rcv.meta["moving_atoms"])
+        pos = cvmod.image_positions(rcv, pos, box)
         x = float(cvmod.cv_value(rcv, pos, box))
         off = (x - w.r0_nm) / w.sigma_nm(spec.kT)
         ok = abs(off) <= spec.max_start_offset_sigma
@@ -213,8 +212,7 @@ def _context_at(system_xml, spec, rcv, w: WindowDef, box, platform, threads, see
 
 
 def _place_all(system_xml, spec, rcv, pos0, box0, todo, out_dir, platform, threads) -> None:
-    if rcv.kind == "height":
-        pos0 = cvmod.image_for_height(rcv, pos0, box0, rcv.meta["moving_atoms"])
+    pos0 = cvmod.image_positions(rcv, pos0, box0)
     ctx = _context_at(system_xml, spec, rcv, todo[0], box0, platform, threads)
     rng = np.random.default_rng(spec.seed)
     for w in todo:
@@ -225,8 +223,7 @@ def _place_all(system_xml, spec, rcv, pos0, box0, todo, out_dir, platform, threa
 
 def _pull(system_xml, spec: PMFSpec, rcv, pos0, box0, todo: list[WindowDef], out_dir: Path, platform, threads):
     """One steered pull from the start CV down to the lowest and up to the highest window to make."""
-    if rcv.kind == "height":
-        pos0 = cvmod.image_for_height(rcv, pos0, box0, rcv.meta["moving_atoms"])
+    pos0 = cvmod.image_positions(rcv, pos0, box0)
     ctx = _context_at(system_xml, spec, rcv, todo[0], box0, platform, threads)
     ctx.setPositions(pos0)
     c0 = cvmod.context_cv(ctx, rcv)
@@ -279,8 +276,7 @@ def _init_from_neighbour(system_xml, spec, rcv, w: WindowDef, out_dir: Path, pla
         raise PMFSpecError(f"pmf {spec.name}: no initial structures in {out_dir / 'init'}; run pmf-prepare first")
     near = min(made, key=lambda v: abs(v.r0_nm - w.r0_nm))
     pos, box, _ = state_arrays(read_state(out_dir / "init" / f"window_{near.k_index}.xml"))
-    if rcv.kind == "height":
-        pos = cvmod.image_for_height(rcv, pos, box, rcv.meta["moving_atoms"])
+    pos = cvmod.image_positions(rcv, pos, box)
     ctx = _context_at(system_xml, spec, rcv, w, box, platform, threads)
     path = out_dir / "init" / f"window_{w.k_index}.xml"
     _place_and_minimize(ctx, rcv, spec, pos, box, w, np.random.default_rng(spec.seed + w.k_index), path)
@@ -409,9 +405,9 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
     else:
         st = read_state(state_xml)
         apply_state(ctx, st, use_velocities=False)
-        if rcv.kind == "height":
+        if rcv.kind == "height" or rcv.meta.get("hold"):
             pos, box, _ = state_arrays(st)
-            ctx.setPositions(cvmod.image_for_height(rcv, pos, box, rcv.meta["moving_atoms"]))
+            ctx.setPositions(cvmod.image_positions(rcv, pos, box))
         ctx.setVelocitiesToTemperature(spec.temperature_K * unit.kelvin, seed)
     wall = _sample_window(ctx, rcv, spec, s)
     drift = drift_report(spec, w, s.cv_nm)
