@@ -105,12 +105,31 @@ def _resolved_cv(out_dir: Path, spec: PMFSpec, system_xml, state_xml, topology) 
 # ---------------------------------------------------------------------------
 # initial structures
 # ---------------------------------------------------------------------------
+def _roomiest_xy(pos: np.ndarray, box, moving: list[int], n_grid: int = 16) -> np.ndarray:
+    """Lateral shift (nm, x y 0) of the ``moving`` atoms, on an n_grid^2 grid over the box, that
+    leaves their nearest other atom farthest away: a height window then starts in a gap of the
+    liquid instead of on top of a molecule (the height CV does not depend on x, y)."""
+    others = np.setdiff1d(np.arange(len(pos)), moving)
+    best, shift = -1.0, np.zeros(3)
+    for fx in np.arange(n_grid) / n_grid:
+        for fy in np.arange(n_grid) / n_grid:
+            s = fx * box[0] + fy * box[1] - np.array([*pos[moving[0], :2], 0.0]) * [1, 1, 0]
+            d = cvmod._min_image((pos[others][None, :, :] - (pos[moving] + s)[:, None, :]).reshape(-1, 3), box)
+            m = float(np.min(np.linalg.norm(d, axis=1)))
+            if m > best:
+                best, shift = m, s
+    return shift
+
+
 def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndarray:
-    """Rigidly move the tagged molecule so the CV equals ``target`` (exact for the CV)."""
+    """Rigidly move the tagged molecule so the CV equals ``target`` (exact for the CV); a height
+    window's molecule also moves laterally to the roomiest spot at that height."""
     pos = pos.copy()
     moving = rcv.meta["moving_atoms"]
     if rcv.kind == "height":
         pos[moving, 2] += target - cvmod.cv_value(rcv, pos)
+        if box is not None and rcv.periodic and len(pos) > len(moving):
+            pos[moving] += _roomiest_xy(pos, box, moving)
         return pos
     c = cvmod._centroids(rcv, pos)
     d = c[1] - c[0]
@@ -128,16 +147,20 @@ def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndar
 
 # Placement only has to clear the clashes the rigid move made (the window's equilibration does
 # the rest): a loose tolerance and few iterations keep preparation a small part of the PMF's MD.
-PLACE_MIN_TOL_KJ_MOL_NM = 100.0
-PLACE_MIN_ITERATIONS = 100
+# The bias is PLACE_STIFFNESS times stiffer while minimising, so the liquid makes room for the
+# tagged molecule instead of pushing it back to the hole it came from.
+PLACE_MIN_TOL_KJ_MOL_NM = 50.0
+PLACE_MIN_ITERATIONS = 200
+PLACE_STIFFNESS = 50.0
 
 
 def _place_and_minimize(ctx, rcv, spec: PMFSpec, pos, box, w: WindowDef, rng, path: Path) -> None:
     """Translate the tagged molecule to the centre, minimise with the bias on, write the State."""
     ctx.setPositions(_place(rcv, pos, box, w.r0_nm, rng))
     ctx.setParameter(cvmod.R0, w.r0_nm)
-    ctx.setParameter(cvmod.K, w.k_kJ_mol_nm2)
+    ctx.setParameter(cvmod.K, w.k_kJ_mol_nm2 * PLACE_STIFFNESS)
     mm.LocalEnergyMinimizer.minimize(ctx, PLACE_MIN_TOL_KJ_MOL_NM, PLACE_MIN_ITERATIONS)
+    ctx.setParameter(cvmod.K, w.k_kJ_mol_nm2)
     ctx.setVelocitiesToTemperature(spec.temperature_K * unit.kelvin, spec.seed + w.k_index)
     write_state(ctx, path)
 
