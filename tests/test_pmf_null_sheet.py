@@ -52,7 +52,8 @@ def _height_pmf(tmp_path, sheet_epsilon, sample_ps=30.0, fill_gaps=0):
     spec = load_spec(dict(
         name="null_height", cv={"kind": "height", "cation_atoms": [n_sheet], "surface_atoms": list(range(n_sheet))},
         range_nm=[0.3, 0.9], n_windows=5, k_kJ_mol_nm2=500.0, init="place", equil_ps=2.0, sample_ps=sample_ps,
-        sample_interval_steps=25, timestep_fs=2.0, friction_per_ps=5.0, platform="CPU", n_bootstrap=40, seed=3))
+        sample_interval_steps=25, timestep_fs=2.0, friction_per_ps=5.0, platform="CPU", n_bootstrap=40, seed=3,
+        bin_width_nm=0.05))
     out = tmp_path / "pmf"
     run_windows(sx, st, spec, out, threads=1)
     for _ in range(fill_gaps):  # an overlap gap: the proposed windows are added; a rerun samples only them
@@ -72,7 +73,7 @@ def _height_pmf(tmp_path, sheet_epsilon, sample_ps=30.0, fill_gaps=0):
 def test_real_sheet_is_not_flat(tmp_path):
     """Positive control: the same set-up with the sheet's LJ on (a sparse, sticky sheet) binds the
     probe near 0.3 nm: the PMF is not flat, so the null test can fail."""
-    res = _height_pmf(tmp_path, sheet_epsilon=1.0, sample_ps=20.0, fill_gaps=3)
+    res = _height_pmf(tmp_path, sheet_epsilon=1.0, sample_ps=30.0, fill_gaps=3)
     drop = res.F[-1] - res.F[0]  # bulk side minus contact side, kJ/mol (measured ~3.9)
     assert drop > 2.0 and drop > 3.0 * (res.dF[0] + res.dF[-1])
 
