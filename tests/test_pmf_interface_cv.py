@@ -122,3 +122,41 @@ def test_distance_cv_with_the_ion_held_at_the_contact_layer():
     assert e == pytest.approx(0.5 * 3000 * 0.1**2 + 0.5 * 2000 * (d - 0.3) ** 2, rel=1e-5)
     with pytest.raises(PMFSpecError, match="hold.height_nm 0.05 nm is below contact"):
         load_spec(dict(held.model_dump(), cv={"kind": "distance", "partner": "DME", "hold": {"height_nm": 0.05}}))
+
+
+@pytest.mark.parametrize("cv, fragment", [
+    ({"kind": "height", "cation": "LI", "surface": ["GRA"]}, "needs a sheet, but this is a bulk recipe"),
+    ({"kind": "distance", "cation": "MG", "partner": "DME"}, "cv.cation 'MG' is not in the electrolyte"),
+    ({"kind": "distance", "cation": "LI", "partner": "THF"}, "cv.partner 'THF' is not in the electrolyte"),
+])
+def test_recipe_pmf_checked_before_any_job(tmp_path, cv, fragment):
+    import yaml
+
+    from solvmd.pmf.recipe_check import check_recipe_pmfs
+
+    recipe = {"name": "b", "salts": [{"cation": "Li", "anion": "TFSI", "molarity_M": 1.0}],
+              "solvents": [{"species": "DME", "volume_fraction": 1.0}], "size": {"salt_units": 4},
+              "pmf": [dict(HEIGHT, cv=cv, range_nm=[0.2, 0.6])]}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(PMFSpecError, match=fragment):
+        check_recipe_pmfs(tmp_path / "b.yaml")
+
+
+def test_recipe_pmf_site_metal_must_match_the_sheet(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from solvmd.pmf.recipe_check import check_recipe_pmfs
+
+    root = Path(__file__).resolve().parents[1] / "systems"
+    assert [s.name for s in check_recipe_pmfs(root / "iface_li_tfsi_dol_dme_znn4.yaml")] == [
+        "li_height", "li_site", "li_dme_contact"]
+    data = yaml.safe_load((root / "iface_li_tfsi_dol_dme_znn4.yaml").read_text())
+    bulk = yaml.safe_load((root / "li_tfsi_dol_dme.yaml").read_text())
+    bulk.pop("pmf")
+    data.update(electrolyte=bulk, density={"source": "estimate"})
+    data["pmf"][1]["cv"]["site_element"] = "Fe"
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PMFSpecError, match="'Fe' is not the sheet's metal"):
+        check_recipe_pmfs(tmp_path / "x.yaml")
