@@ -197,7 +197,7 @@ rule analyze:
 
 
 rule pmf_prepare:
-    """Pick the tagged ion/solvent, steered pull to every window centre."""
+    """Pick the tagged ion/solvent; window starts by placement (translation + biased minimisation) or a steered pull."""
     input:
         recipe=str(RECIPES / "{system}.yaml"),
         md=f"{RESULTS}/{{system}}/md/md.json",
