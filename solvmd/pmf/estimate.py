@@ -386,17 +386,43 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
     raise PMFOverlapError(msg)
 
 
-def step_check_coverage(windows, edges, counts, info, st: Settings) -> None:
-    """Step 7: every bin of the range must hold samples."""
+def _empty_segments(edges, counts) -> list[tuple[float, float]]:
+    """Contiguous runs of empty bins as (lo, hi) nm."""
+    out, start = [], None
+    for i, c in enumerate(list(counts) + [1]):
+        if c == 0 and start is None:
+            start = i
+        elif c != 0 and start is not None:
+            out.append((float(edges[start]), float(edges[i])))
+            start = None
+    return out
+
+
+def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Path, missing: list[int]) -> None:
+    """Step 7: every bin of the range must hold samples; windows for the empty parts are proposed
+    (and with ``add_windows`` written to added_windows.json for the rerun)."""
     empty = np.nonzero(counts == 0)[0]
-    if empty.size:
-        lo, hi = st.range_nm
-        raise PMFCoverageError(
-            f"no samples in {empty.size} bins of the range, first gap {edges[empty[0]]:.4g}-{edges[empty[0] + 1]:.4g} nm "
-            f"(last empty bin ends {edges[empty[-1] + 1]:.4g} nm): the windows do not cover range_nm [{lo}, {hi}]. "
-            "Add windows there, or raise k_kJ_mol_nm2 if windows slid away from their centres "
-            f"(centres {np.round([w.r0 for w in windows], 4).tolist()}, means "
-            f"{np.round(info['window_mean_nm'], 4).tolist()}).")
+    if not empty.size:
+        return
+    lo, hi = st.range_nm
+    msg = (f"no samples in {empty.size} bins of the range, first gap {edges[empty[0]]:.4g}-{edges[empty[0] + 1]:.4g} nm "
+           f"(last empty bin ends {edges[empty[-1] + 1]:.4g} nm): the windows do not cover range_nm [{lo}, {hi}]. "
+           "Add windows there, or raise k_kJ_mol_nm2 if windows slid away from their centres "
+           f"(centres {np.round([w.r0 for w in windows], 4).tolist()}, means "
+           f"{np.round(info['window_mean_nm'], 4).tolist()}).")
+    spec = st.spec
+    if missing:
+        msg += f" Added windows {missing} are not sampled yet: rerun the same command."
+    elif spec is not None and spec.add_windows:
+        from solvmd.pmf.windows import ADDED, propose_for_empty, write_added_windows
+
+        prop = propose_for_empty(windows, _empty_segments(edges, counts), st.kT_kJ_mol, spec.min_predicted_overlap)
+        info["proposed_windows"] = prop
+        write_added_windows(out_dir, prop, "unsampled parts of the range")
+        desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
+        msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    raise PMFCoverageError(msg)
 
 
 def step_fes(x_n, N_k, u_kn, f_k, edges, info, kT) -> np.ndarray:
@@ -485,7 +511,7 @@ def estimate_pmf(window_dir, spec=None, out_dir=None, bin_width_nm: float | None
         P.plot_overlap(O, [w.r0 for w in windows], out_dir / "overlap.png")
         P.plot_histograms(windows, edges, out_dir / "histograms.png")
     step_check_overlap(windows, st, nbr, info, out_dir, missing)
-    step_check_coverage(windows, edges, counts, info, st)
+    step_check_coverage(windows, edges, counts, info, st, out_dir, missing)
     kT = st.kT_kJ_mol
     F_raw = step_fes(x_n, N_k, u_kn, f_k, edges, info, kT)
     boot = step_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, st.n_bootstrap, st.seed)

@@ -162,6 +162,25 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
     return out
 
 
+def propose_for_empty(wins: list, segments: list[tuple[float, float]], kT: float,
+                      min_predicted_overlap: float, stiffen: float = 4.0) -> list[dict]:
+    """Windows for parts of the range no window sampled (``segments``: (lo, hi) nm), e.g. a contact
+    wall or a range end the windows slid away from. Each gets ``stiffen`` x the force constant of
+    the window whose sampled mean is nearest, and its centre shifted by that window's mean force
+    F' ~ k (r0 - mean) over the new k, so it samples inside the segment."""
+    out = []
+    for lo, hi in segments:
+        mid = 0.5 * (lo + hi)
+        w = min(wins, key=lambda v: abs(float(np.mean(v.x)) - mid))
+        k = stiffen * w.kspring
+        force = w.kspring * (w.r0 - float(np.mean(w.x)))
+        n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))))
+        for t in lo + (np.arange(n) + 0.5) * (hi - lo) / n:
+            out.append({"r0_nm": round(float(t + force / k), 5), "k_kJ_mol_nm2": round(k, 3),
+                        "target_nm": round(float(t), 5), "between": [w.k]})
+    return out
+
+
 def write_added_windows(out_dir, proposals: list[dict], reason: str) -> Path:
     """Append ``proposals`` to ``added_windows.json`` (atomically); returns its path."""
     path = Path(out_dir) / ADDED
