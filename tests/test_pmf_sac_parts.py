@@ -78,3 +78,20 @@ def test_sac_row_from_records(tmp_path):
     assert (row["cn_bulk"], row["cn_contact"]) == (4.0, 2.5)
     assert pd.read_csv(tmp_path / "sac.csv")["dG_barrier_kJ_mol"].tolist() == [12.5]
     assert (tmp_path / "sac.png").stat().st_size > 10000
+
+
+def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():
+    from solvmd.pmf.estimate import _empty_segments
+    from solvmd.pmf.windows import propose_for_empty
+
+    edges = np.linspace(0.25, 0.9, 14)
+    counts = np.array([0] + [5] * 10 + [0, 0])
+    assert _empty_segments(edges, counts) == [(0.25, 0.3), (0.8, 0.9)]
+    # the last window (r0 0.90, k 1000) slid to 0.778: mean force 122 kJ/mol/nm pushes it down
+    far = SimpleNamespace(k=6, r0=0.90, kspring=1000.0, x=np.full(10, 0.778))
+    near = SimpleNamespace(k=0, r0=0.25, kspring=2500.0, x=np.full(10, 0.302))
+    prop = propose_for_empty([near, far], [(0.8, 0.9)], KT, 0.1)
+    n = int(np.ceil(0.1 / max_spacing_nm(np.sqrt(KT / 4000.0), 0.1)))
+    assert len(prop) == n and all(p["k_kJ_mol_nm2"] == 4000.0 and p["between"] == [6] for p in prop)
+    t = 0.8 + (np.arange(n) + 0.5) * 0.1 / n
+    np.testing.assert_allclose([p["r0_nm"] for p in prop], t + 122.0 / 4000.0, atol=1e-5)
