@@ -297,7 +297,13 @@ def step_load(window_dir: Path, spec) -> tuple[list[Window], list[int]]:
         raise PMFCoverageError(f"pmf {spec.name}: windows {[k for k in missing if k < n_base]} have no "
                                f"{window_dir}/window_<k>.npz yet; run them first")
     have = [window_dir / f"window_{w.k_index}.npz" for w in table if w.k_index not in missing]
-    return load_windows(have), missing
+    return by_sampled_mean(load_windows(have)), missing
+
+
+def by_sampled_mean(windows: list[Window]) -> list[Window]:
+    """Windows in the order of where they sampled: a window that slid past a neighbour (or an
+    added window) gets the neighbours it actually overlaps in the neighbour-overlap check."""
+    return sorted(windows, key=lambda w: float(np.mean(w.x)))
 
 
 def step_settings(windows, spec, n_bootstrap, seed, min_overlap) -> Settings:
