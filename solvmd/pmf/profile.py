@@ -87,7 +87,7 @@ class ShellCounter:
 
 
 def profile_table(paths) -> pd.DataFrame | None:
-    """Mean shell counts per window (sorted by centre) from ``window_<k>.npz``; None without counts."""
+    """Mean shell counts per window (sorted by sampled mean) from ``window_<k>.npz``; None without counts."""
     rows = []
     for p in paths:
         with np.load(p) as z:
@@ -98,7 +98,7 @@ def profile_table(paths) -> pd.DataFrame | None:
             row = {"window": int(z["window"]), "r0_nm": float(z["r0_nm"]), "cv_mean_nm": float(np.mean(z["cv_nm"]))}
             row.update({c: float(v) for c, v in zip(cols, m)})
             rows.append(row)
-    df = pd.DataFrame(rows).sort_values("r0_nm").fillna(0.0)
+    df = pd.DataFrame(rows).sort_values("cv_mean_nm").fillna(0.0)  # where each window sampled
     solv = [c for c in df.columns if c.startswith("n_") and not c.startswith("n_surface_")]
     df["n_shell_total"] = df[solv].sum(axis=1)
     return df.reset_index(drop=True)

@@ -10,7 +10,8 @@ Columns (energies in kJ/mol, errors are bootstrap standard deviations):
   adsorption free energy, contact = the low end of the range, plateau = the far end;
 - ``cn_bulk`` / ``cn_contact``: first-shell solvent + anion molecules around the ion in the
   window nearest the far end / the low end (from ``profile.csv``);
-- ``min_neighbour_overlap``, ``n_windows``, ``sampled_ps_per_window``, ``mbar_wham_max_diff_kJ_mol``.
+- ``min_neighbour_overlap``, ``n_windows``, ``sampled_ps_per_window``, ``mbar_wham_max_diff_kJ_mol``;
+- ``warnings`` from barrier.json (e.g. a transition state at the range end: no bulk plateau reached).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COLUMNS = [
     "system", "ion", "surface", "coordinate", "cv_kind", "dG_barrier_kJ_mol", "dG_barrier_err_kJ_mol",
     "dG_kJ_mol", "dG_err_kJ_mol", "dG_ads_kJ_mol", "dG_ads_err_kJ_mol", "cn_bulk", "cn_contact",
     "min_neighbour_overlap", "n_windows", "sampled_ps_per_window", "mbar_wham_max_diff_kJ_mol", "volume_term",
-    "ts_cv_nm", "bound_cv_nm",
+    "ts_cv_nm", "bound_cv_nm", "warnings",
 ]
 
 
@@ -61,7 +62,8 @@ def _cn(pmf_dir: Path) -> tuple[float, float]:
     path = pmf_dir / "profile.csv"
     if not path.is_file():
         return float("nan"), float("nan")
-    prof = pd.read_csv(path).sort_values("r0_nm")
+    prof = pd.read_csv(path)
+    prof = prof.sort_values("cv_mean_nm" if "cv_mean_nm" in prof else "r0_nm")
     return float(prof["n_shell_total"].iloc[-1]), float(prof["n_shell_total"].iloc[0])
 
 
@@ -87,6 +89,7 @@ def sac_row(pmf_dir) -> dict:
         "sampled_ps_per_window": b.get("sampled_ps_per_window"),
         "mbar_wham_max_diff_kJ_mol": b.get("mbar_wham_max_diff_kJ_mol"), "volume_term": b.get("volume_term"),
         "ts_cv_nm": b["transition_state"]["cv_nm"], "bound_cv_nm": bound["cv_nm"],
+        "warnings": "; ".join(b.get("warnings", [])),
     }
 
 
