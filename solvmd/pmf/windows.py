@@ -1,7 +1,8 @@
 """The window table of a PMF: centres and force constants, predicted overlap, added windows.
 
 A PMF folder's windows are the spec's windows (indices 0..n-1, in centre order) followed by
-the windows proposed to close overlap gaps (``added_windows.json``, indices n, n+1, ...).
+the windows an estimate proposed to close overlap or coverage gaps (``added_windows.json``,
+indices n, n+1, ...).
 Indices never change once given, so finished ``window_<k>.npz`` files stay valid and a rerun
 of the same command samples only the new windows.
 """
@@ -186,5 +187,5 @@ def write_added_windows(out_dir, proposals: list[dict], reason: str) -> Path:
     path = Path(out_dir) / ADDED
     old = json.loads(path.read_text())["windows"] if path.is_file() else []
     data = {"windows": old + [dict(p, reason=reason) for p in proposals],
-            "note": "windows added to close overlap gaps; indices follow the spec's windows in this order"}
+            "note": "windows added to close overlap or coverage gaps; indices follow the spec's windows in this order"}
     return atomic_write_text(path, json.dumps(data, indent=2))
