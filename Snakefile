@@ -45,7 +45,7 @@ _check_recipes()
 wildcard_constraints:
     system="[A-Za-z0-9_.-]+",
 
-localrules: all, protocol, thermo_plot, compare, summary
+localrules: all, protocol, thermo_plot, compare, sac_comparison, summary
 
 # GPU pinning: MD-type jobs run under `solvmd gpu-slot`, which locks one free GPU per job
 # (lock files, released when the job exits, even by kill -9) and exports its index as
@@ -67,7 +67,8 @@ def _pmf_windows(system):
         return {}
     from solvmd.pmf import load_specs, n_windows
 
-    return {spec.name: n_windows(spec) for spec in load_specs(block)}
+    # windows added by an estimate to close overlap gaps (pmf/<cv>/added_windows.json) count too
+    return {spec.name: n_windows(spec, f"{RESULTS}/{system}/pmf/{spec.name}") for spec in load_specs(block)}
 
 
 PMF = {system: _pmf_windows(system) for system in SYSTEMS}
@@ -82,6 +83,8 @@ def _targets():
     out += BARRIERS
     if BARRIERS:
         out.append(f"{RESULTS}/barriers.csv")
+    if BARRIERS and config.get("sac_comparison", False):
+        out.append(f"{RESULTS}/sac_comparison.csv")
     out.append(f"{RESULTS}/summary.csv")
     return out
 
@@ -194,7 +197,7 @@ rule analyze:
 
 
 rule pmf_prepare:
-    """Pick the tagged ion/solvent, steered pull to every window centre."""
+    """Pick the tagged ion/solvent; window starts by placement (translation + biased minimisation) or a steered pull."""
     input:
         recipe=str(RECIPES / "{system}.yaml"),
         md=f"{RESULTS}/{{system}}/md/md.json",
@@ -266,6 +269,21 @@ rule compare:
                    labels={"item": "barriers"}),
     shell:
         "solvmd compare {input} --csv {output.csv} --png {output.png}"
+
+
+rule sac_comparison:
+    """SCIENCE.md §6: dG‡, adsorption dG, CN bulk vs contact per (ion, surface, coordinate)."""
+    input:
+        BARRIERS,
+    output:
+        csv=report(f"{RESULTS}/sac_comparison.csv", caption="report/sac_comparison_csv.rst",
+                   category="5. Across systems", labels={"item": "sac_comparison.csv"}),
+        png=report(f"{RESULTS}/sac_comparison.png", caption="report/sac_comparison.rst",
+                   category="5. Across systems", labels={"item": "sac_comparison"}),
+    log:
+        f"{RESULTS}/logs/sac_comparison.log",
+    shell:
+        "solvmd sac-compare $(for b in {input}; do dirname $b; done) --csv {output.csv} --png {output.png} > {log} 2>&1"
 
 
 rule summary:

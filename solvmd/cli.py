@@ -80,7 +80,7 @@ def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
 
     build, md = Path(args.build), Path(args.md)
     pmf.prepare_windows(build / "system.xml", md / "final.xml", _pmf_spec(args), Path(args.out),
-                        topology=build / "system.pdb")
+                        topology=build / "system.pdb", strict=True)
 
 
 def _cmd_pmf_window(args: argparse.Namespace) -> None:
@@ -102,6 +102,12 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
     table = pmf.compare_barriers(args.barriers, args.csv, args.png, labels=args.labels)
     print(table.to_string(index=False))
+
+
+def _cmd_sac_compare(args: argparse.Namespace) -> None:
+    from solvmd.pmf.sac import compare_sac
+
+    print(compare_sac(args.pmf_dirs, args.csv, args.png).to_string(index=False))
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
@@ -173,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
     pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
+
+    p = sub.add_parser("sac-compare", help="single-atom-catalyst comparison table + figure from PMF folders")
+    p.add_argument("pmf_dirs", nargs="+", help="finished PMF folders results/<system>/pmf/<cv>")
+    p.add_argument("--csv", required=True, help="output table, e.g. results/sac_comparison.csv")
+    p.add_argument("--png", help="output figure, e.g. results/sac_comparison.png")
+    p.set_defaults(func=_cmd_sac_compare)
 
     p = sub.add_parser("compare", help="table and figure of barriers across systems")
     p.add_argument("barriers", nargs="+", help="barrier.json files")
