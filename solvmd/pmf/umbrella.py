@@ -30,6 +30,7 @@ import openmm as mm
 from openmm import unit
 
 from solvmd.errors import SimulationError
+from solvmd.md.protocol import check_timestep_masses
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf import progress as prog
 from solvmd.pmf.cv import ResolvedCV
@@ -77,6 +78,7 @@ def _window_system(system_xml, spec: PMFSpec, rcv: ResolvedCV, k: float, r0: flo
 
 
 def _make_context(system, spec: PMFSpec, seed: int, platform=None, threads=None) -> mm.Context:
+    check_timestep_masses(system, spec.timestep_fs, f"pmf {spec.name}: timestep_fs")
     integ = mm.LangevinMiddleIntegrator(spec.temperature_K * unit.kelvin, spec.friction_per_ps / unit.picosecond,
                                         spec.timestep_fs * unit.femtosecond)
     integ.setRandomNumberSeed(int(seed) % 2**31 or 1)
