@@ -49,7 +49,7 @@ _check_recipes()
 wildcard_constraints:
     system="[A-Za-z0-9_.-]+",
 
-localrules: all, protocol, thermo_plot, compare, summary
+localrules: all, protocol, thermo_plot, compare, sac_comparison, summary
 
 # GPU pinning: MD-type jobs run under `solvmd gpu-slot`, which locks one free GPU per job
 # (lock files, released when the job exits, even by kill -9) and exports its index as
@@ -71,7 +71,8 @@ def _pmf_windows(system):
         return {}
     from solvmd.pmf import load_specs, n_windows
 
-    return {spec.name: n_windows(spec) for spec in load_specs(block)}
+    # windows added by an estimate to close overlap gaps (pmf/<cv>/added_windows.json) count too
+    return {spec.name: n_windows(spec, f"{RESULTS}/{system}/pmf/{spec.name}") for spec in load_specs(block)}
 
 
 PMF = {system: _pmf_windows(system) for system in SYSTEMS}
@@ -86,6 +87,8 @@ def _targets():
     out += BARRIERS
     if BARRIERS:
         out.append(f"{RESULTS}/{records.BARRIERS_CSV}")
+    if BARRIERS and config.get("sac_comparison", False):
+        out.append(f"{RESULTS}/sac_comparison.csv")
     out.append(f"{RESULTS}/{records.SUMMARY_CSV}")
     return out
 
@@ -224,7 +227,7 @@ for _i, (_switches, _members) in enumerate(_ANALYSIS_GROUPS.items()):
 
 
 rule pmf_prepare:
-    """Pick the tagged ion/solvent, steered pull to every window centre."""
+    """Pick the tagged ion/solvent; window starts by placement (translation + biased minimisation) or a steered pull."""
     input:
         recipe=str(RECIPES / "{system}.yaml"),
         md=f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
@@ -296,6 +299,21 @@ rule compare:
                    labels={"item": "barriers"}),
     shell:
         "solvmd compare {input} --csv {output.csv} --png {output.png}"
+
+
+rule sac_comparison:
+    """SCIENCE.md §6: dG‡, adsorption dG, CN bulk vs contact per (ion, surface, coordinate)."""
+    input:
+        BARRIERS,
+    output:
+        csv=report(f"{RESULTS}/sac_comparison.csv", caption="report/sac_comparison_csv.rst",
+                   category="5. Across systems", labels={"item": "sac_comparison.csv"}),
+        png=report(f"{RESULTS}/sac_comparison.png", caption="report/sac_comparison.rst",
+                   category="5. Across systems", labels={"item": "sac_comparison"}),
+    log:
+        f"{RESULTS}/logs/sac_comparison.log",
+    shell:
+        "solvmd sac-compare $(for b in {input}; do dirname $b; done) --csv {output.csv} --png {output.png} > {log} 2>&1"
 
 
 rule summary:

@@ -125,7 +125,7 @@ def _cmd_pmf_prepare(args: argparse.Namespace) -> None:
     _out_folder(out)
     records.claim_folder(out, _pmf_identity(args, spec))
     pmf.prepare_windows(build / records.SYSTEM_XML, md / records.FINAL_XML, spec, out,
-                        topology=build / records.SYSTEM_PDB)
+                        topology=build / records.SYSTEM_PDB, strict=True)
 
 
 def _cmd_pmf_window(args: argparse.Namespace) -> None:
@@ -176,6 +176,28 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         _out_file(args.png, ".png", "--png")
     table = pmf.compare_barriers(args.barriers, args.csv, args.png, labels=args.labels)
     print(table.to_string(index=False))
+
+
+def _cmd_sac_compare(args: argparse.Namespace) -> None:
+    from solvmd.io import read_json
+    from solvmd.pmf.sac import compare_sac
+
+    for d in map(Path, args.pmf_dirs):
+        if not d.is_dir():
+            raise SolvmdError(f"PMF folder {d} does not exist; run the PMF steps for it first")
+        records.read_barrier(d / records.BARRIER_JSON)
+        records.read_cv(d)
+        for name in (records.SPEC_JSON, records.ESTIMATE_JSON):
+            read_json(d / name, f"PMF {name}")
+        if (d / "profile.csv").is_file():
+            records.read_table(d / "profile.csv", "PMF profile")
+        if (d.parent.parent / records.BUILD / records.MANIFEST).is_file():
+            records.read_manifest(d.parent.parent / records.BUILD)
+    _out_file(args.csv, ".csv", "--csv")
+    if args.png:
+        _out_file(args.png, ".png", "--png")
+
+    print(compare_sac(args.pmf_dirs, args.csv, args.png).to_string(index=False))
 
 
 def _cmd_summarize(args: argparse.Namespace) -> None:
@@ -264,7 +286,7 @@ def _add_run_verbs(sub) -> None:
 
 
 def _add_pmf_verbs(sub) -> None:
-    """pmf-prepare, pmf-window, pmf-estimate."""
+    """pmf-prepare, pmf-window, pmf-estimate, sac-compare."""
     def pmf_args(p, need_build=True):
         p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML")
         p.add_argument("--name", help="which pmf entry, when the file has several")
@@ -285,6 +307,12 @@ def _add_pmf_verbs(sub) -> None:
     p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
     pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
+
+    p = sub.add_parser("sac-compare", help="single-atom-catalyst comparison table + figure from PMF folders")
+    p.add_argument("pmf_dirs", nargs="+", help="finished PMF folders results/<system>/pmf/<cv>")
+    p.add_argument("--csv", required=True, help="output table, e.g. results/sac_comparison.csv")
+    p.add_argument("--png", help="output figure, e.g. results/sac_comparison.png")
+    p.set_defaults(func=_cmd_sac_compare)
 
 
 def _add_table_verbs(sub) -> None:
@@ -342,6 +370,7 @@ def _finished_outputs(args: argparse.Namespace) -> list[Path]:
         "pmf-estimate": [out / n for n in (records.BARRIER_JSON, records.PMF_CSV, records.ESTIMATE_JSON)],
         "compare": [Path(p) for p in (args.csv, getattr(args, "png", None)) if p] if args.command == "compare" else [],
         "summarize": [Path(p) for p in (args.csv, args.html) if p] if args.command == "summarize" else [],
+        "sac-compare": [Path(p) for p in (args.csv, args.png) if p] if args.command == "sac-compare" else [],
         "plot-thermo": [out],
     }
     return by_verb.get(args.command, [])

@@ -425,6 +425,10 @@ CASES = [
     ("cmp-labels", "compare:labels", f"{P}/barrier.json", argv_only, "--labels: 2 labels for 1 barrier"),
     ("cmp-csv-folder", "compare", "cmp.csv", folder, "--csv: .* is a folder"),
     ("cmp-folder-as-barrier", "compare", f"{P}/barrier.json", folder, "barrier.json does not exist"),
+    # --- sac-compare
+    ("sac-folder-missing", "sac-compare", P, gone, "PMF folder .* does not exist"),
+    ("sac-barrier-corrupt", "sac-compare", f"{P}/barrier.json", truncate(0.5), "not valid JSON"),
+    ("sac-cv-wrong-kind", "sac-compare", f"{P}/cv.json", copy_of(f"{M}/md.json"), "invalid resolved CV"),
     # --- summarize
     ("sum-results-missing", "summarize", "r", gone, "results folder .* does not exist"),
     ("sum-results-file", "summarize", "r", lambda p: (gone(p), p.write_text("x")), "does not exist|not a folder"),
@@ -487,6 +491,9 @@ def _argv(verb: str, d: Path) -> tuple[list[str], list[Path]]:
         labels = ["--labels", "a", "b"] if extra == "labels" else []
         return (["compare", s(P / records.BARRIER_JSON), "--csv", s(d / "cmp.csv"), "--png", s(d / "cmp.png"), *labels],
                 [d / "cmp.csv", d / "cmp.png"])
+    if verb == "sac-compare":
+        return ["sac-compare", s(P), "--csv", s(d / "sac.csv"), "--png", s(d / "sac.png")], [d / "sac.csv",
+                                                                                         d / "sac.png"]
     if verb == "summarize":
         systems = ["--systems", extra] if extra else []
         return (["summarize", s(d / "r"), *systems, "--csv", s(d / "sum.csv"), "--html", s(d / "sum.html")],
@@ -540,7 +547,7 @@ def test_corpus_size_and_every_verb_covered():
     verbs = {c[1].partition(":")[0] for c in CASES}
     assert len(CASES) > 90
     assert verbs == {"build", "md", "analyze", "analyze-spec", "pmf-prepare", "pmf-window", "pmf-estimate",
-                     "compare", "summarize", "plot-thermo", "gpu-slot"}
+                     "compare", "sac-compare", "summarize", "plot-thermo", "gpu-slot"}
 
 
 def test_the_undamaged_tree_is_accepted(base, tmp_path, monkeypatch):

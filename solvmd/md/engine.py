@@ -27,7 +27,7 @@ from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
 from solvmd.md.platforms import choose_platform
-from solvmd.md.protocol import MDProtocol
+from solvmd.md.protocol import MDProtocol, check_timestep_masses
 from solvmd.md.reporters import (THERMO_COLUMNS, CheckpointReporter, FrameReporter, RunClock, Stage,  # noqa: F401
                                  ThermoReporter, reset_thermo)
 from solvmd.md.trajectory import TrajectoryWriter
@@ -35,8 +35,6 @@ from solvmd.md.trajectory import TrajectoryWriter
 LOG = get_logger("md")
 AVOGADRO = unit.AVOGADRO_CONSTANT_NA.value_in_unit(unit.mole**-1)
 STAGES = ("minimize", "heat", "anneal", "cool", "equilibrate", "production")
-HMR_TIMESTEP_FS = 2.5  # above this timestep a build needs hydrogen mass repartitioning ...
-HMR_MIN_HYDROGEN_AMU = 2.5  # ... with at least this hydrogen mass (Hopkins et al., JCTC 2015, 11, 1864)
 
 
 def plan(protocol: MDProtocol, temperature_K: float) -> list[Stage]:
@@ -55,16 +53,9 @@ def plan(protocol: MDProtocol, temperature_K: float) -> list[Stage]:
     return stages
 
 
-def check_timestep(protocol: MDProtocol, manifest: dict, system: openmm.System, temperature_K: float) -> None:
+def check_timestep(protocol: MDProtocol, system: openmm.System, temperature_K: float) -> None:
     """Refuse a timestep the build cannot take, or an anneal not above the run temperature."""
-    dt, mass = protocol.timestep_fs, manifest.get("hydrogen_mass_amu")
-    if dt > HMR_TIMESTEP_FS and system.getNumConstraints() == 0:
-        raise SolvmdError(f"md.timestep_fs = {dt} needs constraints on bonds to hydrogen; the build has none "
-                          f"(use timestep_fs <= {HMR_TIMESTEP_FS})")
-    if dt > HMR_TIMESTEP_FS and (mass is None or mass < HMR_MIN_HYDROGEN_AMU):
-        raise SolvmdError(f"md.timestep_fs = {dt} needs hydrogen mass repartitioning: the build has "
-                          f"forcefield.hydrogen_mass_amu = {mass}; rebuild with hydrogen_mass_amu >= "
-                          f"{HMR_MIN_HYDROGEN_AMU} or use timestep_fs <= {HMR_TIMESTEP_FS}")
+    check_timestep_masses(system, protocol.timestep_fs, "md.timestep_fs")
     if protocol.anneal_K is not None and protocol.anneal_K <= temperature_K:
         raise SolvmdError(f"md.anneal_K = {protocol.anneal_K} K must be above the run temperature "
                           f"{temperature_K} K (recipe temperature_K)")
@@ -80,7 +71,7 @@ class MDRun:
         self.pdb, self.system, self.manifest = load_build(self.build_dir)
         self.temperature = float(self.manifest["temperature_K"])
         self.pressure = float(self.manifest.get("pressure_bar", 1.01325))
-        check_timestep(protocol, self.manifest, self.system, self.temperature)
+        check_timestep(protocol, self.system, self.temperature)
         self.dt_ps = protocol.timestep_fs / 1000.0
         self.stages = plan(protocol, self.temperature)
         self.total_steps = self.stages[-1].end

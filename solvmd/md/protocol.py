@@ -74,6 +74,31 @@ class MDProtocol(BaseModel):
         return self
 
 
+HMR_TIMESTEP_FS = 2.5  # above this timestep a system needs hydrogen mass repartitioning ...
+HMR_MIN_HYDROGEN_AMU = 2.5  # ... (lightest particle at least this heavy; Hopkins et al., JCTC 2015, 11, 1864)
+
+
+def check_timestep_masses(system, timestep_fs: float, field: str) -> None:
+    """Refuse ``timestep_fs`` > 2.5 fs for a System with natural-mass hydrogens or no constraints.
+
+    ``field`` names the setting in the message (e.g. ``md.timestep_fs``). Massless (frozen)
+    particles are ignored; a System without hydrogen (ions only) passes.
+    """
+    if timestep_fs <= HMR_TIMESTEP_FS:
+        return
+    from openmm import unit
+
+    masses = [system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())]
+    lightest = min((m for m in masses if m > 0.0), default=HMR_MIN_HYDROGEN_AMU)
+    if system.getNumConstraints() == 0 and lightest < 4.0:
+        raise SolvmdError(f"{field} = {timestep_fs} needs constraints on bonds to hydrogen; the system has none "
+                          f"(use {field} <= {HMR_TIMESTEP_FS})")
+    if lightest < HMR_MIN_HYDROGEN_AMU:
+        raise SolvmdError(f"{field} = {timestep_fs} needs hydrogen mass repartitioning: the lightest particle has "
+                          f"{lightest:.3f} amu; build with forcefield.hydrogen_mass_amu >= {HMR_MIN_HYDROGEN_AMU} "
+                          f"or use {field} <= {HMR_TIMESTEP_FS}")
+
+
 def load_protocol(path: str | Path | None, overrides: dict | None = None) -> MDProtocol:
     """Protocol from a YAML file (top level, or its ``md:`` block), plus overrides."""
     data: dict = {}

@@ -76,12 +76,34 @@ def make_bias_force(rcv: ResolvedCV, k: float, r0: float) -> mm.CustomCentroidBo
     return f
 
 
+def make_hold_force(hold: dict) -> mm.CustomCentroidBondForce:
+    """Harmonic restraint 0.5 k (z_ion - z_sheet - h)^2 holding the ion at height h (nm) above a sheet.
+
+    ``hold``: {"groups": [[ion atoms], [sheet atoms]], "height_nm": h, "k_kJ_mol_nm2": k}.
+    """
+    f = mm.CustomCentroidBondForce(2, "0.5*pmf_hold_k*(z1-z2-pmf_hold_h)^2")
+    f.addGlobalParameter("pmf_hold_k", float(hold["k_kJ_mol_nm2"]))
+    f.addGlobalParameter("pmf_hold_h", float(hold["height_nm"]))
+    for atoms in hold["groups"]:
+        f.addGroup([int(a) for a in atoms], [1.0] * len(atoms))
+    f.addBond([0, 1], [])
+    f.setUsesPeriodicBoundaryConditions(False)
+    f.setForceGroup(BIAS_GROUP)
+    f.setName("pmf_hold")
+    return f
+
+
 def add_bias(system: mm.System, rcv: ResolvedCV, k: float, r0: float) -> int:
-    """Add the umbrella to ``system`` (after checking its atoms exist); returns the force index."""
+    """Add the umbrella (and a contact-layer hold, if any) to ``system`` after checking its atoms
+    exist; returns the umbrella's force index."""
     n = system.getNumParticles()
-    bad = sorted({a for g in rcv.groups for a in g if a >= n or a < 0})
+    hold = rcv.meta.get("hold")
+    groups = rcv.groups + (hold["groups"] if hold else [])
+    bad = sorted({a for g in groups for a in g if a >= n or a < 0})
     if bad:
         raise IndexError(f"CV atoms {bad} do not exist: the System has {n} particles (indices 0..{n - 1})")
+    if hold:
+        system.addForce(make_hold_force(hold))
     return system.addForce(make_bias_force(rcv, k, r0))
 
 
@@ -120,6 +142,17 @@ def cv_value(rcv: ResolvedCV, positions, box=None) -> np.ndarray | float:
 def context_cv(context: mm.Context, rcv: ResolvedCV) -> float:
     st = context.getState(getPositions=True)
     return cv_value(rcv, st.getPositions(asNumpy=True)._value, st.getPeriodicBoxVectors(asNumpy=True)._value)
+
+
+def image_positions(rcv: ResolvedCV, pos: np.ndarray, box) -> np.ndarray:
+    """Positions with the periodic images the restraints expect: the height CV's molecule, and a
+    held cation, each shifted by whole box vectors c so its height lies in [-Lz/2, Lz/2)."""
+    pos = image_for_height(rcv, pos, box, rcv.meta.get("moving_atoms", rcv.groups[0]))
+    hold = rcv.meta.get("hold")
+    if hold and box is not None:
+        held = ResolvedCV("height", hold["groups"], [[1.0] * len(g) for g in hold["groups"]])
+        pos = image_for_height(held, pos, box, hold["groups"][0])
+    return pos
 
 
 def image_for_height(rcv: ResolvedCV, pos: np.ndarray, box: np.ndarray, molecule: list[int]) -> np.ndarray:

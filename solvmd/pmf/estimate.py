@@ -53,41 +53,57 @@ class Window:
     x_sub: np.ndarray | None = None
 
 
+_OLD_NAMES = {  # earlier attribute names -> unit-suffixed fields
+    "F_with": "F_with_volume_kJ_mol", "dF_with": "dF_with_volume_kJ_mol", "F_without": "F_without_volume_kJ_mol",
+    "dF_without": "dF_without_volume_kJ_mol", "F_wham_with": "F_wham_with_volume_kJ_mol",
+    "boot_with": "boot_with_volume_kJ_mol", "kT": "kT_kJ_mol", "mbar_wham_max_diff": "mbar_wham_max_diff_kJ_mol",
+}
+
+
 @dataclass
 class PMFResult:
+    """The estimate on bin centres ``cv_nm``: free energies (kJ/mol) in both volume conventions."""
+
     cv_nm: np.ndarray
-    F_with: np.ndarray
-    dF_with: np.ndarray
-    F_without: np.ndarray
-    dF_without: np.ndarray
-    F_wham_with: np.ndarray
+    F_with_volume_kJ_mol: np.ndarray
+    dF_with_volume_kJ_mol: np.ndarray
+    F_without_volume_kJ_mol: np.ndarray
+    dF_without_volume_kJ_mol: np.ndarray
+    F_wham_with_volume_kJ_mol: np.ndarray
     counts: np.ndarray
-    boot_with: np.ndarray  # (B, nbins) raw bootstrap F_with (not shifted)
+    boot_with_volume_kJ_mol: np.ndarray  # (B, nbins) raw bootstrap F (not shifted)
     overlap: np.ndarray
     neighbour_overlap: np.ndarray
     windows: list[Window]
-    edges: np.ndarray
-    kT: float
+    edges: np.ndarray  # bin edges, nm
+    kT_kJ_mol: float
     radial: bool
     volume_term: str
-    mbar_wham_max_diff: float
+    mbar_wham_max_diff_kJ_mol: float
     info: dict = field(default_factory=dict)
     barrier: dict | None = None
+    profile: pd.DataFrame | None = None
+
+    def __getattr__(self, name):
+        if name in _OLD_NAMES:
+            return getattr(self, _OLD_NAMES[name])
+        raise AttributeError(name)
 
     @property
     def F(self):
-        return self.F_without if self.volume_term == "removed" else self.F_with
+        """F (kJ/mol) in the convention of ``volume_term``."""
+        return self.F_without_volume_kJ_mol if self.volume_term == "removed" else self.F_with_volume_kJ_mol
 
     @property
     def dF(self):
-        return self.dF_without if self.volume_term == "removed" else self.dF_with
+        return self.dF_without_volume_kJ_mol if self.volume_term == "removed" else self.dF_with_volume_kJ_mol
 
     def boot(self, volume_term: str | None = None) -> np.ndarray:
         """Bootstrap replicates in a convention (unshifted; NaN where a bin is empty)."""
         vt = volume_term or self.volume_term
         if vt == "removed" and self.radial:
-            return self.boot_with + 2.0 * self.kT * np.log(self.cv_nm)[None, :]
-        return self.boot_with
+            return self.boot_with_volume_kJ_mol + 2.0 * self.kT_kJ_mol * np.log(self.cv_nm)[None, :]
+        return self.boot_with_volume_kJ_mol
 
 
 # ---------------------------------------------------------------------------
@@ -235,248 +251,325 @@ def wham(windows: list[Window], edges: np.ndarray, kT: float, tol: float = 1e-10
 
 
 def _default_bin_width(windows, kT, spec: PMFSpec | None):
-    sig = min(math.sqrt(kT / w.kspring) for w in windows)
-    sp = np.min(np.diff([w.r0 for w in windows])) if len(windows) > 1 else sig
+    """Half the narrowest window width or spacing, of the spec's own windows when there is a spec
+    (windows added to close gaps do not make the bins finer)."""
     if spec is not None and spec.bin_width_nm is not None:
         return spec.bin_width_nm
-    return 0.5 * min(sig, sp)
+    if spec is not None:
+        r0, ks = spec.centers(), spec.k_values()
+    else:
+        r0, ks = np.array([w.r0 for w in windows]), np.array([w.kspring for w in windows])
+    sig = float(np.min(np.sqrt(kT / ks)))
+    return 0.5 * min(sig, float(np.min(np.diff(r0))) if len(r0) > 1 else sig)
 
 
-def estimate_pmf(
-    window_dir,
-    spec=None,
-    out_dir=None,
-    bin_width_nm: float | None = None,
-    n_bootstrap: int | None = None,
-    seed: int | None = None,
-    min_overlap: float | None = None,
-    system: str | None = None,
-    plots: bool = True,
-) -> PMFResult:
-    """Estimate the PMF from ``window_dir/window_<k>.npz`` and write the outputs.
+@dataclass
+class Settings:
+    """Estimation settings resolved from the spec and the keyword overrides."""
 
-    Writes into ``out_dir`` (default ``window_dir``): ``pmf.csv``, ``estimate.json``,
-    ``barrier.json``, and with ``plots``: ``pmf.png``, ``overlap.png``, ``histograms.png``.
-    ``spec`` (PMFSpec, dict or file; default ``window_dir/spec.json``) gives the range,
-    the expected windows and the estimation settings; keyword arguments override it.
-    Raises :class:`PMFOverlapError` (after writing the diagnostic figures) when the smallest
-    neighbour overlap is below ``min_overlap``, and :class:`PMFCoverageError` for missing
-    windows or an unsampled part of the range.
-    """
-    from pymbar import FES, MBAR
+    spec: PMFSpec | None
+    kT_kJ_mol: float
+    temperature_K: float
+    radial: bool
+    volume_term: str
+    n_bootstrap: int
+    seed: int
+    min_overlap: float
+    range_nm: tuple[float, float]
 
-    window_dir = Path(window_dir)
-    out_dir = Path(out_dir) if out_dir is not None else window_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _read_spec(window_dir: Path, spec):
     if spec is None and (window_dir / "spec.json").is_file():
-        spec = window_dir / "spec.json"
-        spec = load_spec(json.loads(Path(spec).read_text()))
-    elif spec is not None:
-        spec = load_spec(spec)
+        return load_spec(json.loads((window_dir / "spec.json").read_text()))
+    return load_spec(spec) if spec is not None else None
 
-    if spec is not None:
-        from solvmd.pmf.umbrella import window_paths
 
-        paths = window_paths(window_dir, spec)
-        missing = [i for i, p in enumerate(paths) if not p.is_file()]
-        if missing:
-            raise PMFCoverageError(
-                f"pmf {spec.name}: windows {missing} have no {window_dir}/window_<k>.npz yet; run them first"
-            )
-        windows = load_windows(paths)
-    else:
-        windows = load_windows(window_dir)
-    if len(windows) < 2:
-        raise PMFCoverageError("need at least two windows")
+def step_load(window_dir: Path, spec) -> tuple[list[Window], list[int]]:
+    """Step 1: the sampled windows; missing spec windows are an error, missing added ones are returned."""
+    if spec is None:
+        return load_windows(window_dir), []
+    from solvmd.pmf.windows import window_table
+
+    table = window_table(spec, window_dir)
+    n_base = len(spec.centers())
+    missing = [w.k_index for w in table if not (window_dir / f"window_{w.k_index}.npz").is_file()]
+    if [k for k in missing if k < n_base]:
+        raise PMFCoverageError(f"pmf {spec.name}: windows {[k for k in missing if k < n_base]} have no "
+                               f"{window_dir}/window_<k>.npz yet; run them first")
+    have = [window_dir / f"window_{w.k_index}.npz" for w in table if w.k_index not in missing]
+    return by_sampled_mean(load_windows(have)), missing
+
+
+def by_sampled_mean(windows: list[Window]) -> list[Window]:
+    """Windows in the order of where they sampled: a window that slid past a neighbour (or an
+    added window) gets the neighbours it actually overlaps in the neighbour-overlap check."""
+    return sorted(windows, key=lambda w: float(np.mean(w.x)))
+
+
+def step_settings(windows, spec, n_bootstrap, seed, min_overlap) -> Settings:
+    """Step 2: temperature, conventions and thresholds."""
     T = windows[0].temperature
-    kT = KB_KJ_MOL_K * T
-    radial = spec.is_radial if spec is not None else windows[0].kind in ("distance", "site_distance")
-    volume_term = spec.barrier_volume_term if spec is not None else "removed"
-    n_boot = n_bootstrap if n_bootstrap is not None else (spec.n_bootstrap if spec is not None else 100)
-    seed = seed if seed is not None else (spec.seed if spec is not None else 0)
-    min_ov = min_overlap if min_overlap is not None else (spec.min_overlap if spec is not None else 0.03)
-    if spec is not None:
-        lo, hi = spec.range_nm
-    else:
-        lo, hi = windows[0].r0, windows[-1].r0
-    width = bin_width_nm or _default_bin_width(windows, kT, spec)
-    nb = max(2, int(math.ceil((hi - lo) / width - 1e-6)))
-    edges = np.linspace(lo, hi, nb + 1)
-    centres = 0.5 * (edges[1:] + edges[:-1])
+    return Settings(
+        spec=spec, kT_kJ_mol=KB_KJ_MOL_K * T, temperature_K=T,
+        radial=spec.is_radial if spec is not None else windows[0].kind in ("distance", "site_distance"),
+        volume_term=spec.barrier_volume_term if spec is not None else "removed",
+        n_bootstrap=n_bootstrap if n_bootstrap is not None else (spec.n_bootstrap if spec is not None else 100),
+        seed=seed if seed is not None else (spec.seed if spec is not None else 0),
+        min_overlap=min_overlap if min_overlap is not None else (spec.min_overlap if spec is not None else 0.03),
+        range_nm=tuple(spec.range_nm) if spec is not None else (windows[0].r0, windows[-1].r0),
+    )
+
+
+def step_bins(windows, st: Settings, bin_width_nm) -> np.ndarray:
+    """Step 3: bin edges (nm) over the range."""
+    lo, hi = st.range_nm
+    width = bin_width_nm or _default_bin_width(windows, st.kT_kJ_mol, st.spec)
+    return np.linspace(lo, hi, max(2, int(math.ceil((hi - lo) / width - 1e-6))) + 1)
+
+
+def step_mbar(windows, st: Settings):
+    """Step 4: decorrelate, then MBAR: (x_n nm, N_k, u_kn, f_k kT, overlap matrix, neighbour overlaps)."""
+    from pymbar import MBAR
 
     subsample(windows)
     x_n = np.concatenate([w.x_sub for w in windows])
     N_k = np.array([len(w.x_sub) for w in windows])
-    u_kn = reduced_bias(windows, x_n, kT)
-
+    u_kn = reduced_bias(windows, x_n, st.kT_kJ_mol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mbar = MBAR(u_kn, N_k)
     f_k = np.asarray(mbar.f_k, float)
-    info_newton = float(np.max(np.abs(solve_mbar_newton(u_kn, N_k, np.zeros(len(N_k))) - f_k)))
     O = np.asarray(mbar.compute_overlap()["matrix"], float)
-    nbr = np.array([O[i, i + 1] for i in range(len(windows) - 1)])
+    return x_n, N_k, u_kn, f_k, O, np.array([O[i, i + 1] for i in range(len(windows) - 1)])
 
-    info = {
-        "temperature_K": T,
-        "kT_kJ_mol": kT,
-        "n_windows": len(windows),
-        "r0_nm": [w.r0 for w in windows],
-        "k_kJ_mol_nm2": [w.kspring for w in windows],
-        "n_samples": [int(len(w.x)) for w in windows],
-        "statistical_inefficiency": [w.g for w in windows],
-        "n_uncorrelated": N_k.tolist(),
-        "window_mean_nm": [float(np.mean(w.x)) for w in windows],
-        "window_sd_nm": [float(np.std(w.x)) for w in windows],
-        "neighbour_overlap": nbr.tolist(),
-        "min_neighbour_overlap": float(nbr.min()),
-        "min_overlap_threshold": min_ov,
-        "overlap_matrix": O.tolist(),
-        "bin_width_nm": float(edges[1] - edges[0]),
-        "n_bootstrap": int(n_boot),
-        "bootstrap_seed": int(seed),
-        "f_k_kT": f_k.tolist(),
-        "newton_vs_pymbar_max_diff_kT": info_newton,
+
+def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
+    """Step 5: the diagnostics written to estimate.json (drift of each window included)."""
+    newton = float(np.max(np.abs(solve_mbar_newton(u_kn, N_k, np.zeros(len(N_k))) - f_k)))
+    drift = [(float(np.mean(w.x)) - w.r0) / math.sqrt(st.kT_kJ_mol / w.kspring) for w in windows]
+    return {
+        "temperature_K": st.temperature_K, "kT_kJ_mol": st.kT_kJ_mol, "n_windows": len(windows),
+        "window_index": [w.k for w in windows], "r0_nm": [w.r0 for w in windows],
+        "k_kJ_mol_nm2": [w.kspring for w in windows], "n_samples": [int(len(w.x)) for w in windows],
+        "sampled_ps_per_window": [float(len(w.x) * w.dt_sample_ps) for w in windows],
+        "statistical_inefficiency": [w.g for w in windows], "n_uncorrelated": N_k.tolist(),
+        "window_mean_nm": [float(np.mean(w.x)) for w in windows], "window_sd_nm": [float(np.std(w.x)) for w in windows],
+        "window_drift_sigma": drift, "neighbour_overlap": nbr.tolist(), "min_neighbour_overlap": float(nbr.min()),
+        "min_overlap_threshold": st.min_overlap, "overlap_matrix": O.tolist(),
+        "bin_width_nm": float(edges[1] - edges[0]), "n_bootstrap": int(st.n_bootstrap),
+        "bootstrap_seed": int(st.seed), "f_k_kT": f_k.tolist(), "newton_vs_pymbar_max_diff_kT": newton,
         "estimator": "pymbar MBAR + FES histogram (pymbar %s)" % _pymbar_version(),
     }
-    counts = np.histogram(x_n, bins=edges)[0]
-    if plots:
-        from solvmd.pmf import plots as P
 
-        P.plot_overlap(O, [w.r0 for w in windows], out_dir / "overlap.png")
-        P.plot_histograms(windows, edges, out_dir / "histograms.png")
-    if nbr.min() < min_ov:
-        i = int(np.argmin(nbr))
+
+def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing: list[int]) -> None:
+    """Step 6: a neighbour overlap below the threshold stops here; the windows that close the gap
+    are proposed (and with ``add_windows`` written to added_windows.json for the rerun)."""
+    if nbr.min() >= st.min_overlap:
+        return
+    from solvmd.pmf.windows import ADDED, propose_windows, write_added_windows
+
+    i = int(np.argmin(nbr))
+    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    msg = (f"windows {windows[i].k} and {windows[i + 1].k} (r0={windows[i].r0:.4g} and {windows[i + 1].r0:.4g} nm) "
+           f"overlap only {nbr[i]:.3g} < min_overlap={st.min_overlap:g} (MBAR overlap matrix, see "
+           f"{out_dir / 'overlap.png'}): the PMF across this gap is not determined. Add windows between them (smaller "
+           "spacing), lower k_kJ_mol_nm2, or raise it if a window slid away from its centre "
+           f"(window means {info['window_mean_nm'][i]:.4g}, {info['window_mean_nm'][i + 1]:.4g} nm).")
+    spec = st.spec
+    if missing:
+        msg += f" Added windows {missing} ({out_dir / ADDED}) are not sampled yet: rerun the same command."
+    elif spec is not None:
+        prop = propose_windows(windows, nbr, st.min_overlap, st.kT_kJ_mol, spec.min_predicted_overlap)
+        info["proposed_windows"] = prop
         atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
-        raise PMFOverlapError(
-            f"windows {windows[i].k} and {windows[i + 1].k} (r0={windows[i].r0:.4g} and {windows[i + 1].r0:.4g} nm) "
-            f"overlap only {nbr[i]:.3g} < min_overlap={min_ov:g} (MBAR overlap matrix, see {out_dir / 'overlap.png'}): "
-            "the PMF across this gap is not determined. Add windows between them (smaller spacing), lower "
-            "k_kJ_mol_nm2, or raise it if a window slid away from its centre "
-            f"(window means {info['window_mean_nm'][i]:.4g}, {info['window_mean_nm'][i + 1]:.4g} nm)."
-        )
-    empty = np.nonzero(counts == 0)[0]
-    if empty.size:
-        a, b = edges[empty[0]], edges[empty[-1] + 1]
-        raise PMFCoverageError(
-            f"no samples in {empty.size} bins of the range, first gap {a:.4g}-{edges[empty[0] + 1]:.4g} nm "
-            f"(last empty bin ends {b:.4g} nm): the windows do not cover range_nm [{lo}, {hi}]. "
-            "Add windows there, or raise k_kJ_mol_nm2 if windows slid away from their centres "
-            f"(centres {np.round([w.r0 for w in windows], 4).tolist()}, means "
-            f"{np.round(info['window_mean_nm'], 4).tolist()})."
-        )
+        desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
+        if spec.add_windows:
+            write_added_windows(out_dir, prop, f"overlap gaps below {st.min_overlap:g}")
+            msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+        else:
+            msg += f" Proposed windows (add_windows is off): {desc}."
+    raise PMFOverlapError(msg)
 
-    # ---- central estimate: pymbar FES (histogram) ----
+
+def _empty_segments(edges, counts) -> list[tuple[float, float]]:
+    """Contiguous runs of empty bins as (lo, hi) nm."""
+    out, start = [], None
+    for i, c in enumerate(list(counts) + [1]):
+        if c == 0 and start is None:
+            start = i
+        elif c != 0 and start is not None:
+            out.append((float(edges[start]), float(edges[i])))
+            start = None
+    return out
+
+
+def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Path, missing: list[int]) -> None:
+    """Step 7: every bin of the range must hold samples; windows for the empty parts are proposed
+    (and with ``add_windows`` written to added_windows.json for the rerun)."""
+    empty = np.nonzero(counts == 0)[0]
+    if not empty.size:
+        return
+    lo, hi = st.range_nm
+    msg = (f"no samples in {empty.size} bins of the range, first gap {edges[empty[0]]:.4g}-{edges[empty[0] + 1]:.4g} nm "
+           f"(last empty bin ends {edges[empty[-1] + 1]:.4g} nm): the windows do not cover range_nm [{lo}, {hi}]. "
+           "Add windows there, or raise k_kJ_mol_nm2 if windows slid away from their centres "
+           f"(centres {np.round([w.r0 for w in windows], 4).tolist()}, means "
+           f"{np.round(info['window_mean_nm'], 4).tolist()}).")
+    spec = st.spec
+    if missing:
+        msg += f" Added windows {missing} are not sampled yet: rerun the same command."
+    elif spec is not None and spec.add_windows:
+        from solvmd.pmf.windows import ADDED, propose_for_empty, write_added_windows
+
+        prop = propose_for_empty(windows, _empty_segments(edges, counts), st.kT_kJ_mol, spec.min_predicted_overlap)
+        info["proposed_windows"] = prop
+        write_added_windows(out_dir, prop, "unsampled parts of the range")
+        desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
+        msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    raise PMFCoverageError(msg)
+
+
+def step_fes(x_n, N_k, u_kn, f_k, edges, info, kT) -> np.ndarray:
+    """Step 8: central estimate, F with the volume term (kJ/mol, unshifted), pymbar FES histogram."""
+    from pymbar import FES
+
+    centres = 0.5 * (edges[1:] + edges[:-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fes = FES(u_kn, N_k, mbar_options={"initial_f_k": f_k})  # timings=False breaks pymbar 4.0.3 generate_fes
         fes.generate_fes(np.zeros(len(x_n)), x_n, fes_type="histogram", histogram_parameters={"bin_edges": [edges]})
         res = fes.get_fes(centres.reshape(-1, 1), reference_point="from-lowest", uncertainty_method=None)
     f_fes = np.asarray(res["f_i"], float)
-    logw = _log_weights(u_kn, N_k, f_k)
-    f_mine = _bin_f(x_n, logw, edges)
-    f_mine -= np.nanmin(f_mine)
-    info["fes_vs_direct_max_diff_kT"] = float(np.nanmax(np.abs(f_fes - f_mine)))
-    F_with_raw = kT * f_fes
+    f_mine = _bin_f(x_n, _log_weights(u_kn, N_k, f_k), edges)
+    info["fes_vs_direct_max_diff_kT"] = float(np.nanmax(np.abs(f_fes - (f_mine - np.nanmin(f_mine)))))
+    return kT * f_fes
 
-    # ---- bootstrap: resample each window's uncorrelated samples, re-solve MBAR ----
+
+def step_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, n_boot, seed) -> np.ndarray:
+    """Step 9: (n_boot, n_bins) F with the volume term (kJ/mol): resample each window, re-solve MBAR."""
     rng = np.random.default_rng(seed)
-    boot = np.full((n_boot, nb), np.nan)
+    boot = np.full((n_boot, len(edges) - 1), np.nan)
     offs = np.concatenate([[0], np.cumsum(N_k)])
     for b in range(n_boot):
-        idx = np.concatenate([offs[i] + rng.integers(0, N_k[i], N_k[i]) for i in range(len(windows))])
+        idx = np.concatenate([offs[i] + rng.integers(0, N_k[i], N_k[i]) for i in range(len(N_k))])
         ub = u_kn[:, idx]
-        fb = solve_mbar_newton(ub, N_k, f_k)
-        boot[b] = kT * _bin_f(x_n[idx], _log_weights(ub, N_k, fb), edges)
+        boot[b] = kT * _bin_f(x_n[idx], _log_weights(ub, N_k, solve_mbar_newton(ub, N_k, f_k)), edges)
+    return boot
 
-    vol = 2.0 * kT * np.log(centres) if radial else np.zeros(nb)
 
-    def shifted(Fc, Fb):
-        j = int(np.nanargmin(Fc))
-        Fc = Fc - Fc[j]
-        d = Fb - Fb[:, [j]]
-        dF = np.nanstd(d, axis=0, ddof=1) if len(Fb) > 1 else np.zeros_like(Fc)
-        return Fc, dF
+def _shifted(Fc, Fb):
+    """Zero at the central minimum; bootstrap sd of F(x) - F(x_min)."""
+    j = int(np.nanargmin(Fc))
+    d = Fb - Fb[:, [j]]
+    return Fc - Fc[j], (np.nanstd(d, axis=0, ddof=1) if len(Fb) > 1 else np.zeros_like(Fc))
 
-    F_with, dF_with = shifted(F_with_raw, boot)
-    F_without, dF_without = shifted(F_with_raw + vol, boot + vol[None, :])
 
-    # ---- WHAM cross-check on the same bins ----
-    Fw, _ = wham(windows, edges, kT)
-    Fw = kT * Fw
+def step_wham(windows, edges, counts, F_mbar_with, kT, info) -> tuple[np.ndarray, float]:
+    """Step 10: binned WHAM on the same samples; (F_wham with volume, zeroed; max |WHAM - MBAR| kJ/mol)."""
+    Fw = kT * wham(windows, edges, kT)[0]
     good = counts >= max(10, 0.001 * counts.sum())
     if not good.any():
         raise PMFCoverageError(f"no PMF bin has 10 or more samples ({int(counts.sum())} samples in {len(counts)} bins): "
                                "sample the windows longer (sample_ps) or use wider bins (bin_width_nm)")
-    diff = (Fw - F_with_raw)[good]
+    diff = (Fw - F_mbar_with)[good]
     diff -= np.average(diff, weights=counts[good])
     mw = float(np.max(np.abs(diff)))
-    F_wham = Fw - np.nanmin(Fw)
     info["mbar_wham_max_diff_kJ_mol"] = mw
     info["mbar_wham_compared_bins"] = int(good.sum())
     if mw > 1.0:
         msg = f"MBAR and WHAM PMFs differ by up to {mw:.2f} kJ/mol (> 1 kJ/mol): sample longer or use more windows"
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
         log.warning(msg)
+    return Fw - np.nanmin(Fw), mw
 
-    result = PMFResult(
-        cv_nm=centres, F_with=F_with, dF_with=dF_with, F_without=F_without, dF_without=dF_without,
-        F_wham_with=F_wham, counts=counts, boot_with=boot, overlap=O, neighbour_overlap=nbr,
-        windows=windows, edges=edges, kT=kT, radial=radial, volume_term=volume_term,
-        mbar_wham_max_diff=mw, info=info,
-    )
 
-    # ---- outputs ----
-    F_wham_conv = F_wham + (vol if volume_term == "removed" else 0.0)
-    F_wham_conv = F_wham_conv - np.nanmin(F_wham_conv)
-    df = pd.DataFrame(
-        {
-            "cv_nm": centres,
-            "F_kJ_mol": result.F,
-            "dF_kJ_mol": result.dF,
-            "F_with_volume_kJ_mol": F_with,
-            "dF_with_volume_kJ_mol": dF_with,
-            "F_without_volume_kJ_mol": F_without,
-            "dF_without_volume_kJ_mol": dF_without,
-            "F_wham_kJ_mol": F_wham_conv,
-            "n_samples": counts,
-        }
-    )
-    atomic_write_text(out_dir / "pmf.csv", df.to_csv(index=False, float_format="%.6g"))
-    info["pmf_csv_F_kJ_mol_volume_term"] = volume_term if radial else "none"
+def estimate_pmf(window_dir, spec=None, out_dir=None, bin_width_nm: float | None = None,
+                 n_bootstrap: int | None = None, seed: int | None = None, min_overlap: float | None = None,
+                 system: str | None = None, plots: bool = True) -> PMFResult:
+    """Estimate the PMF from ``window_dir/window_<k>.npz`` and write the outputs.
 
+    Writes into ``out_dir`` (default ``window_dir``): ``pmf.csv``, ``profile.csv`` (the
+    desolvation profile, when the windows counted shells), ``estimate.json``, ``barrier.json``,
+    and with ``plots``: ``pmf.png`` (PMF over the profile), ``overlap.png``, ``histograms.png``.
+    ``spec`` (PMFSpec, dict or file; default ``window_dir/spec.json``) gives the range, the
+    windows and the settings; keyword arguments override it. Raises :class:`PMFOverlapError`
+    (after writing the diagnostic figures and, with ``add_windows``, the windows that close the
+    gap) when the smallest neighbour overlap is below ``min_overlap``, and
+    :class:`PMFCoverageError` for missing windows or an unsampled part of the range.
+    """
+    window_dir = Path(window_dir)
+    out_dir = Path(out_dir) if out_dir is not None else window_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = _read_spec(window_dir, spec)
+    windows, missing = step_load(window_dir, spec)
+    if len(windows) < 2:
+        raise PMFCoverageError("need at least two windows")
+    st = step_settings(windows, spec, n_bootstrap, seed, min_overlap)
+    edges = step_bins(windows, st, bin_width_nm)
+    x_n, N_k, u_kn, f_k, O, nbr = step_mbar(windows, st)
+    info = step_info(windows, st, edges, N_k, f_k, u_kn, O, nbr)
+    counts = np.histogram(x_n, bins=edges)[0]
+    if plots:
+        from solvmd.pmf import plots as P
+
+        P.plot_overlap(O, [w.r0 for w in windows], out_dir / "overlap.png")
+        P.plot_histograms(windows, edges, out_dir / "histograms.png")
+    step_check_overlap(windows, st, nbr, info, out_dir, missing)
+    step_check_coverage(windows, edges, counts, info, st, out_dir, missing)
+    kT = st.kT_kJ_mol
+    F_raw = step_fes(x_n, N_k, u_kn, f_k, edges, info, kT)
+    boot = step_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, st.n_bootstrap, st.seed)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    vol = 2.0 * kT * np.log(centres) if st.radial else np.zeros(len(centres))
+    F_with, dF_with = _shifted(F_raw, boot)
+    F_without, dF_without = _shifted(F_raw + vol, boot + vol[None, :])
+    F_wham, mw = step_wham(windows, edges, counts, F_raw, kT, info)
+    result = PMFResult(cv_nm=centres, F_with_volume_kJ_mol=F_with, dF_with_volume_kJ_mol=dF_with,
+                       F_without_volume_kJ_mol=F_without, dF_without_volume_kJ_mol=dF_without,
+                       F_wham_with_volume_kJ_mol=F_wham, counts=counts, boot_with_volume_kJ_mol=boot, overlap=O,
+                       neighbour_overlap=nbr, windows=windows, edges=edges, kT_kJ_mol=kT, radial=st.radial,
+                       volume_term=st.volume_term, mbar_wham_max_diff_kJ_mol=mw, info=info)
+    step_write(result, st, vol, out_dir, window_dir, system, plots)
+    return result
+
+
+def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: Path, system, plots) -> None:
+    """Step 11: pmf.csv, profile.csv, barrier.json, estimate.json and pmf.png."""
     from solvmd.pmf.barrier import barrier_from_result, write_barrier
+    from solvmd.pmf.profile import write_profile
 
+    info, spec = result.info, st.spec
+    F_wham = result.F_wham_with_volume_kJ_mol + (vol if st.volume_term == "removed" else 0.0)
+    df = pd.DataFrame({
+        "cv_nm": result.cv_nm, "F_kJ_mol": result.F, "dF_kJ_mol": result.dF,
+        "F_with_volume_kJ_mol": result.F_with_volume_kJ_mol, "dF_with_volume_kJ_mol": result.dF_with_volume_kJ_mol,
+        "F_without_volume_kJ_mol": result.F_without_volume_kJ_mol,
+        "dF_without_volume_kJ_mol": result.dF_without_volume_kJ_mol, "F_wham_kJ_mol": F_wham - np.nanmin(F_wham),
+        "n_samples": result.counts})
+    atomic_write_text(out_dir / "pmf.csv", df.to_csv(index=False, float_format="%.6g"))
+    info["pmf_csv_F_kJ_mol_volume_term"] = st.volume_term if st.radial else "none"
+    paths = [window_dir / f"window_{w.k}.npz" for w in result.windows]
+    result.profile = write_profile(paths, out_dir / "profile.csv") if all(p.is_file() for p in paths) else None
     if spec is not None:
-        info["cv"] = spec.name
-        info["cv_kind"] = spec.cv.kind
-        bound_side = spec.bound_side
-    else:
-        bound_side = "low"
-    system = system or _system_from_path(out_dir)
-    result.barrier = barrier_from_result(result, bound_side=bound_side)
-    result.barrier.update(
-        {
-            "system": system,
-            "cv": info.get("cv", out_dir.name),
-            "cv_kind": info.get("cv_kind", "distance" if radial else "height"),
-            "min_neighbour_overlap": info["min_neighbour_overlap"],
-            "mbar_wham_max_diff_kJ_mol": mw,
-            "n_bootstrap": int(n_boot),
-            "bootstrap_seed": int(seed),
-        }
-    )
+        info["cv"], info["cv_kind"] = spec.name, spec.cv.kind
+    result.barrier = barrier_from_result(result, bound_side=spec.bound_side if spec is not None else "low")
+    result.barrier.update({
+        "system": system or _system_from_path(out_dir), "cv": info.get("cv", out_dir.name),
+        "cv_kind": info.get("cv_kind", "distance" if st.radial else "height"),
+        "min_neighbour_overlap": info["min_neighbour_overlap"], "mbar_wham_max_diff_kJ_mol": info[
+            "mbar_wham_max_diff_kJ_mol"], "n_windows": info["n_windows"],
+        "sampled_ps_per_window": float(np.median(info["sampled_ps_per_window"])),
+        "n_bootstrap": int(st.n_bootstrap), "bootstrap_seed": int(st.seed)})
     write_barrier(result.barrier, out_dir / "barrier.json")
     atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
     if plots:
         from solvmd.pmf import plots as P
 
         P.plot_pmf(result, out_dir / "pmf.png")
-    log.info(
-        "pmf %s: min neighbour overlap %.3f, MBAR-WHAM max diff %.2f kJ/mol, dG_barrier %s",
-        info.get("cv", ""), nbr.min(), mw, result.barrier.get("dG_barrier_kJ_mol"),
-    )
-    return result
+    log.info("pmf %s: min neighbour overlap %.3f, MBAR-WHAM max diff %.2f kJ/mol, dG_barrier %s", info.get("cv", ""),
+             info["min_neighbour_overlap"], info["mbar_wham_max_diff_kJ_mol"], result.barrier.get("dG_barrier_kJ_mol"))
 
 
 def _system_from_path(out_dir: Path) -> str:

@@ -18,10 +18,31 @@ def _save(fig, path):
     return path
 
 
+def plot_profile(ax, profile, barrier=None):
+    """Desolvation profile: mean first-shell molecules per species (and sheet contacts) per window."""
+    x = profile["cv_mean_nm"]
+    cols = [c for c in profile.columns if c.startswith("n_") and c != "n_shell_total"]
+    for i, c in enumerate(cols):
+        style = "--" if c.startswith("n_surface_") else "-"
+        ax.plot(x, profile[c], style, marker="o", ms=3, color=f"C{i % 10}", label=c[2:])
+    ax.plot(x, profile["n_shell_total"], "k-", lw=2, label="solvent + anions")
+    if barrier:
+        ax.axvline(barrier["transition_state"]["cv_nm"], color="C3", ls=":", lw=1)
+    ax.set_ylabel("first-shell count")
+    ax.legend(fontsize=6, ncol=3)
+
+
 def plot_pmf(result, path):
-    """PMF +- bootstrap error (barrier convention), the other convention and WHAM dashed; barrier marked."""
+    """PMF +- bootstrap error (barrier convention), the other convention and WHAM dashed; barrier marked;
+    the desolvation profile (first-shell counts per window) underneath when there is one."""
     x = result.cv_nm
-    fig, ax = plt.subplots(figsize=(6, 4))
+    prof = getattr(result, "profile", None)
+    if prof is not None and len(prof):
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 6.5), sharex=True, height_ratios=[3, 2])
+        plot_profile(ax2, prof, result.barrier)
+        ax2.set_xlabel("CV (nm)")
+    else:
+        fig, ax = plt.subplots(figsize=(6, 4))
     lab = {"removed": "without 2kT ln r volume term", "included": "with volume term (-kT ln p)"}
     main = lab[result.volume_term] if result.radial else "F (height)"
     ax.plot(x, result.F, color="C0", lw=2, label=f"MBAR, {main}")

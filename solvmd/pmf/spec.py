@@ -39,6 +39,9 @@ from solvmd.io import read_yaml
 
 KB_KJ_MOL_K = 0.0083144626181532  # Boltzmann constant, kJ/(mol K)
 KJ_PER_KCAL = 4.184
+# Lowest height / site distance a window may sit at: 0.1 nm is well inside the van der Waals
+# radius of carbon (0.170 nm, Bondi, J. Phys. Chem. 68, 441 (1964)); any ion there is inside the sheet.
+MIN_CONTACT_NM = 0.1
 
 
 class PMFSpecError(SolvmdError):
@@ -61,6 +64,22 @@ def _check_atoms(v):
     return v
 
 
+class Hold(_Strict):
+    """Hold the cation at a height above a sheet (harmonic on its height) while a distance CV runs:
+    the ion-solvent coordinate of an ion in the contact layer of a surface."""
+
+    surface: tuple[str, ...] = Field(("GRA",), description="sheet residue names; plane = centroid z of their atoms")
+    height_nm: float = Field(..., description="height the cation is held at (nm), e.g. the contact layer")
+    k_kJ_mol_nm2: float = Field(2000.0, gt=0.0)
+
+    @field_validator("height_nm")
+    @classmethod
+    def _above_contact(cls, v):
+        if v < MIN_CONTACT_NM:
+            raise ValueError(f"hold.height_nm {v} nm is below contact (< {MIN_CONTACT_NM} nm, inside the sheet)")
+        return v
+
+
 class DistanceCV(_Strict):
     """Cation - partner distance (solvent leaves the shell, or CIP -> SSIP for an anion)."""
 
@@ -72,6 +91,7 @@ class DistanceCV(_Strict):
     donors: tuple[str, ...] | None = Field(None, description="donor elements; None: from the species registry (O, N, F, Cl)")
     cation_atoms: tuple[int, ...] | None = None
     partner_atoms: tuple[int, ...] | None = None
+    hold: Hold | None = Field(None, description="hold the cation at a height above a sheet (contact-layer desolvation)")
 
     _atoms = field_validator("cation_atoms", "partner_atoms")(_check_atoms)
 
@@ -141,7 +161,8 @@ class PMFSpec(_Strict):
     spacing_nm: float | None = Field(None, gt=0.0)
     n_windows: int | None = Field(None, ge=2)
     centers_nm: tuple[float, ...] | None = None
-    k_kJ_mol_nm2: float = Field(..., gt=0.0)
+    k_kJ_mol_nm2: float | tuple[float, ...] = Field(
+        ..., description="force constant (kJ/mol/nm^2): one value, or one per window (stiff near contact walls)")
     equil_ps: float = Field(..., ge=0.0)
     sample_ps: float = Field(..., gt=0.0)
     sample_interval_steps: int = Field(50, ge=1)
@@ -159,8 +180,24 @@ class PMFSpec(_Strict):
     n_bootstrap: int = Field(100, ge=0)
     min_overlap: float = Field(0.03, gt=0.0, lt=1.0)
     min_predicted_overlap: float = Field(0.1, gt=0.0, lt=1.0)
+    max_start_offset_sigma: float = Field(3.0, gt=0.0, description="a window start further than this many "
+                                          "restraint widths sqrt(kT/k) from its centre is reported")
+    max_drift_sigma: float = Field(3.0, gt=0.0, description="a window whose sampled mean is further than this many "
+                                   "restraint widths from its centre is reported when it ends")
+    add_windows: bool = Field(True, description="on an overlap gap, write the proposed windows to "
+                              "added_windows.json so a rerun samples only them")
+    profile_cutoff_nm: float | None = Field(None, gt=0.0, description="first-shell cutoff of the desolvation "
+                                            "profile; None: cv.shell_cutoff_nm")
     barrier_volume_term: Literal["removed", "included"] = "removed"
     bound_side: Literal["low", "high"] = "low"
+
+    @field_validator("k_kJ_mol_nm2")
+    @classmethod
+    def _k_positive(cls, v):
+        ks = [v] if isinstance(v, (int, float)) else list(v)
+        if not ks or any(not (math.isfinite(k) and k > 0.0) for k in ks):
+            raise ValueError(f"force constants must be > 0 kJ/mol/nm^2, got {v}")
+        return v
 
     @field_validator("range_nm")
     @classmethod
@@ -178,6 +215,10 @@ class PMFSpec(_Strict):
         lo, hi = self.range_nm
         if self.cv.kind in ("distance", "site_distance") and lo <= 0.0:
             raise ValueError(f"range_nm for a {self.cv.kind} CV must start above 0 nm, got {lo}")
+        if self.cv.kind in ("height", "site_distance") and lo < MIN_CONTACT_NM:
+            raise ValueError(
+                f"range_nm starts at {lo} nm: a {self.cv.kind} below {MIN_CONTACT_NM} nm crosses the sheet or lies "
+                "below contact (inside the sheet atoms' van der Waals radius); start the range at the contact layer")
         if self.spacing_nm is not None and self.spacing_nm > hi - lo:
             raise ValueError(
                 f"spacing_nm {self.spacing_nm} is wider than the range {hi - lo:.4g} nm: windows cannot cover it"
@@ -192,6 +233,9 @@ class PMFSpec(_Strict):
                     f"windows do not cover range_nm [{lo}, {hi}]: centres span [{c[0]}, {c[-1]}]; "
                     "put the first centre at or below lo and the last at or above hi"
                 )
+        if not isinstance(self.k_kJ_mol_nm2, (int, float)) and len(self.k_kJ_mol_nm2) != len(self.centers()):
+            raise ValueError(f"k_kJ_mol_nm2 as a list needs one value per window ({len(self.centers())} windows), "
+                             f"got {len(self.k_kJ_mol_nm2)}")
         n_steps = self.sample_ps * 1000.0 / self.timestep_fs
         if n_steps < self.sample_interval_steps * 10:
             raise ValueError(
@@ -215,6 +259,10 @@ class PMFSpec(_Strict):
             return np.linspace(lo, hi, self.n_windows)
         n = int(math.ceil((hi - lo) / self.spacing_nm - 1e-9)) + 1
         return np.linspace(lo, hi, n)
+
+    def k_values(self) -> np.ndarray:
+        """Force constant of each window (kJ/mol/nm^2), same order as :meth:`centers`."""
+        return np.broadcast_to(np.asarray(self.k_kJ_mol_nm2, float), self.centers().shape).copy()
 
     @property
     def n_equil_steps(self) -> int:

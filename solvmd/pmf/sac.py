@@ -1,0 +1,136 @@
+"""The single-atom-catalyst comparison (SCIENCE.md §6): one row per (ion, surface, coordinate).
+
+Reads only records: ``results/<system>/pmf/<cv>/{barrier,estimate,spec,cv}.json`` and
+``profile.csv``, and ``results/<system>/build/manifest.json`` for the surface label.
+Columns (energies in kJ/mol, errors are bootstrap standard deviations):
+
+- ``dG_barrier_kJ_mol``: F(transition state) - F(bound state), the desolvation/adsorption barrier;
+- ``dG_kJ_mol``: F(far end) - F(bound state), end to end;
+- ``dG_ads_kJ_mol`` (height / site coordinates only): F(contact) - F(bulk plateau), the
+  adsorption free energy, contact = the low end of the range, plateau = the far end;
+- ``cn_bulk`` / ``cn_contact``: first-shell solvent + anion molecules around the ion in the
+  window nearest the far end / the low end (from ``profile.csv``);
+- ``min_neighbour_overlap``, ``n_windows``, ``sampled_ps_per_window``, ``mbar_wham_max_diff_kJ_mol``;
+- ``warnings`` from barrier.json (e.g. a transition state at the range end: no bulk plateau reached).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from solvmd.errors import SolvmdError
+from solvmd.pmf.io import atomic_write_text
+
+COLUMNS = [
+    "system", "ion", "surface", "coordinate", "cv_kind", "dG_barrier_kJ_mol", "dG_barrier_err_kJ_mol",
+    "dG_kJ_mol", "dG_err_kJ_mol", "dG_ads_kJ_mol", "dG_ads_err_kJ_mol", "cn_bulk", "cn_contact",
+    "min_neighbour_overlap", "n_windows", "sampled_ps_per_window", "mbar_wham_max_diff_kJ_mol", "volume_term",
+    "ts_cv_nm", "bound_cv_nm", "warnings",
+]
+
+
+def _json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise SolvmdError(f"{path} does not exist: run the {what} for that PMF first")
+    return json.loads(path.read_text())
+
+
+def _surface_label(pmf_dir: Path) -> str:
+    manifest = pmf_dir.parent.parent / "build" / "manifest.json"
+    if not manifest.is_file():
+        return "bulk"
+    surf = json.loads(manifest.read_text()).get("surface")
+    if not surf:
+        return "bulk"
+    return surf.get("label") or surf.get("kind", "surface")
+
+
+def _ion(pmf_dir: Path, spec: dict) -> str:
+    cv = spec.get("cv", {})
+    if cv.get("cation"):
+        return str(cv["cation"]).capitalize()
+    meta = _json(pmf_dir / "cv.json", "pmf-prepare").get("meta", {})
+    return str(meta.get("cation_residue", {}).get("name", "?")).capitalize()
+
+
+def _cn(pmf_dir: Path) -> tuple[float, float]:
+    """(CN at the far/bulk end, CN at the low/contact end) of the desolvation profile."""
+    path = pmf_dir / "profile.csv"
+    if not path.is_file():
+        return float("nan"), float("nan")
+    prof = pd.read_csv(path)
+    prof = prof.sort_values("cv_mean_nm" if "cv_mean_nm" in prof else "r0_nm")
+    return float(prof["n_shell_total"].iloc[-1]), float(prof["n_shell_total"].iloc[0])
+
+
+def sac_row(pmf_dir) -> dict:
+    """One comparison row from a finished PMF folder ``results/<system>/pmf/<cv>``."""
+    pmf_dir = Path(pmf_dir)
+    b = _json(pmf_dir / "barrier.json", "pmf-estimate")
+    spec = _json(pmf_dir / "spec.json", "pmf-prepare")
+    kind = b.get("cv_kind", spec.get("cv", {}).get("kind"))
+    cn_bulk, cn_contact = _cn(pmf_dir)
+    ads = kind in ("height", "site_distance")
+    far, bound = b["far_end"], b["bound_state"]
+    low_is_bound = bound["cv_nm"] <= far["cv_nm"]
+    return {
+        "system": b.get("system") or pmf_dir.parent.parent.name, "ion": _ion(pmf_dir, spec),
+        "surface": _surface_label(pmf_dir), "coordinate": b.get("cv", pmf_dir.name), "cv_kind": kind,
+        "dG_barrier_kJ_mol": b["dG_barrier_kJ_mol"], "dG_barrier_err_kJ_mol": b["dG_barrier_err_kJ_mol"],
+        "dG_kJ_mol": b["dG_kJ_mol"], "dG_err_kJ_mol": b["dG_err_kJ_mol"],
+        "dG_ads_kJ_mol": -b["dG_kJ_mol"] if (ads and low_is_bound) else (np.nan if not ads else b["dG_kJ_mol"]),
+        "dG_ads_err_kJ_mol": b["dG_err_kJ_mol"] if ads else np.nan,
+        "cn_bulk": cn_bulk, "cn_contact": cn_contact,
+        "min_neighbour_overlap": b.get("min_neighbour_overlap"), "n_windows": b.get("n_windows"),
+        "sampled_ps_per_window": b.get("sampled_ps_per_window"),
+        "mbar_wham_max_diff_kJ_mol": b.get("mbar_wham_max_diff_kJ_mol"), "volume_term": b.get("volume_term"),
+        "ts_cv_nm": b["transition_state"]["cv_nm"], "bound_cv_nm": bound["cv_nm"],
+        "warnings": "; ".join(b.get("warnings", [])),
+    }
+
+
+def sac_table(pmf_dirs) -> pd.DataFrame:
+    """The comparison table, sorted by ion, then bulk first, then surface and coordinate."""
+    dirs = [Path(p) for p in pmf_dirs]
+    if not dirs:
+        raise SolvmdError("sac comparison needs at least one PMF folder (results/<system>/pmf/<cv>)")
+    df = pd.DataFrame([sac_row(d) for d in dirs], columns=COLUMNS)
+    df["_bulk"] = df["surface"] != "bulk"
+    return df.sort_values(["ion", "_bulk", "surface", "coordinate"]).drop(columns="_bulk").reset_index(drop=True)
+
+
+def sac_figure(df: pd.DataFrame):
+    """ΔG‡ and adsorption ΔG (kJ/mol ± bootstrap error) per (ion, surface, coordinate), a Figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6, 0.9 * len(df) + 3), 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    labels = [f"{i} | {s}\n{c}" for i, s, c in zip(df["ion"], df["surface"], df["coordinate"])]
+    pos = np.arange(len(df))
+    colors = [f"C{sorted(set(df['ion'])).index(i)}" for i in df["ion"]]
+    for ax, col, title in ((axes[0], "dG_barrier", "ΔG‡ (kJ/mol)"), (axes[1], "dG_ads", "adsorption ΔG (kJ/mol)")):
+        ax.bar(pos, df[f"{col}_kJ_mol"], yerr=df[f"{col}_err_kJ_mol"], capsize=3, color=colors)
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_xticks(pos, labels, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel(title)
+    return fig
+
+
+def plot_sac(df: pd.DataFrame, path) -> Path:
+    """Write :func:`sac_figure` to ``path`` atomically."""
+    from solvmd.pmf.io import atomic_savefig
+
+    return atomic_savefig(sac_figure(df), path, dpi=150)
+
+
+def compare_sac(pmf_dirs, out_csv, out_png=None) -> pd.DataFrame:
+    """Write ``sac_comparison.csv`` (and the figure) from finished PMF folders."""
+    df = sac_table(pmf_dirs)
+    atomic_write_text(out_csv, df.to_csv(index=False, float_format="%.4g"))
+    if out_png is not None:
+        plot_sac(df, out_png)
+    return df

@@ -1,0 +1,97 @@
+"""Small parts of the interface PMF pipeline, checked against hand-computed numbers: the
+first-shell counter, gap proposals, and the SAC comparison row from PMF records."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from solvmd.pmf.profile import ShellCounter, profile_table
+from solvmd.pmf.sac import compare_sac
+from solvmd.pmf.windows import max_spacing_nm, pair_overlap, propose_windows
+
+KT = 0.0083144626181532 * 298.15
+
+
+def test_shell_counter_counts_molecules_and_sheet_atoms():
+    # ion at the origin of a 3 nm box; DME residue 1 has two O within 0.3 nm (counts once), residue 2
+    # one O at 0.35 nm (out), a TFS O at 0.21 nm across the periodic boundary; sheet: C at 0.25, 0.4; Zn at 0.28
+    pos = np.array([[0.0, 0, 0], [0.2, 0, 0], [0, 0.22, 0], [0.35, 0, 0], [2.79, 0, 0],
+                    [0, 0, 0.25], [0, 0, 0.40], [0, 0.28, 0]])
+    data = {"cutoff_nm": 0.3, "ion_atom": 0, "donor_atoms": [1, 2, 3, 4], "donor_residue": [1, 1, 2, 3],
+            "donor_species": ["DME", "DME", "DME", "TFS"], "surface_atoms": [5, 6, 7],
+            "surface_elements": ["C", "C", "Zn"]}
+    c = ShellCounter(data)
+    assert c.columns == ["n_DME", "n_TFS", "n_surface_C", "n_surface_Zn"]
+    assert c.count(pos, np.diag([3.0, 3.0, 3.0])).tolist() == [1, 1, 1, 1]
+    assert c.count(pos, None).tolist() == [1, 0, 1, 1]  # no box: no periodic image
+
+
+def test_profile_table_averages_windows_in_centre_order(tmp_path):
+    for k, (r0, counts) in enumerate([(0.6, [[3, 1, 0], [4, 1, 0]]), (0.3, [[2, 0, 6], [2, 1, 6]])]):
+        np.savez(tmp_path / f"window_{k}.npz", window=k, r0_nm=r0, cv_nm=np.array([r0, r0 + 0.02]),
+                 shell_counts=np.array(counts), shell_columns=np.array(["n_DME", "n_TFS", "n_surface_C"]))
+    df = profile_table([tmp_path / "window_0.npz", tmp_path / "window_1.npz"])
+    assert df["r0_nm"].tolist() == [0.3, 0.6]
+    assert df["n_DME"].tolist() == [2.0, 3.5] and df["n_TFS"].tolist() == [0.5, 1.0]
+    assert df["n_shell_total"].tolist() == [2.5, 4.5] and df["n_surface_C"].tolist() == [6.0, 0.0]
+    assert df["cv_mean_nm"].tolist() == pytest.approx([0.31, 0.61])
+
+
+def test_gap_proposals_use_the_slid_means_and_the_mean_force():
+    # window a (r0 0.60, k 1000) slid to 0.64; window b (r0 0.70, k 1000) slid to 0.83: a 0.19 nm gap
+    a = SimpleNamespace(k=5, r0=0.60, kspring=1000.0, x=np.full(10, 0.64))
+    b = SimpleNamespace(k=6, r0=0.70, kspring=1000.0, x=np.full(10, 0.83))
+    prop = propose_windows([a, b], np.array([0.004]), 0.03, KT, 0.1)
+    step = max_spacing_nm(np.sqrt(KT / 1000.0), 0.1)
+    n = int(np.ceil(0.19 / step)) - 1
+    assert len(prop) == n and all(p["between"] == [5, 6] for p in prop)
+    targets = np.array([p["target_nm"] for p in prop])
+    np.testing.assert_allclose(targets, np.linspace(0.64, 0.83, n + 2)[1:-1], atol=1e-5)
+    # mean force interpolates from -40 (a) to -130 (b) kJ/mol/nm; r0 = target + F'/k
+    fa, fb = 1000 * (0.60 - 0.64), 1000 * (0.70 - 0.83)
+    expect = targets + (fa + (fb - fa) * (targets - 0.64) / 0.19) / 1000.0
+    np.testing.assert_allclose([p["r0_nm"] for p in prop], expect, atol=1e-5)
+    assert pair_overlap(step, np.sqrt(KT / 1000.0), np.sqrt(KT / 1000.0)) == pytest.approx(0.1)
+    assert propose_windows([a, b], np.array([0.2]), 0.03, KT, 0.1) == []  # no gap, nothing proposed
+
+
+def test_sac_row_from_records(tmp_path):
+    pmf = tmp_path / "results" / "iface_x" / "pmf" / "li_height"
+    pmf.mkdir(parents=True)
+    (pmf.parent.parent / "build").mkdir()
+    (pmf.parent.parent / "build" / "manifest.json").write_text(json.dumps({"surface": {"label": "Zn-N4"}}))
+    (pmf / "spec.json").write_text(json.dumps({"cv": {"kind": "height", "cation": "LI"}}))
+    (pmf / "barrier.json").write_text(json.dumps({
+        "system": "iface_x", "cv": "li_height", "cv_kind": "height", "volume_term": "none",
+        "dG_barrier_kJ_mol": 12.5, "dG_barrier_err_kJ_mol": 1.5, "dG_kJ_mol": 8.0, "dG_err_kJ_mol": 1.0,
+        "bound_state": {"cv_nm": 0.30}, "transition_state": {"cv_nm": 0.45}, "far_end": {"cv_nm": 0.9},
+        "min_neighbour_overlap": 0.12, "n_windows": 7, "sampled_ps_per_window": 3.0,
+        "mbar_wham_max_diff_kJ_mol": 0.4}))
+    pd.DataFrame({"r0_nm": [0.9, 0.25], "n_shell_total": [4.0, 2.5]}).to_csv(pmf / "profile.csv", index=False)
+    df = compare_sac([pmf], tmp_path / "sac.csv", tmp_path / "sac.png")
+    row = df.iloc[0]
+    assert (row["ion"], row["surface"], row["coordinate"]) == ("Li", "Zn-N4", "li_height")
+    assert row["dG_ads_kJ_mol"] == -8.0 and row["dG_ads_err_kJ_mol"] == 1.0  # F(contact) - F(bulk plateau)
+    assert (row["cn_bulk"], row["cn_contact"]) == (4.0, 2.5)
+    assert pd.read_csv(tmp_path / "sac.csv")["dG_barrier_kJ_mol"].tolist() == [12.5]
+    assert (tmp_path / "sac.png").stat().st_size > 10000
+
+
+def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():
+    from solvmd.pmf.estimate import _empty_segments
+    from solvmd.pmf.windows import propose_for_empty
+
+    edges = np.linspace(0.25, 0.9, 14)
+    counts = np.array([0] + [5] * 10 + [0, 0])
+    assert _empty_segments(edges, counts) == [(0.25, 0.3), (0.8, 0.9)]
+    # the last window (r0 0.90, k 1000) slid to 0.778: mean force 122 kJ/mol/nm pushes it down
+    far = SimpleNamespace(k=6, r0=0.90, kspring=1000.0, x=np.full(10, 0.778))
+    near = SimpleNamespace(k=0, r0=0.25, kspring=2500.0, x=np.full(10, 0.302))
+    prop = propose_for_empty([near, far], [(0.8, 0.9)], KT, 0.1)
+    n = int(np.ceil(0.1 / max_spacing_nm(np.sqrt(KT / 4000.0), 0.1)))
+    assert len(prop) == n and all(p["k_kJ_mol_nm2"] == 4000.0 and p["between"] == [6] for p in prop)
+    t = 0.8 + (np.arange(n) + 0.5) * 0.1 / n
+    np.testing.assert_allclose([p["r0_nm"] for p in prop], t + 122.0 / 4000.0, atol=1e-5)
