@@ -24,18 +24,27 @@ MAX_WIDTH_PER_SPACING = 5.0  # window width sqrt(kT/k) at most this many window 
 
 
 def check_window_widths(spec) -> None:
-    """Refuse a PMF spec whose force constant is so weak that each window's width
-    sqrt(kT/k) far exceeds the window spacing (or the CV range): the windows would
-    not localise the CV. Checked before any MD runs."""
-    centers = sorted(float(c) for c in spec.centers())
+    """Refuse a PMF spec whose force constant is so weak that a window's width sqrt(kT/k)
+    far exceeds the spacing to its neighbours (or the CV range): the windows would not
+    localise the CV. Checked before any MD runs; per-window force constants allowed."""
+    import numpy as np
+
+    centers = np.asarray(spec.centers(), float)
+    order = np.argsort(centers)
+    centers = centers[order]
+    k = np.asarray(spec.k_values(), float)[order] if hasattr(spec, "k_values") else np.full(centers.shape,
+                                                                                          float(spec.k_kJ_mol_nm2))
     lo, hi = spec.range_nm
-    spacing = max(b - a for a, b in zip(centers, centers[1:])) if len(centers) > 1 else hi - lo
-    sigma = (spec.kT / spec.k_kJ_mol_nm2) ** 0.5
-    if sigma > MAX_WIDTH_PER_SPACING * spacing or sigma > hi - lo:
-        k_min = spec.kT / min(MAX_WIDTH_PER_SPACING * spacing, hi - lo) ** 2
-        raise SolvmdError(f"pmf {spec.name}: k_kJ_mol_nm2: {spec.k_kJ_mol_nm2:g} kJ/mol/nm^2 is too weak: window "
-                          f"width sqrt(kT/k) = {sigma:.3g} nm against a spacing of {spacing:.3g} nm and a range "
-                          f"of {hi - lo:.3g} nm; use k >= {k_min:.3g} kJ/mol/nm^2")
+    gaps = np.diff(centers)
+    spacing = np.maximum(np.r_[gaps, 0.0], np.r_[0.0, gaps]) if len(centers) > 1 else np.array([hi - lo])
+    sigma = np.sqrt(spec.kT / k)
+    limit = np.minimum(MAX_WIDTH_PER_SPACING * spacing, hi - lo)
+    bad = np.flatnonzero(sigma > limit)
+    if bad.size:
+        i = int(bad[0])
+        raise SolvmdError(f"pmf {spec.name}: k_kJ_mol_nm2: {k[i]:g} kJ/mol/nm^2 is too weak: window width sqrt(kT/k) = "
+                          f"{sigma[i]:.3g} nm against a spacing of {spacing[i]:.3g} nm and a range of {hi - lo:.3g} nm "
+                          f"(window at {centers[i]:.4g} nm); use k >= {spec.kT / limit[i] ** 2:.3g} kJ/mol/nm^2")
 
 
 def _units_with_role(role: str) -> list[str]:
