@@ -390,11 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run one verb. A bad input ends in one ``solvmd <verb>: error: ...`` message and exit
     status 2; an unexpected exception (a bug) in one line and status 3, with the traceback
     when SOLVMD_DEBUG=1. Either way files this call wrote that look finished are removed."""
-    import logging
     import os
     import warnings
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from solvmd.log import configure
+
+    configure(stream=sys.stderr)
     warnings.showwarning = lambda message, category, *a, **k: print(
         f"warning ({category.__name__}): {message}", file=sys.stderr)
     args = build_parser().parse_args(argv)

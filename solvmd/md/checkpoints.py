@@ -18,6 +18,7 @@ from pathlib import Path
 
 from solvmd.errors import SolvmdError
 from solvmd.io import atomic_path
+from solvmd.records import checkpoint_name
 
 MAGIC = b"SOLVMD-CHECKPOINT 1"
 
@@ -34,7 +35,8 @@ class Checkpoint:
 
 def checkpoint_paths(out_dir: Path, stage: str) -> tuple[Path, Path]:
     """(newest, previous) checkpoint files of ``stage`` in ``out_dir``."""
-    return out_dir / f"{stage}.chk", out_dir / f"{stage}.prev.chk"
+    newest = out_dir / checkpoint_name(stage)
+    return newest, newest.with_suffix(".prev.chk")
 
 
 def save_checkpoint(out_dir: Path, stage: str, step: int, payload: bytes) -> Path:

@@ -20,9 +20,10 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
+from solvmd import records
 from solvmd.build.system import check_box, load_build, versions
 from solvmd.errors import SimulationError, SolvmdError
-from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
+from solvmd.io import atomic_path, write_text_atomic
 from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
@@ -82,7 +83,7 @@ class MDRun:
         self.dof = 3 * int((masses > 0).sum()) - self.system.getNumConstraints() - (3 if has_cmm else 0)
         self.platform, self.properties = choose_platform(protocol.platform, protocol.precision,
                                                           protocol.allow_cpu_fallback)
-        self.traj_path = self.out / f"traj.{protocol.trajectory_format}"
+        self.traj_path = self.out / records.traj_name(protocol.trajectory_format)
         self.writer: TrajectoryWriter | None = None
 
     # ------------------------------------------------------------------ setup
@@ -100,16 +101,18 @@ class MDRun:
         return app.Simulation(self.pdb.topology, system, integrator, self.platform, self.properties)
 
     def _check_folder(self) -> None:
-        """Refuse a finished or partial run of another protocol, or a foreign trajectory."""
+        """Refuse a partial run of another protocol or system, or a foreign trajectory; then
+        record this run's identity (records.claim_folder) and protocol."""
         p = self.protocol
         if self.traj_path.exists() and not TrajectoryWriter.belongs_to_solvmd(self.traj_path):
             raise SolvmdError(f"{self.traj_path} exists but was not written by solvmd md (no frame index); "
                               "move it away or choose another output folder")
-        started = self.out / "protocol.json"
+        started = self.out / records.PROTOCOL_JSON
         if started.exists() and json.loads(started.read_text()) != p.model_dump(mode="json"):
-            raise SolvmdError(f"{self.out} holds a partial run with a different protocol (protocol.json); "
+            raise SolvmdError(f"{self.out} holds a partial run with a different protocol ({records.PROTOCOL_JSON}); "
                               "rerun with the same protocol to resume, or use another output folder")
-        write_json_atomic(started, p.model_dump(mode="json"))
+        records.claim_folder(self.out, records.fingerprint(self.build_dir, p, step=records.MD))
+        records.write_record(started, p.model_dump(mode="json"))
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
@@ -120,10 +123,12 @@ class MDRun:
     def _run(self) -> dict:
         p = self.protocol
         self.out.mkdir(parents=True, exist_ok=True)
-        done = self.out / "md.json"
+        done = self.out / records.MD_JSON
         if done.exists():
+            records.read_md(self.out)  # a damaged md.json is an error naming the file and field
             info = json.loads(done.read_text())
             if info.get("protocol") == p.model_dump(mode="json"):
+                records.check_identity(self.out, records.fingerprint(self.build_dir, p, step=records.MD))
                 LOG.info(f"{self.out} is already complete; nothing to do")
                 return info
             raise SolvmdError(f"{self.out} holds a finished run with a different protocol; "
@@ -136,7 +141,7 @@ class MDRun:
               f"timestep {p.timestep_fs} fs, hydrogen mass {self.manifest.get('hydrogen_mass_amu')} amu; "
               f"{'resuming from ' + chk.path.name if chk else 'fresh start'}")
         sim, stage_index = self._start(chk)
-        reset_thermo(self.out / "thermo.csv", None if chk is None else chk.step)
+        reset_thermo(self.out / records.THERMO_CSV, None if chk is None else chk.step)
         self.clock = RunClock(self.total_steps, self.dt_ps, sim.currentStep)
         for stage in self.stages[stage_index:]:
             if stage.name == "minimize":
@@ -184,7 +189,7 @@ class MDRun:
 
     def _reporters(self, stage: Stage, resume_step: int | None) -> list:
         p = self.protocol
-        thermo = ThermoReporter(stage, p.steps(p.report_interval_ps), self.out / "thermo.csv", self.clock,
+        thermo = ThermoReporter(stage, p.steps(p.report_interval_ps), self.out / records.THERMO_CSV, self.clock,
                                 self.dof, self.mass_g, self.dt_ps, self.system.getNumParticles(),
                                 p.max_energy_kJ_mol_per_atom)
         reporters = [thermo]
@@ -226,10 +231,11 @@ class MDRun:
 
     def _finish(self, sim: app.Simulation, resumed_from: dict | None) -> dict:
         state = sim.context.getState(getPositions=True, getVelocities=True, getEnergy=True)
-        write_text_atomic(self.out / "final.xml", openmm.XmlSerializer.serialize(state))
-        self._write_pdb(self.out / "final.pdb", state)
+        write_text_atomic(self.out / records.FINAL_XML, openmm.XmlSerializer.serialize(state))
+        self._write_pdb(self.out / records.FINAL_PDB, state)
         info = self._record(sim, resumed_from)
-        write_json_atomic(self.out / "md.json", info)
+        records.validate_record(info, records.MDRecord, str(self.out / records.MD_JSON), "MD record")
+        records.write_record(self.out / records.MD_JSON, info)
         LOG.info(f"done: {info['n_frames']} frames in {self.traj_path}; production density "
               f"{info['density_production_mean_g_cm3']} g/cm3 (estimate {info['density_estimate_g_cm3']:.4f}); "
               f"{info['ns_per_day']} ns/day over the whole run")
@@ -238,7 +244,7 @@ class MDRun:
     def _record(self, sim: app.Simulation, resumed_from: dict | None) -> dict:
         """The md.json record of a finished run."""
         p, name = self.protocol, self.platform.getName()
-        thermo = np.genfromtxt(self.out / "thermo.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+        thermo = np.genfromtxt(self.out / records.THERMO_CSV, delimiter=",", names=True, dtype=None, encoding="utf-8")
         prod = np.atleast_1d(thermo["density_g_cm3"][np.atleast_1d(thermo["stage"]) == "production"])
         speed = self.clock.whole_run_ns_per_day(sim.currentStep)
         return {
@@ -253,7 +259,7 @@ class MDRun:
                                 "T_to_K": s.t_to_K} for s in self.stages},
             "steps_done": sim.currentStep,
             "frame_interval_ps": p.frame_interval_ps,
-            "n_frames": len(self.writer.frames()) if self.writer else 0,
+            "n_frames": len(TrajectoryWriter.indexed_frames(self.traj_path)),
             "trajectory": self.traj_path.name,
             "topology": "topology.pdb",
             "density_estimate_g_cm3": self.manifest.get("density_estimate_g_cm3"),

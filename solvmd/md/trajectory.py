@@ -52,7 +52,13 @@ class TrajectoryWriter:
 
     def frames(self) -> list[tuple[int, int]]:
         """(step, byte size after the frame) for every frame written so far."""
-        text = self.index_path.read_text() if self.index_path.exists() else ""
+        return self.indexed_frames(self.path)
+
+    @staticmethod
+    def indexed_frames(path: Path) -> list[tuple[int, int]]:
+        """(step, byte size) of every frame in the index of the trajectory ``path`` (none if no index)."""
+        index = Path(str(path) + ".frames")
+        text = index.read_text() if index.exists() else ""
         return [tuple(map(int, ln.split())) for ln in text.splitlines() if ln.strip()]
 
     def _truncate_to(self, step: int) -> int:
