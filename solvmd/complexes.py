@@ -150,10 +150,10 @@ class ComplexDef(BaseModel):
             raise ValueError(f"bonded: only Mg chloro complexes have a bonded model (metals {self.metals})")
         checks = []
         if "Cl" in self.ligands:
-            checks.append(("Cl", p.get("bonds", {}).get("Mg-Cl_terminal", {}).get("r0_A")))
+            checks.append(("Cl", p.get("bonds", {}).get("Mg-Cl_terminal", {}).get("r_qm_A")))
         if self.bridging:
-            b = p.get("bonds", {}).get("Mg-Cl_bridging", {}).get("r0_A")
-            ang = p.get("angles", {}).get("Mg-Cl-Mg", {}).get("theta0_deg")
+            b = p.get("bonds", {}).get("Mg-Cl_bridging", {}).get("r_qm_A")
+            ang = p.get("angles", {}).get("Mg-Cl-Mg", {}).get("theta_qm_deg")
             if p.get("angles", {}).get("Cl-Mg-Cl") is None or b is None or ang is None:
                 raise ValueError(f"bonded: {self.bonded.entry} lacks Mg-Cl_bridging / Cl-Mg-Cl / Mg-Cl-Mg terms")
             checks += [("bridging", b), ("metal_metal", 2.0 * b * math.sin(math.radians(ang) / 2.0))]
@@ -163,7 +163,7 @@ class ComplexDef(BaseModel):
             if abs(self.distances_A[key] - want) > DECLARED_TOL_A:
                 raise ValueError(f"distances_A: {key} = {self.distances_A[key]} A but the bonded model "
                                  f"{self.bonded.entry} has {want:.3f} A: the declared geometry must be the "
-                                 "bonded model's equilibrium geometry")
+                                 "bonded model's reference (QM) equilibrium geometry")
 
     @property
     def members(self) -> list[str]:

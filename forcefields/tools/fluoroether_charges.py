@@ -11,7 +11,8 @@ doi:10.1021/j100142a004; multi-conformation fit: Cieplak et al., JCC 1995, 16, 1
 doi:10.1002/jcc.540161106):
 
 1. Conformers: RDKit ETKDGv3 (``N_EMBED`` embeddings, seed 20260), each MMFF94-minimized;
-   sorted by MMFF94 energy; heavy-atom RMSD pruning at 0.5 A; the ``N_CONF`` lowest kept.
+   sorted by MMFF94 energy; heavy-atom RMSD pruning at 0.5 A (a conformer's mirror image counts
+   as the same conformer: its ESP fit is identical); the ``N_CONF`` lowest kept.
    Geometries are the MMFF94 minima (no QM re-optimization; see SOURCES.md).
 2. PySCF RHF/6-31G* (Cartesian d, as Gaussian's 6-31G*), ESP on Merz-Kollman points
    (4 shells 1.4-2.0 x r_vdW, 1 point/A^2).
@@ -26,6 +27,7 @@ Cross-check (recorded, not used): AM1-BCC (``antechamber -c bcc``, sqm) on the l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import subprocess
 import sys
 import time
@@ -52,10 +54,17 @@ def conformers(mol: Chem.Mol, n_conf: int = N_CONF) -> list[tuple[np.ndarray, fl
     ids = list(AllChem.EmbedMultipleConfs(m, N_EMBED, params))
     res = AllChem.MMFFOptimizeMoleculeConfs(m, maxIters=5000)
     order = sorted((e for e in zip(ids, res) if e[1][0] == 0), key=lambda t: t[1][1])
+    heavy = Chem.RemoveHs(m)
+    mirror = Chem.Mol(heavy)  # mirror images give the same ESP fit: count them once
+    for c in mirror.GetConformers():
+        for i in range(mirror.GetNumAtoms()):
+            p = c.GetAtomPosition(i)
+            c.SetAtomPosition(i, (-p.x, p.y, p.z))
     kept: list[int] = []
     out = []
     for cid, (_, e) in order:
-        if all(rdMolAlign.GetBestRMS(Chem.RemoveHs(m), Chem.RemoveHs(m), k, cid) > RMSD_A for k in kept):
+        if all(min(rdMolAlign.GetBestRMS(heavy, heavy, k, cid), rdMolAlign.GetBestRMS(mirror, heavy, k, cid)) > RMSD_A
+               for k in kept):
             kept.append(cid)
             out.append((m.GetConformer(cid).GetPositions(), float(e)))
         if len(out) == n_conf:
@@ -119,7 +128,7 @@ def fit_species(name: str, workdir: Path) -> dict:
     log(f"{name}: {len(confs)} conformers, MMFF94 E = {[round(e, 2) for _, e in confs]}")
     esp_lines, energies = [], []
     for k, (xyz, _) in enumerate(confs):
-        cache = wd / f"conf{k}.npz"
+        cache = wd / f"conf_{hashlib.sha1(np.round(xyz, 4).tobytes()).hexdigest()[:12]}.npz"
         if cache.exists():
             z = np.load(cache)
             pts, esp, e = z["points"], z["esp"], float(z["energy"])

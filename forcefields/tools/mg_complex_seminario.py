@@ -24,6 +24,7 @@ Only the Mg-Cl part is bonded; Mg-O(THF) stays nonbonded (THF can leave).
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -141,7 +142,7 @@ def terms(name: str, log) -> dict:
     out = {"bonds": {}, "angles": {}}
     for kind, vals in bonds.items():
         if vals:
-            out["bonds"][f"Mg-Cl_{kind}"] = {"r0_A": float(np.mean([v[0] for v in vals])),
+            out["bonds"][f"Mg-Cl_{kind}"] = {"r_qm_A": float(np.mean([v[0] for v in vals])),
                                               "k_kJ_mol_A2": float(np.mean([v[1] for v in vals])),
                                               "n": len(vals), "spread_r_A": float(np.ptp([v[0] for v in vals]))}
     ang = {"Cl-Mg-Cl": [], "Mg-Cl-Mg": []}
@@ -155,7 +156,7 @@ def terms(name: str, log) -> dict:
             ang["Mg-Cl-Mg"].append((_angle_deg(xa, mg[0], c, mg[1]), seminario_angle(H, x, mg[0], c, mg[1]) * HARTREE_KJ))
     for key, vals in ang.items():
         if vals:
-            out["angles"][key] = {"theta0_deg": float(np.mean([v[0] for v in vals])),
+            out["angles"][key] = {"theta_qm_deg": float(np.mean([v[0] for v in vals])),
                                   "k_kJ_mol_rad2": float(np.mean([v[1] for v in vals])), "n": len(vals),
                                   "spread_deg": float(np.ptp([v[0] for v in vals]))}
     mo = [float(np.linalg.norm(xa[b[0]] - xa[b[1]])) for b in st.bonds if el[b[1]] == "O"]
@@ -164,6 +165,68 @@ def terms(name: str, log) -> dict:
         out["geometry"]["Mg-Mg_A"] = float(np.linalg.norm(xa[mg[0]] - xa[mg[1]]))
     log(f"{name}: {out}")
     return out
+
+
+BONDED_NAME = {"MgCl_THF5": "MgCl_THF5_bonded", "Mg2Cl3_THF6": "Mg2Cl3_THF6_bonded"}
+CHARGE_SCALE = 0.8  # the recipe default (SCIENCE.md section 4); the r0/theta0 fit is for this scale
+
+
+def _mm_values(name: str, terms: dict) -> dict[str, float]:
+    """Minimize the isolated bonded complex with solvmd's force field + ``terms``; mean MM
+    value (A or deg) per term kind."""
+    import openmm
+    from openmm import unit
+
+    from solvmd import complexes
+    from solvmd.build.bonded_complexes import _terms_for, add_complex_bonds
+    from solvmd.build.complex_geometry import build_structure, complex_instances
+    from solvmd.build.system import build_topology
+    from solvmd.forcefield import create_system
+
+    bname = BONDED_NAME[name]
+    top = build_topology({bname: 1}, (4.0, 4.0, 4.0))
+    el = [a.element.symbol for a in top.atoms()]
+    xyz = build_structure(bname).xyz_A / 10.0 + 2.0
+    system = create_system(top, complexes.unit_members(bname), cutoff_nm=1.0, charge_scale=CHARGE_SCALE)
+    add_complex_bonds(system, {bname: 1}, el, xyz, params={bname: terms})
+    ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"),
+                         {"Threads": "1"})
+    ctx.setPositions(xyz * unit.nanometer)
+    openmm.LocalEnergyMinimizer.minimize(ctx, 0.01, 20000)
+    x = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+    bonds, angles = _terms_for(bname, complex_instances({bname: 1})[0]["instances"][0], el)
+    vals: dict[str, list[float]] = {}
+    for i, j, kind in bonds:
+        vals.setdefault(kind, []).append(float(np.linalg.norm(x[i] - x[j])))
+    for i, j, k, kind in angles:
+        vals.setdefault(kind, []).append(_angle_deg(x, i, j, k))
+    return {k: float(np.mean(v)) for k, v in vals.items()}
+
+
+def fit_equilibrium(name: str, qm: dict, log, tol: float = 0.002, max_iter: int = 40) -> dict:
+    """Effective r0 / theta0 such that the MM minimum of the isolated complex (solvmd force field,
+    charge_scale 0.8, Mg-O and Cl...O nonbonded) has the GFN2-xTB bond lengths and angles;
+    force constants stay the Seminario ones. Fixed-point iteration p <- p + (QM - MM)."""
+    terms = {"bonds": {k: dict(v, r0_A=v["r_qm_A"]) for k, v in qm["bonds"].items()},
+             "angles": {k: dict(v, theta0_deg=v["theta_qm_deg"]) for k, v in qm["angles"].items()}}
+    for it in range(max_iter):
+        mm = _mm_values(name, terms)
+        dev = {}
+        for k, v in terms["bonds"].items():
+            dev[k] = v["r_qm_A"] - mm[k]
+            v["r0_A"] += dev[k]
+        for k, v in terms["angles"].items():
+            dev[k] = (v["theta_qm_deg"] - mm[k]) / 100.0  # compare degrees at 1/100 weight
+            v["theta0_deg"] += 100.0 * dev[k]
+        log(f"{name} fit {it}: MM {mm}")
+        if max(abs(d) for d in dev.values()) < tol:
+            break
+    else:
+        raise RuntimeError(f"{name}: equilibrium fit did not converge in {max_iter} iterations ({dev})")
+    for group in ("bonds", "angles"):
+        for k, v in terms[group].items():
+            v["mm_minimum"] = mm[k]
+    return dict(qm, **terms)
 
 
 def main() -> int:
@@ -175,9 +238,18 @@ def main() -> int:
         logf.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
         logf.flush()
 
+    qm_cache = ROOT / "build" / "qm" / "seminario_qm.json"
+    if "--refit" in sys.argv and qm_cache.exists():
+        qm = json.loads(qm_cache.read_text())
+    else:
+        qm = {name: terms(name, log) for name in ("MgCl_THF5", "Mg2Cl3_THF6")}
+        write_json_atomic(qm_cache, qm)
     out = {"method": "GFN2-xTB (tblite) + ALPB(THF); minimized; central-difference Hessian "
-                     f"({STEP_BOHR} bohr); Seminario bonds/angles, equivalent terms averaged",
-           "complexes": {name: terms(name, log) for name in ("MgCl_THF5", "Mg2Cl3_THF6")}}
+                     f"({STEP_BOHR} bohr); Seminario k, equivalent terms averaged; r_qm/theta_qm = GFN2-xTB "
+                     "minimum; r0/theta0 = effective values that put the minimum of the isolated complex in "
+                     f"solvmd's force field (charge_scale {CHARGE_SCALE}) at the GFN2-xTB geometry",
+           "charge_scale": CHARGE_SCALE,
+           "complexes": {name: fit_equilibrium(name, qm[name], log) for name in qm}}
     write_json_atomic(RESULTS, out)
     print(f"wrote {RESULTS}")
     return 0

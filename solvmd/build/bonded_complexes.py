@@ -47,10 +47,10 @@ def _terms_for(name: str, inst: dict, elements: list[str]) -> tuple[list, list]:
 def _check_geometry(name: str, bonds: list, params: dict, xyz_nm: np.ndarray) -> None:
     for i, j, kind in bonds:
         r = float(np.linalg.norm(xyz_nm[i] - xyz_nm[j])) * 10.0
-        r0 = params["bonds"][kind]["r0_A"]
+        r0 = params["bonds"][kind]["r_qm_A"]
         if abs(r - r0) > GEOMETRY_TOL_A:
             raise SolvmdError(f"bonded complex {name}: atoms {i}-{j} ({kind}) are {r:.2f} A apart, the bonded model's "
-                              f"r0 is {r0:.2f} A (tolerance {GEOMETRY_TOL_A} A): the packed structure is not the "
+                              f"equilibrium is {r0:.2f} A (tolerance {GEOMETRY_TOL_A} A): the packed structure is not the "
                               "declared complex geometry")
 
 
@@ -66,16 +66,17 @@ def _exclude(system: openmm.System, pairs: set[tuple[int, int]]) -> None:
 
 
 def add_complex_bonds(system: openmm.System, units: dict[str, int], elements: list[str],
-                      xyz_nm: np.ndarray) -> list[dict]:
+                      xyz_nm: np.ndarray, params: dict[str, dict] | None = None) -> list[dict]:
     """Add the bonded Mg-Cl model of every bonded complex in ``units`` (packed in that order)
-    to ``system``; returns manifest records (complex, counts of terms, parameter file)."""
+    to ``system``; returns manifest records (complex, counts of terms, parameter file).
+    ``params`` (complex name -> terms) replaces the file's terms (used by the fitting script)."""
     records = []
     bond_f = angle_f = None
     for rec in complex_instances(units):
         cx = cx_registry.get(rec["name"])
         if cx.bonded is None:
             continue
-        params = cx_registry.bonded_parameters(cx.bonded.file, cx.bonded.entry)
+        p = (params or {}).get(rec["name"]) or cx_registry.bonded_parameters(cx.bonded.file, cx.bonded.entry)
         if bond_f is None:
             bond_f, angle_f = openmm.HarmonicBondForce(), openmm.HarmonicAngleForce()
             bond_f.setName("ComplexBonds")
@@ -83,15 +84,15 @@ def add_complex_bonds(system: openmm.System, units: dict[str, int], elements: li
         n_b = n_a = 0
         for inst in rec["instances"]:
             bonds, angles = _terms_for(rec["name"], inst, elements)
-            _check_geometry(rec["name"], bonds, params, xyz_nm)
+            _check_geometry(rec["name"], bonds, p, xyz_nm)
             pairs: set[tuple[int, int]] = set()
             for i, j, kind in bonds:
-                p = params["bonds"][kind]
-                bond_f.addBond(i, j, p["r0_A"] / 10.0, p["k_kJ_mol_A2"] * 100.0)
+                t = p["bonds"][kind]
+                bond_f.addBond(i, j, t["r0_A"] / 10.0, t["k_kJ_mol_A2"] * 100.0)
                 pairs.add((min(i, j), max(i, j)))
             for i, j, k, kind in angles:
-                p = params["angles"][kind]
-                angle_f.addAngle(i, j, k, math.radians(p["theta0_deg"]), p["k_kJ_mol_rad2"])
+                t = p["angles"][kind]
+                angle_f.addAngle(i, j, k, math.radians(t["theta0_deg"]), t["k_kJ_mol_rad2"])
                 pairs.add((min(i, k), max(i, k)))
             _exclude(system, pairs)
             n_b, n_a = n_b + len(bonds), n_a + len(angles)
