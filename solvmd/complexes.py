@@ -77,6 +77,9 @@ class ComplexDef(BaseModel):
             (``O``, ``Cl`` ...) for terminal ligands, ``bridging`` (metal-bridging ligand) and
             ``metal_metal`` (two-metal geometries).
         source: where the geometry comes from (SOURCES.md has the references).
+        bonded: optional ``{file, entry}`` of bonded Mg-Cl terms (forcefields/<file>); then
+            :mod:`solvmd.build.bonded_complexes` bonds the Mg-Cl core in the System and
+            ``distances_A`` must be that model's reference geometry (checked, 0.02 A).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,7 +92,7 @@ class ComplexDef(BaseModel):
     charge: int
     distances_A: dict[str, float]
     source: str = ""
-    bonded: BondedRef | None = None
+    bonded: BondedRef | None = None  # bonded Mg-Cl terms (solvmd.build.bonded_complexes)
 
     @model_validator(mode="after")
     def _check(self) -> "ComplexDef":
