@@ -106,3 +106,21 @@ def test_bad_bonded_definitions_name_the_field(change, words):
 def test_monomer_bond_only():
     system, *_ , recs, _ = _system(MONO)
     assert recs[0]["bonds"] == 1 and recs[0]["angles"] == 0
+
+
+def test_build_system_bonds_the_recipe_complex(tmp_path):
+    from solvmd.build.system import build_system, load_build
+    from solvmd.recipe import parse_recipe
+
+    r = parse_recipe({"name": "apc_bonded_tiny", "salts": [{"cation": DIMER, "anion": "Cl", "molar_ratio": 1}],
+                      "solvents": [{"species": "THF", "molar_ratio": 30}], "size": {"salt_units": 1},
+                      "forcefield": {"cutoff_nm": 0.7}})
+    build_system(r, tmp_path / "b")
+    pdb, system, man = load_build(tmp_path / "b")
+    assert man["bonded_complexes"] == [{"name": DIMER, "bonds": 6, "angles": 9,
+                                        "parameters": "forcefields/qm/mg_complexes_seminario.json#Mg2Cl3_THF6"}]
+    names = [f.getName() for f in system.getForces()]
+    assert "ComplexBonds" in names and "ComplexAngles" in names
+    xyz = np.array(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
+    inst = man["complexes"][0]["instances"][0]
+    assert np.linalg.norm(xyz[inst["metals"][0]] - xyz[inst["metals"][1]]) == pytest.approx(3.021, abs=2e-3)
