@@ -141,3 +141,20 @@ def test_mn4_flake_is_the_sheet_site_capped_and_d2h(metal):
     assert len({classes[i] for i, r in enumerate(roles) if r == "C_alpha"}) == 2  # D2h: two sets of 4
     with pytest.raises(mn4.qm_esp.ChargeFitError, match="D2h"):
         mn4.symmetry_classes(el, xyz + np.where(np.arange(len(el))[:, None] == 0, 0.1, 0.0))
+
+
+@pytest.mark.parametrize("path", sorted(QM.glob("mn4_*.json")), ids=lambda p: p.stem)
+def test_committed_mn4_charges_are_the_fit_and_in_surfaces_yaml(path):
+    from solvmd.build.surfaces import surface_parameters
+
+    rec = json.loads(path.read_text())
+    q, roles = np.array(rec["charges"]), rec["roles"] + ["H"] * (len(rec["charges"]) - len(rec["roles"]))
+    assert abs(q.sum()) < 1e-5  # whole flake neutral (6-decimal rounding in the record)
+    core = sum(x for x, r in zip(q, roles) if r in ("metal", "N_site", "C_alpha"))
+    assert abs(core) < 1e-5  # the defect group constraint
+    n = [x for x, r in zip(q, roles) if r == "N_site"]
+    assert np.ptp(n) < 1e-6  # the four N are symmetry-equal
+    yaml_q = surface_parameters()["charges"]["MN4"][rec["metal"]]
+    assert yaml_q["metal"] == pytest.approx(rec["q_metal"], abs=5e-5)
+    assert yaml_q["N_site"] == pytest.approx(rec["q_N_site"], abs=5e-5)
+    assert path.name in yaml_q["source"] and "[ESP26]" in yaml_q["source"]
