@@ -12,7 +12,7 @@ timed once (wall clock, trajectory reading included, Universe construction exclu
 The numbers are compared and the maximum difference printed.
 
 Needs `pip install solvation_analysis` (benchmark only; solvmd does not depend on it).
-The synthetic trajectory is a lattice-based structure generator (solvmd.analysis.synthetic.
+The synthetic trajectory is a lattice-based structure generator (tests/synthetic.py,
 lattice_electrolyte), not MD: realistic amounts of first-shell structure, exchange and
 aggregation for timing purposes, not physics.
 """
@@ -37,7 +37,8 @@ PARTNERS = {"DME": "resname DME and element O", "FSI": "resname FSI and (element
 
 
 def make_data(workdir: Path, n_salt: int, n_frames: int) -> tuple[Path, Path, dict]:
-    from solvmd.analysis.synthetic import lattice_electrolyte, write_trajectory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic generator is test data
+    from synthetic import lattice_electrolyte, write_trajectory
 
     top, traj, info_path = workdir / "system.pdb", workdir / "traj.xtc", workdir / "system.json"
     if top.exists() and traj.exists() and info_path.exists():
@@ -64,15 +65,15 @@ def universe(top: Path, traj: Path):
     return u
 
 
-def run_solvmd(top, traj, r_max, bin_A, residence: bool):
+def run_solvmd(top, traj, r_max, bin_A, residence: bool, u=None, cation=CATION, partners=PARTNERS, anion="FSI"):
     from solvmd.analysis import analyze, spec_from_dict
 
     spec = spec_from_dict(
-        dict(topology=str(top), trajectory=str(traj), cation=CATION, partners=PARTNERS, anions=["FSI"],
+        dict(topology=str(top), trajectory=str(traj), cation=cation, partners=partners, anions=[anion],
              rdf={"r_max_A": r_max, "bin_A": bin_A}, residence={"enabled": residence},
              transport={"enabled": False})  # fmt: skip
     )
-    u = universe(top, traj)
+    u = universe(top, traj) if u is None else u
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
@@ -81,12 +82,13 @@ def run_solvmd(top, traj, r_max, bin_A, residence: bool):
     return res, wall
 
 
-def run_solvation_analysis(top, traj, radii, r_max, bin_A, residence: bool):
+def run_solvation_analysis(top, traj, radii, r_max, bin_A, residence: bool, u=None, cation=CATION, partners=PARTNERS,
+                           anion="FSI"):
     from solvation_analysis.solute import Solute
 
-    u = universe(top, traj)
-    li = u.select_atoms(CATION)
-    solvents = {n: u.select_atoms(s) for n, s in PARTNERS.items()}
+    u = universe(top, traj) if u is None else u
+    li = u.select_atoms(cation)
+    solvents = {n: u.select_atoms(s) for n, s in partners.items()}
     classes = ["pairing", "coordination", "speciation", "networking"] + (["residence"] if residence else [])
     nbins = int(round(r_max / bin_A))
     with warnings.catch_warnings():
@@ -94,30 +96,30 @@ def run_solvation_analysis(top, traj, radii, r_max, bin_A, residence: bool):
         t = time.perf_counter()
         solute = Solute.from_atoms(
             li, solvents, radii=dict(radii), rdf_init_kwargs={"range": (0.0, r_max), "nbins": nbins, "norm": "rdf"},
-            analysis_classes=classes, networking_solvents="FSI",
+            analysis_classes=classes, networking_solvents=anion,
         )  # fmt: skip
         solute.run()
         # anion-centric SSIP/CIP/AGG from its contact table (not a built-in of the package)
         sd = solute.solvation_data.reset_index()
-        fsi = sd[sd["solvent"] == "FSI"]
+        fsi = sd[sd["solvent"] == anion]
         n_touch = fsi.groupby(["frame", "solvent_ix"])["solute_ix"].nunique()
-        n_an = solvents["FSI"].n_residues * solute.n_frames
+        n_an = solvents[anion].n_residues * solute.n_frames
         anion = {"SSIP": 1 - len(n_touch) / n_an, "CIP": (n_touch == 1).sum() / n_an, "AGG": (n_touch >= 2).sum() / n_an}
         wall = time.perf_counter() - t
     return solute, anion, wall
 
 
-def compare(res, solute, anion_sa) -> list[tuple[str, float, float]]:
+def compare(res, solute, anion_sa, partners=PARTNERS) -> list[tuple[str, float, float]]:
     from solvmd.analysis import columns as C
 
     rows = []
     cn = res["coordination"].set_index(C.PARTNER)
-    for p in PARTNERS:
+    for p in partners:
         rows.append((f"CN molecules {p}", cn.loc[p, C.CN_MOL], solute.coordination.coordination_numbers[p]))
         rows.append((f"pairing fraction {p}", cn.loc[p, C.FRAC_ANY], solute.pairing.solvent_pairing[p]))
     # shell census: top compositions
     sa = solute.speciation.speciation_fraction
-    sa_map = {" ".join(f"{p}:{int(r[p])}" for p in PARTNERS if r[p]) or C.EMPTY_SHELL: r["fraction"] for _, r in sa.iterrows()}
+    sa_map = {" ".join(f"{p}:{int(r[p])}" for p in partners if r[p]) or C.EMPTY_SHELL: r["fraction"] for _, r in sa.iterrows()}
     sa_map[C.EMPTY_SHELL] = 1.0 - sum(sa_map.values())  # solvation-analysis lists no empty shells
     sh = res["shells"]
     for comp, frac in list(zip(sh[C.COMPOSITION], sh[C.FRACTION]))[:6]:
@@ -146,7 +148,7 @@ def compare(res, solute, anion_sa) -> list[tuple[str, float, float]]:
                  status["isolated"]))  # fmt: skip
     # RDF (same bins, norm='rdf')
     rdf = res["rdf"]
-    for p in PARTNERS:
+    for p in partners:
         bins, g_sa = solute.rdf_data[solute.solute_name][p]
         g = rdf[(rdf[C.PARTNER] == p) & (rdf[C.DONOR_TYPE] == C.ALL_DONORS)][C.G].to_numpy()
         rows.append((f"RDF {p}: max |g - g_sa| (peak g {g.max():.1f})", 0.0, float(np.abs(g - g_sa).max())))

@@ -144,12 +144,24 @@ class Packing(_Strict):
 
 
 class ForceFieldSettings(_Strict):
-    """Nonbonded settings: cutoff (nm), PME tolerance, long-range dispersion correction."""
+    """Nonbonded settings: cutoff (nm), PME tolerance, long-range dispersion correction;
+    the form of geometric mixing (``fast``: LB + correction inside ``correction_cutoff_nm``,
+    ``exact``: the reference; solvmd.mixing) and hydrogen mass repartitioning (amu, None = off)."""
 
     cutoff_nm: float = Field(default=1.0, gt=0)
     ewald_error_tolerance: float = Field(default=5e-4, gt=0)
     dispersion_correction: bool = True
     combining_rule: Literal["geometric", "lorentz-berthelot"] = "geometric"
+    mixing: Literal["fast", "exact"] = "fast"
+    correction_cutoff_nm: float = Field(default=0.5, gt=0)
+    hydrogen_mass_amu: float | None = Field(default=3.0, ge=1.0, le=3.1)
+
+    @model_validator(mode="after")
+    def _correction_inside_cutoff(self):
+        if self.correction_cutoff_nm > self.cutoff_nm:
+            raise ValueError(f"correction_cutoff_nm = {self.correction_cutoff_nm} nm must not exceed "
+                             f"cutoff_nm = {self.cutoff_nm} nm")
+        return self
 
 
 class Recipe(_Strict):
@@ -327,7 +339,7 @@ class InterfaceRecipe(_Strict):
         return self.electrolyte
 
 
-from solvmd.build.surfaces import SurfaceSpec  # noqa: E402  (no cycle: surfaces does not import recipe)
+from solvmd.surface_recipe import SurfaceSpec  # noqa: E402
 
 InterfaceRecipe.model_rebuild()
 
@@ -378,7 +390,7 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
         update["density"] = rec.density.model_copy(update={"path": str(_resolve_path(rec.density.path, base))})
     if update:
         rec = rec.model_copy(update=update)
-    from solvmd.build.surfaces import check_sheet_size
+    from solvmd.surface_recipe import check_sheet_size
 
     check_sheet_size(rec.surface, rec.bulk.forcefield.cutoff_nm)
     return rec

@@ -14,7 +14,7 @@ import yaml
 
 from solvmd.analysis import load_spec, run_analysis, spec_from_dict, spec_from_manifest
 from solvmd.analysis import columns as C
-from solvmd.analysis.synthetic import random_system, write_trajectory
+from synthetic import random_system, write_trajectory
 from solvmd.errors import SolvmdError
 
 PARTNERS = {"FSI": "resname FSI and (element N or element O)", "DME": "resname DME and element O"}

@@ -13,7 +13,7 @@ from solvmd.analysis import analyze, spec_from_dict
 from solvmd.analysis import columns as C
 from solvmd.analysis.spec import RDFSettings
 from solvmd.analysis.structure import find_cutoff
-from solvmd.analysis.synthetic import random_system, write_trajectory
+from synthetic import random_system, write_trajectory
 
 PARTNERS = {"FSI": "resname FSI and (element N or element O)", "DME": "resname DME and element O"}
 
@@ -175,7 +175,7 @@ def test_stray_close_contact_is_not_taken_as_the_first_shell():
 
 def test_pipeline_reports_noncoordinating_partner_and_override(tmp_path):
     """A partner with no peak: no cutoff, CN 0, flagged; an override in the spec is used as given."""
-    from solvmd.analysis.synthetic import ANION3, LI, SOLVENT3, build_universe
+    from synthetic import ANION3, LI, SOLVENT3, build_universe
 
     rng = np.random.default_rng(1)
     mols = [LI] * 4 + [SOLVENT3] * 4 + [ANION3] * 4

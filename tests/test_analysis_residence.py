@@ -10,8 +10,8 @@ import pytest
 
 from solvmd.analysis import AnalysisWarning, analyze, spec_from_dict
 from solvmd.analysis import columns as C
-from solvmd.analysis.dynamics import continuous_acf, intermittent_acf
-from solvmd.analysis.synthetic import LI, Molecule, build_universe
+from solvmd.analysis.residence import continuous_acf, intermittent_acf
+from synthetic import LI, Molecule, build_universe
 
 WATERISH = Molecule("DME", ["O1"], ["O"], np.zeros((1, 3)))
 
@@ -99,7 +99,7 @@ def test_too_short_trajectory_warns_instead_of_a_silent_number():
 
 
 def test_blockwise_accumulation_equals_one_block():
-    from solvmd.analysis.dynamics import contact_acfs
+    from solvmd.analysis.residence import contact_acfs
 
     rng = np.random.default_rng(3)
     h = markov_states(25, 300, 0.1, 0.02, rng)

@@ -13,7 +13,7 @@ from solvmd.analysis import analyze, spec_from_dict
 from solvmd.analysis import columns as C
 from solvmd.analysis.speciation import anion_classes, cation_classes
 from solvmd.analysis.structure import coordination_per_cation
-from solvmd.analysis.synthetic import LI, SOLVENT3, Molecule, build_universe, random_system
+from synthetic import LI, SOLVENT3, Molecule, build_universe, random_system
 
 PARTNERS = {"FSI": "resname FSI and (element N or element O)", "DME": "resname DME and element O"}
 

@@ -10,8 +10,8 @@ import pytest
 
 from solvmd.analysis import analyze, spec_from_dict
 from solvmd.analysis import columns as C
-from solvmd.analysis.dynamics import A2_PS_TO_M2_S, E_CHARGE, K_B, msd_fft
-from solvmd.analysis.synthetic import LI, Molecule, build_universe
+from solvmd.analysis.transport import A2_PS_TO_M2_S, E_CHARGE, K_B, msd_fft
+from synthetic import LI, Molecule, build_universe
 
 CL = Molecule("CL", ["Cl1"], ["Cl"], np.zeros((1, 3)))
 BOX = 40.0

@@ -28,7 +28,7 @@ TINY = {
     "size": {"salt_units": 4},
     "forcefield": {"cutoff_nm": 0.8},
 }
-SHORT = dict(friction_per_ps=5.0, heat_ps=0.4, equilibrate_ps=0.4, production_ps=1.2, report_interval_ps=0.1,
+SHORT = dict(timestep_fs=2.0, friction_per_ps=5.0, heat_ps=0.4, equilibrate_ps=0.4, production_ps=1.2, report_interval_ps=0.1,
              frame_interval_ps=0.1, checkpoint_interval_ps=0.2, minimize_max_iterations=200)
 
 
@@ -56,7 +56,9 @@ def test_build_outputs(build_dir):
     total = sum(charges.getParticleParameters(i)[0]._value for i in range(system.getNumParticles()))
     assert total == pytest.approx(0.0, abs=1e-6)
     assert "CONECT" in (build_dir / "system.pdb").read_text()
-    assert any(f.getName() == "LennardJonesGeometric" for f in system.getForces())
+    # default: the fast form of geometric mixing (solvmd.mixing), recorded in the manifest, with HMR
+    assert manifest["mixing"] == "fast" and manifest["hydrogen_mass_amu"] == 3.0
+    assert any(f.getName() == "LennardJonesGeometricCorrection" for f in system.getForces())
 
 
 def test_md_outputs_and_readers(md_run, build_dir):

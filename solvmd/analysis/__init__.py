@@ -9,8 +9,8 @@ Public API::
 One pass over the trajectory builds a tidy contact table (frame, cation, partner,
 partner molecule, donor atom, distance; see :mod:`solvmd.analysis.contacts`); every
 result is a pure function of it: :mod:`structure` (RDF, cutoffs, CN, shell census),
-:mod:`speciation` (SSIP/CIP/AGG, clusters), :mod:`dynamics` (residence times,
-diffusion, conductivity). Column names (with units) live in :mod:`columns`.
+:mod:`speciation` (SSIP/CIP/AGG, clusters), :mod:`residence` (residence times),
+:mod:`transport` (diffusion, conductivity). Column names (with units) live in :mod:`columns`.
 Interfaces (electrolyte above a sheet): :mod:`interface` (density profiles, CN vs height,
 site RDF, contact layer), run after the solvation analysis on the same contact table.
 """

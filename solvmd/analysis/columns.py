@@ -100,3 +100,22 @@ MSD_SELF = "self-diffusion (MSD)"
 NERNST_EINSTEIN = "Nernst-Einstein"
 EINSTEIN_HELFAND = "Einstein-Helfand"
 ALL_IONS = "all ions"
+
+# --- interface (electrolyte above a sheet; heights measured from the sheet plane) ---
+Z = "z_A"  # height above the sheet plane, (z - z0) mod Lz, in [0, Lz)
+HEIGHT = "height_A"  # distance to the nearer sheet face, min(z, Lz - z)
+HEIGHT_LO = "height_lo_A"
+HEIGHT_HI = "height_hi_A"
+LAYER = "layer"  # CONTACT_LAYER or "layer k"
+CONTACT_LAYER = "contact"
+ALL_SPECIES = "all"
+N_DENS = "n_per_nm3"  # molecule centres per nm^3
+MASS_DENS = "mass_g_cm3"
+N_SAMPLES = "n_samples"  # (cation, frame) samples in the bin
+G_SITE = "g_site"  # cation - metal site g(r), 3D, r in R
+N_SITE = "n_site"  # running count: cations per site within r
+G_LATERAL = "g_lateral_contact"  # in-plane g of contact-layer cations around the site
+LATERAL_LO = "lateral_lo_A"  # in-plane distance to the nearest metal site
+LATERAL_HI = "lateral_hi_A"
+# the summary table (one row per quantity)
+QUANTITY, VALUE, STD, UNIT, NOTE = "quantity", "value", "std", "unit", "note"

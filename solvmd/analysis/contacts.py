@@ -9,7 +9,7 @@ parsed per frame.
 The product is a :class:`ContactTable`: one tidy long table with a row per (frame,
 cation, donor atom) within that partner's first-shell cutoff, plus the little metadata
 every downstream analysis needs (all cations, all partner molecules, the frames). Every
-analysis in :mod:`structure`, :mod:`speciation` and :mod:`dynamics` is a pure function
+analysis in :mod:`structure`, :mod:`speciation`, :mod:`residence` and :mod:`transport` is a pure function
 of it.
 """
 
@@ -24,12 +24,12 @@ import MDAnalysis as mda
 import numpy as np
 import pandas as pd
 from MDAnalysis.analysis.base import AnalysisBase
-from MDAnalysis.lib.distances import capped_distance, minimize_vectors
-from MDAnalysis.lib.mdamath import triclinic_vectors
+from MDAnalysis.lib.distances import minimize_vectors
 
 from solvmd.analysis import columns as C
 from solvmd.analysis.spec import AnalysisSpec
 from solvmd.errors import SolvmdError
+from solvmd.geometry import box_volume, min_half_width, pairs_within
 
 
 class AnalysisWarning(UserWarning):
@@ -173,70 +173,8 @@ def resolve_groups(u: mda.Universe, spec: AnalysisSpec) -> Groups:
     )
 
 
-def _orthorhombic(dims) -> bool:
-    return bool(np.all(np.abs(np.asarray(dims[3:6], dtype=np.float64) - 90.0) < 1e-4))
-
-
-def min_half_width(dims: np.ndarray) -> float:
-    """Half the smallest perpendicular width of the (triclinic) box: the largest safe RDF range."""
-    if _orthorhombic(dims):
-        return 0.5 * float(np.min(np.asarray(dims[:3], dtype=np.float64)))
-    a, b, c = triclinic_vectors(dims).astype(np.float64)
-    vol = abs(np.dot(a, np.cross(b, c)))
-    widths = [vol / np.linalg.norm(np.cross(b, c)), vol / np.linalg.norm(np.cross(c, a)), vol / np.linalg.norm(np.cross(a, b))]
-    return 0.5 * float(min(widths))
-
-
-def box_volume(dims: np.ndarray) -> float:
-    if _orthorhombic(dims):
-        return float(np.prod(np.asarray(dims[:3], dtype=np.float64)))
-    a, b, c = triclinic_vectors(dims).astype(np.float64)
-    return float(abs(np.dot(a, np.cross(b, c))))
-
-
-_OFFSETS = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.int64)
-
-
-def pairs_within(ref: np.ndarray, conf: np.ndarray, cutoff: float, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with minimum-image |conf[j] - ref[i]| <= cutoff, and their distances.
-
-    Orthorhombic boxes at least three cutoffs wide: a vectorised cell list (cells >= cutoff,
-    candidates from the 27 neighbouring cells of each reference atom, distances in float64),
-    several times faster than a general search when the reference set is small (cations).
-    Otherwise (triclinic or small boxes): ``MDAnalysis.lib.distances.capped_distance``.
-    """
-    if len(ref) == 0 or len(conf) == 0:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    L = np.asarray(dims[:3], dtype=np.float64)
-    n = np.floor(L / cutoff).astype(np.int64)
-    if not _orthorhombic(dims) or np.any(n < 3):
-        return capped_distance(ref, conf, cutoff, box=dims, return_distances=True)
-    cs = L / n
-    ref64 = np.asarray(ref, dtype=np.float64)
-    conf64 = np.asarray(conf, dtype=np.float64)
-    cc = np.floor(conf64 / cs).astype(np.int64) % n
-    cid = (cc[:, 0] * n[1] + cc[:, 1]) * n[2] + cc[:, 2]
-    order = np.argsort(cid, kind="stable")
-    counts = np.bincount(cid, minlength=int(np.prod(n)))
-    starts = np.cumsum(counts) - counts
-    rc = np.floor(ref64 / cs).astype(np.int64) % n
-    nb = (rc[:, None, :] + _OFFSETS[None, :, :]) % n
-    nbid = ((nb[..., 0] * n[1] + nb[..., 1]) * n[2] + nb[..., 2]).ravel()
-    cnt = counts[nbid]
-    total = int(cnt.sum())
-    first = np.cumsum(cnt) - cnt  # position of each block in the candidate list
-    j = order[np.arange(total) - np.repeat(first - starts[nbid], cnt)]
-    i = np.repeat(np.repeat(np.arange(len(ref64)), _OFFSETS.shape[0]), cnt)
-    d2 = np.zeros(total)
-    for k in range(3):  # component by component: 1-D gathers are much faster than (n, 3) ones
-        dk = conf64[:, k][j] - ref64[:, k][i]
-        dk -= L[k] * np.rint(dk / L[k])
-        d2 += dk * dk
-    keep = d2 <= cutoff * cutoff
-    return np.stack([i[keep], j[keep]], axis=1), np.sqrt(d2[keep])
-
-
-def check_box(dims, frame: int) -> None:
+def check_frame_box(dims, frame: int) -> None:
+    """A trajectory frame must carry a finite periodic box (minimum-image distances need it)."""
     if dims is None or not np.all(np.isfinite(dims)) or np.any(np.asarray(dims[:3]) <= 0):
         raise SolvmdError(
             f"trajectory: frame {frame} has no periodic box (unit cell); the analysis needs the box "
@@ -260,153 +198,128 @@ class TransportRequest:
 class SolvationPass(AnalysisBase):
     """One pass over the frames: RDF histograms, close contacts, unwrapped molecule centres.
 
-    Per frame: ``capped_distance`` (cations x all donors, range ``r_max``) gives every
+    Per frame: one neighbour search (cations x all donors, range ``r_max``) gives every
     pair once; distances are binned per donor type with one ``bincount``; pairs closer
     than ``store_r`` are kept (compact int32/float32 arrays) for the contact table.
+
+    Public ``results`` after :meth:`run`: ``frames`` (trajectory frame numbers),
+    ``volumes_A3``, ``rdf_counts`` (flat (donor type x bin) histogram, or None),
+    ``inv_volume_sum`` (sum of 1/V over frames, A^-3), ``pair_cation``/``pair_donor``
+    (indices into the groups' cations/donors), ``pair_r`` (A), ``pair_frame`` (index among
+    analysed frames); with transport: ``com_A`` (frames, molecules, 3; unwrapped, drift
+    removed) and ``com_species``.
     """
 
-    def __init__(
-        self,
-        groups: Groups,
-        r_max: float | None,
-        bin_width: float,
-        store_r: float,
-        transport: TransportRequest | None = None,
-        verbose: bool = True,
-    ):
+    def __init__(self, groups: Groups, r_max: float | None, bin_width: float, store_r: float,
+                 transport: TransportRequest | None = None, verbose: bool = True):
         super().__init__(groups.cations.universe.trajectory, verbose=verbose)
         self.g = groups
         self.r_max = r_max
-        self.rdf = r_max is not None
         self.bin_width = bin_width
         self.store_r = store_r
         self.transport = transport
         self.u = groups.cations.universe
         # pairs within one molecule (cation inside a partner residue) are not contacts
         self._need_excl = np.intersect1d(groups.cations.resindices, groups.donors.resindices).size > 0
+        self._nbins = int(round(r_max / bin_width)) if r_max is not None else 0
+        self._search = max(r_max or 0.0, store_r)
 
     def _prepare(self):
-        g = self.g
-        if self.rdf:
-            self.nbins = int(round(self.r_max / self.bin_width))
-            self._hist = np.zeros(len(g.type_labels) * self.nbins, dtype=np.int64)
-        self._inv_vol_sum = 0.0
-        self._volumes: list[float] = []
-        self._frames: list[int] = []
-        self._c: list[np.ndarray] = []
-        self._d: list[np.ndarray] = []
-        self._r: list[np.ndarray] = []
-        self._fi: list[np.ndarray] = []
-        search = max(self.r_max or 0.0, self.store_r)
-        self._search = search
-        if self.transport is not None:
-            self._prep_transport()
-
-    def _prep_transport(self):
-        t = self.transport
-        self._tr_species = np.concatenate(
-            [np.full(rg.n_residues, k, dtype=np.int64) for k, rg in enumerate(t.residues)]
-        )
-        # per atom: which followed molecule it belongs to, and its weight in that molecule's centre
-        res_ids = np.concatenate([rg.ix for rg in t.residues])
-        self._n_mol = res_ids.size
-        mol_of_atom = []
-        atom_ix = []
-        weights = []
-        masses_ok = hasattr(self.u.atoms, "masses")
-        for m, rix in enumerate(res_ids):
-            res = self.u.residues[rix]
-            ix = res.atoms.ix
-            w = res.atoms.masses.astype(np.float64) if masses_ok else np.ones(ix.size)
-            if not np.all(w > 0):
-                w = np.ones(ix.size)
-            atom_ix.append(ix)
-            mol_of_atom.append(np.full(ix.size, m))
-            weights.append(w / w.sum())
-        self._tr_atom_ix = np.concatenate(atom_ix)
-        self._tr_mol_of_atom = np.concatenate(mol_of_atom)
-        self._tr_w = np.concatenate(weights)
-        if t.remove_com_drift:
-            self._all_ix = np.arange(self.u.atoms.n_atoms)
-            m = self.u.atoms.masses.astype(np.float64) if masses_ok else np.ones(self.u.atoms.n_atoms)
-            if not np.all(m > 0):
-                m = np.ones_like(m)
-            self._sys_w = m / m.sum()
-            self._follow_ix = self._all_ix
-            self._tr_local = self._tr_atom_ix
-        else:
-            self._follow_ix = np.unique(self._tr_atom_ix)
-            self._tr_local = np.searchsorted(self._follow_ix, self._tr_atom_ix)
-        self._prev = None
-        self._unwrapped = None
+        r = self.results
+        r.rdf_counts = np.zeros(len(self.g.type_labels) * self._nbins, dtype=np.int64) if self.r_max else None
+        r.inv_volume_sum = 0.0
+        self._volumes, self._frames, self._c, self._d, self._r, self._fi = [], [], [], [], [], []
         self._com: list[np.ndarray] = []
+        self._unwrap = _Unwrapper(self.u, self.transport) if self.transport is not None else None
 
     def _single_frame(self):
-        ts = self._ts
-        dims = ts.dimensions
-        check_box(dims, ts.frame)
-        if self.rdf and self.r_max > min_half_width(dims) + 1e-6:  # cheap for orthorhombic boxes
-            raise SolvmdError(
-                f"rdf.r_max_A: {self.r_max} A is more than half the box width at frame {ts.frame} "
-                f"({min_half_width(dims):.2f} A); choose a smaller range"
-            )
-        vol = box_volume(dims)
+        ts, g, r = self._ts, self.g, self.results
+        _check_frame(ts.dimensions, ts.frame, self.r_max)
+        vol = box_volume(ts.dimensions)
         self._volumes.append(vol)
-        self._inv_vol_sum += 1.0 / vol
+        r.inv_volume_sum += 1.0 / vol
         self._frames.append(ts.frame)
-        g = self.g
-        pairs, dist = pairs_within(g.cations.positions, g.donors.positions, self._search, dims)
+        pairs, dist = pairs_within(g.cations.positions, g.donors.positions, self._search, ts.dimensions)
         if self._need_excl and len(pairs):
             keep = g.cations.resindices[pairs[:, 0]] != g.donors.resindices[pairs[:, 1]]
             pairs, dist = pairs[keep], dist[keep]
-        if self.rdf:
+        if r.rdf_counts is not None:
             b = (dist / self.bin_width).astype(np.int64)
-            ok = b < self.nbins
-            self._hist += np.bincount(
-                g.donor_type[pairs[ok, 1]] * self.nbins + b[ok], minlength=self._hist.size
-            )
+            ok = b < self._nbins
+            r.rdf_counts += np.bincount(g.donor_type[pairs[ok, 1]] * self._nbins + b[ok], minlength=r.rdf_counts.size)
         close = dist <= self.store_r
-        n = int(close.sum())
         self._c.append(pairs[close, 0].astype(np.int32))
         self._d.append(pairs[close, 1].astype(np.int32))
         self._r.append(dist[close].astype(np.float32))
-        self._fi.append(np.full(n, self._frame_index, dtype=np.int32))
-        if self.transport is not None:
-            self._transport_frame(dims)
-
-    def _transport_frame(self, dims):
-        x = self.u.atoms.positions[self._follow_ix].astype(np.float64)
-        if self._prev is None:
-            self._unwrapped = x.copy()
-        else:
-            # displacement since the previous analysed frame, minimum image (no jumps)
-            self._unwrapped += minimize_vectors(x - self._prev, dims.astype(np.float64))
-        self._prev = x
-        xu = self._unwrapped
-        xw = xu[self._tr_local] * self._tr_w[:, None]
-        com = np.stack(
-            [np.bincount(self._tr_mol_of_atom, weights=xw[:, k], minlength=self._n_mol) for k in range(3)], axis=1
-        )
-        if self.transport.remove_com_drift:
-            com -= self._sys_w @ xu
-        self._com.append(com)
+        self._fi.append(np.full(int(close.sum()), self._frame_index, dtype=np.int32))
+        if self._unwrap is not None:
+            self._com.append(self._unwrap.centres(ts.dimensions))
 
     def _conclude(self):
-        self.frames_ = np.asarray(self._frames, dtype=np.int64)
-        self.volumes_A3 = np.asarray(self._volumes)
-        self.n_frames_ = self.frames_.size
-        if self.n_frames_ == 0:
+        r = self.results
+        r.frames = np.asarray(self._frames, dtype=np.int64)
+        r.volumes_A3 = np.asarray(self._volumes)
+        if r.frames.size == 0:
             raise SolvmdError("frames: the frame range selects no frames of the trajectory")
         cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-        self.pair_cation = cat(self._c, np.int32)
-        self.pair_donor = cat(self._d, np.int32)
-        self.pair_r = cat(self._r, np.float32)
-        self.pair_frame = cat(self._fi, np.int32)
+        r.pair_cation, r.pair_donor = cat(self._c, np.int32), cat(self._d, np.int32)
+        r.pair_r, r.pair_frame = cat(self._r, np.float32), cat(self._fi, np.int32)
         self._c = self._d = self._r = self._fi = []
-        if self.transport is not None:
-            self.com_A = np.stack(self._com)  # (frames, molecules, 3), unwrapped, drift removed
-            self.com_species = self._tr_species
+        if self._unwrap is not None:
+            r.com_A = np.stack(self._com)
+            r.com_species = self._unwrap.species
             self._com = []
+
+
+def _check_frame(dims, frame: int, r_max: float | None) -> None:
+    check_frame_box(dims, frame)
+    if r_max is not None and r_max > min_half_width(dims) + 1e-6:  # cheap for orthorhombic boxes
+        raise SolvmdError(
+            f"rdf.r_max_A: {r_max} A is more than half the box width at frame {frame} "
+            f"({min_half_width(dims):.2f} A); choose a smaller range"
+        )
+
+
+def _unit_weights(atoms: mda.AtomGroup) -> np.ndarray:
+    """Masses of the atoms normalised to 1 (equal weights where a mass is missing or <= 0)."""
+    w = atoms.masses.astype(np.float64) if hasattr(atoms, "masses") else np.ones(atoms.n_atoms)
+    if not np.all(w > 0):
+        w = np.ones(atoms.n_atoms)
+    return w / w.sum()
+
+
+class _Unwrapper:
+    """Centres of mass of the followed molecules, unwrapped frame to frame (minimum image)."""
+
+    def __init__(self, u: mda.Universe, t: TransportRequest):
+        self.u, self.remove_drift = u, t.remove_com_drift
+        self.species = np.concatenate([np.full(rg.n_residues, k, dtype=np.int64) for k, rg in enumerate(t.residues)])
+        residues = [u.residues[rix] for rg in t.residues for rix in rg.ix]
+        self.n_mol = len(residues)
+        atom_ix = np.concatenate([res.atoms.ix for res in residues])
+        self.mol_of_atom = np.concatenate([np.full(res.atoms.n_atoms, m) for m, res in enumerate(residues)])
+        self.w = np.concatenate([_unit_weights(res.atoms) for res in residues])
+        if self.remove_drift:
+            self.sys_w = _unit_weights(u.atoms)
+            self.follow_ix, self.local = np.arange(u.atoms.n_atoms), atom_ix
+        else:
+            self.follow_ix = np.unique(atom_ix)
+            self.local = np.searchsorted(self.follow_ix, atom_ix)
+        self.prev = self.unwrapped = None
+
+    def centres(self, dims) -> np.ndarray:
+        """(molecules, 3) unwrapped centres at the current frame, system drift removed if asked."""
+        x = self.u.atoms.positions[self.follow_ix].astype(np.float64)
+        if self.prev is None:
+            self.unwrapped = x.copy()
+        else:  # displacement since the previous analysed frame, minimum image (no jumps)
+            self.unwrapped += minimize_vectors(x - self.prev, dims.astype(np.float64))
+        self.prev = x
+        xw = self.unwrapped[self.local] * self.w[:, None]
+        com = np.stack([np.bincount(self.mol_of_atom, weights=xw[:, k], minlength=self.n_mol) for k in range(3)], 1)
+        if self.remove_drift:
+            com -= self.sys_w @ self.unwrapped
+        return com
 
 
 # --------------------------------------------------------------------------- contact table
@@ -482,27 +395,27 @@ class ContactTable:
 
 
 def build_contact_table(
-    sp: SolvationPass, groups: Groups, cutoffs: dict[str, float | None], times_ps: np.ndarray
+    res, groups: Groups, cutoffs: dict[str, float | None], times_ps: np.ndarray
 ) -> ContactTable:
-    """Filter the stored close pairs by each partner's cutoff into the tidy long table."""
+    """Filter the stored close pairs (``SolvationPass.results``) by each partner's cutoff into the tidy long table."""
     cut = np.array([np.nan if cutoffs.get(n) is None else cutoffs[n] for n in groups.partner_names], dtype=np.float64)
-    part = groups.donor_partner[sp.pair_donor]
-    keep = sp.pair_r <= cut[part]  # NaN (not coordinating) -> False
-    donor_atoms = groups.donors.ix[sp.pair_donor[keep]]
-    order = np.lexsort((sp.pair_r[keep], groups.cations.ix[sp.pair_cation[keep]], sp.pair_frame[keep]))
+    part = groups.donor_partner[res.pair_donor]
+    keep = res.pair_r <= cut[part]  # NaN (not coordinating) -> False
+    donor_atoms = groups.donors.ix[res.pair_donor[keep]]
+    order = np.lexsort((res.pair_r[keep], groups.cations.ix[res.pair_cation[keep]], res.pair_frame[keep]))
     df = pd.DataFrame(
         {
-            C.FRAME: sp.frames_[sp.pair_frame[keep]][order],
-            C.CATION: groups.cations.ix[sp.pair_cation[keep]][order],
+            C.FRAME: res.frames[res.pair_frame[keep]][order],
+            C.CATION: groups.cations.ix[res.pair_cation[keep]][order],
             C.PARTNER: pd.Categorical.from_codes(part[keep][order], categories=groups.partner_names),
-            C.PARTNER_RES: groups.donors.resindices[sp.pair_donor[keep]][order],
+            C.PARTNER_RES: groups.donors.resindices[res.pair_donor[keep]][order],
             C.DONOR: donor_atoms[order],
-            C.DIST: sp.pair_r[keep][order].astype(np.float64),
+            C.DIST: res.pair_r[keep][order].astype(np.float64),
         }
     )
     return ContactTable(
         pairs=df.reset_index(drop=True),
-        frames=sp.frames_,
+        frames=res.frames,
         times_ps=times_ps,
         cations=np.sort(groups.cations.ix),
         partner_res=dict(groups.partner_res),

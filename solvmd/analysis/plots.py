@@ -128,3 +128,49 @@ def plot_speciation(spec: pd.DataFrame) -> Figure:
     ax.set_title("Ion pairing: anion-centric (anion bound to 0/1/≥2 cations) and cation-centric (network)", fontsize=8)
     ax.legend(fontsize=8, ncols=3, loc="upper center")
     return fig
+
+
+def plot_interface_density(density: pd.DataFrame) -> Figure:
+    """Number density per species (top) and total mass density (bottom) against the height above the sheet."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    per_species = density[density[C.SPECIES] != C.ALL_SPECIES]
+    for k, (name, sub) in enumerate(per_species.groupby(C.SPECIES, sort=False)):
+        ax.plot(sub[C.Z], sub[C.N_DENS], lw=1.2, color=PALETTE[k % len(PALETTE)], label=name)
+    ax.set_ylabel("ρ (molecules nm⁻³)")
+    ax.legend(fontsize=7, ncol=2)
+    tot = density[density[C.SPECIES] == C.ALL_SPECIES]
+    ax2.plot(tot[C.Z], tot[C.MASS_DENS], color="k", lw=1.2)
+    ax2.set_ylabel("ρ (g cm⁻³)")
+    ax2.set_xlabel("z above the sheet (Å)")
+    return fig
+
+
+def plot_interface_coordination(coord: pd.DataFrame, contact_A: float) -> Figure:
+    """Cation CN (molecules) per partner against the cation height; the contact layer edge dotted."""
+    fig = Figure(figsize=(6.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for k, (name, sub) in enumerate(coord.groupby(C.PARTNER, sort=False)):
+        total = name == C.TOTAL
+        ax.plot(sub[C.HEIGHT], sub[C.CN_MOL], marker="o", ms=3, lw=1.8 if total else 1.0,
+                color="k" if total else PALETTE[k % len(PALETTE)], label=name)
+    ax.axvline(contact_A, color="tab:red", ls=":", lw=1)
+    ax.set_xlabel("cation height above the sheet (Å)")
+    ax.set_ylabel("CN (molecules)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_site_rdf(site: pd.DataFrame) -> Figure:
+    """Cation - metal site g(r) (3D), the lateral g of contact-layer cations, and the running count."""
+    fig = Figure(figsize=(6.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(site[C.R], site[C.G_SITE], color="k", label="g(r) cation–metal (3D)")
+    ax.plot(site[C.R], site[C.G_LATERAL], color="tab:blue", lw=1, label="lateral g, contact layer")
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g")
+    ax2 = ax.twinx()
+    ax2.plot(site[C.R], site[C.N_SITE], color="grey", ls="--", lw=1)
+    ax2.set_ylabel("n(r): cations per site", color="grey")
+    ax.legend(fontsize=7)
+    return fig

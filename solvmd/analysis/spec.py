@@ -192,48 +192,22 @@ def _donor_selection(residue: str, donors: list[str], has_elements: bool) -> str
     return f"resname {residue} and ({inner})"
 
 
-def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: Any) -> AnalysisSpec:
-    """The spec for solvmd's own runs: ``build_dir/manifest.json`` + ``md_dir/md.json``.
+def _has_elements(topology: Path) -> bool:
+    """Does the topology carry elements for every atom (else donors are selected by name)?"""
+    if not topology.is_file():
+        return True
+    import warnings
 
-    Cations are every species with role ``cation``; partners are every solvent and
-    anion species present (count > 0) with their registry donor elements; formal
-    charges come from the manifest (charge scaling is recorded but not applied).
-    Keyword ``overrides`` replace top-level spec fields (e.g. ``cutoffs_A``).
-    """
-    build_dir, md_dir = Path(build_dir), Path(md_dir)
-    man_path = build_dir / "manifest.json"
-    if not man_path.is_file():
-        raise SolvmdError(f"manifest {man_path} not found: run `solvmd build` first")
-    try:
-        manifest = json.loads(man_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{man_path}: not valid JSON: {err}") from None
-    md_info: dict[str, Any] = {}
-    md_json = md_dir / "md.json"
-    if md_json.is_file():
-        md_info = json.loads(md_json.read_text())
-    topology = build_dir / "system.pdb"
-    trajectory = md_dir / "traj.xtc"
-    if not trajectory.exists() and (md_dir / "traj.dcd").exists():
-        trajectory = md_dir / "traj.dcd"
+    import MDAnalysis as mda
 
-    species = [s for s in manifest.get("species", []) if int(s.get("count", 0)) > 0]
-    if not species:
-        raise SolvmdError(f"{man_path}: field `species` lists no species with count > 0")
-    has_elements = True
-    if topology.is_file():
-        import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe(str(topology))
+    return hasattr(u.atoms, "elements") and all(str(e).strip() for e in u.atoms.elements)
 
-        import MDAnalysis as mda
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            u = mda.Universe(str(topology))
-        has_elements = hasattr(u.atoms, "elements") and all(str(e).strip() for e in u.atoms.elements)
-
-    cations = [s["residue"] for s in species if s.get("role") == "cation"]
-    if not cations:
-        raise SolvmdError(f"{man_path}: no species with role 'cation' in `species`")
+def _partners(species: list[dict], has_elements: bool) -> tuple[dict[str, str], list[str], dict[str, float]]:
+    """(partner name -> donor selection, anion partners, residue -> formal charge) from manifest species rows."""
     partners: dict[str, str] = {}
     anions: list[str] = []
     charges: dict[str, float] = {}
@@ -249,6 +223,38 @@ def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: A
         partners[s["name"]] = _donor_selection(s["residue"], donors, has_elements)
         if role == "anion":
             anions.append(s["name"])
+    return partners, anions, charges
+
+
+def spec_from_manifest(build_dir: str | Path, md_dir: str | Path, **overrides: Any) -> AnalysisSpec:
+    """The spec for solvmd's own runs: ``build_dir/manifest.json`` + ``md_dir/md.json``.
+
+    Cations are every species with role ``cation``; partners are every solvent and
+    anion species present (count > 0) with their registry donor elements; formal
+    charges come from the manifest (charge scaling is recorded but not applied).
+    Keyword ``overrides`` replace top-level spec fields (e.g. ``cutoffs_A``).
+    """
+    build_dir, md_dir = Path(build_dir), Path(md_dir)
+    from solvmd.build.system import read_manifest  # OpenMM-heavy: imported when used
+
+    man_path = build_dir / "manifest.json"
+    manifest = read_manifest(build_dir)
+    md_info: dict[str, Any] = {}
+    md_json = md_dir / "md.json"
+    if md_json.is_file():
+        md_info = json.loads(md_json.read_text())
+    topology = build_dir / "system.pdb"
+    trajectory = md_dir / "traj.xtc"
+    if not trajectory.exists() and (md_dir / "traj.dcd").exists():
+        trajectory = md_dir / "traj.dcd"
+
+    species = [s for s in manifest.get("species", []) if int(s.get("count", 0)) > 0]
+    if not species:
+        raise SolvmdError(f"{man_path}: field `species` lists no species with count > 0")
+    cations = [s["residue"] for s in species if s.get("role") == "cation"]
+    if not cations:
+        raise SolvmdError(f"{man_path}: no species with role 'cation' in `species`")
+    partners, anions, charges = _partners(species, _has_elements(topology))
     data: dict[str, Any] = {
         "topology": str(topology),
         "trajectory": str(trajectory),

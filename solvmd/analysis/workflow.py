@@ -19,7 +19,8 @@ import pandas as pd
 
 from solvmd.io import atomic_path, write_text_atomic
 from solvmd.analysis import columns as C
-from solvmd.analysis import dynamics, plots, speciation, structure
+from solvmd.analysis import plots, residence, speciation, structure
+from solvmd.analysis import transport as transport_mod
 from solvmd.analysis.contacts import (
     AnalysisWarning,
     ContactTable,
@@ -27,13 +28,13 @@ from solvmd.analysis.contacts import (
     SolvationPass,
     TransportRequest,
     build_contact_table,
-    check_box,
-    min_half_width,
+    check_frame_box,
     open_universe,
     resolve_groups,
 )
 from solvmd.analysis.spec import AnalysisSpec
 from solvmd.errors import SolvmdError
+from solvmd.geometry import min_half_width
 
 DEFAULT_R_MAX_A = 8.0
 
@@ -152,17 +153,9 @@ def _store_radius(spec: AnalysisSpec, r_max: float) -> float:
     return min(r_max, max([spec.rdf.first_peak_max_A + 2.0, *spec.cutoffs_A.values()]))
 
 
-def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> AnalysisResults:
-    """Run every analysis in memory; returns the tables (no files written).
-
-    ``universe``: an already loaded MDAnalysis Universe to analyse instead of opening
-    ``spec.topology``/``spec.trajectory`` (those are then only recorded).
-    """
-    u = universe if universe is not None else open_universe(spec)
-    g = resolve_groups(u, spec)
-    start, stop, step = _frame_slice(spec, u.trajectory.n_frames)
-    check_box(u.trajectory[start].dimensions, start)
-    half = min_half_width(u.trajectory[start].dimensions)
+def _rdf_range(spec: AnalysisSpec, dims) -> float:
+    """RDF range (A): the spec's, or 8 A capped at half the box; every cutoff must lie inside it."""
+    half = min_half_width(dims)
     if spec.rdf.r_max_A is not None:
         r_max = float(spec.rdf.r_max_A)
         if r_max > half + 1e-6:
@@ -174,77 +167,36 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
     for name, c in spec.cutoffs_A.items():
         if c > r_max:
             raise SolvmdError(f"cutoffs_A.{name}: {c} A is beyond the RDF range {r_max:.2f} A")
+    return r_max
+
+
+def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> AnalysisResults:
+    """Run every analysis in memory; returns the tables (no files written).
+
+    ``universe``: an already loaded MDAnalysis Universe to analyse instead of opening
+    ``spec.topology``/``spec.trajectory`` (those are then only recorded).
+    """
+    u = universe if universe is not None else open_universe(spec)
+    g = resolve_groups(u, spec)
+    frames = _frame_slice(spec, u.trajectory.n_frames)
+    check_frame_box(u.trajectory[frames[0]].dimensions, frames[0])
+    r_max = _rdf_range(spec, u.trajectory[frames[0]].dimensions)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always", AnalysisWarning)
-        dt, dt_source = _timestep(spec, u)
-
-        transport, charges = (None, [])
-        if spec.transport.enabled:
-            transport, charges = _transport_request(spec, u, g)
-        store_r = _store_radius(spec, r_max)
-        sp = SolvationPass(g, r_max, spec.rdf.bin_A, store_r, transport=transport, verbose=verbose)
-        sp.run(start=start, stop=stop, step=step)
-        times = (sp.frames_ - sp.frames_[0]) * dt
-
-        rdf = structure.rdf_table(
-            sp._hist, g.type_labels, g.n_donors_per_type, g.cations.n_atoms, sp.n_frames_, sp._inv_vol_sum, spec.rdf.bin_A
-        )
-        cut_info = structure.determine_cutoffs(rdf, g.partner_names, spec.cutoffs_A, spec.rdf)
-        for n, info in cut_info.items():
-            if info[C.CUTOFF] is None:
-                warnings.warn(
-                    f"partner {n}: not coordinating ({info['reason']}); CN reported as 0, no cutoff "
-                    f"(override with cutoffs_A.{n} if it does coordinate)",
-                    AnalysisWarning,
-                )
-        cutoffs = {n: info[C.CUTOFF] for n, info in cut_info.items()}
-        need = max([c for c in cutoffs.values() if c is not None], default=0.0)
-        if need > store_r:  # an automatic cutoff beyond the stored contacts: collect them again
-            sp2 = SolvationPass(g, None, spec.rdf.bin_A, need, transport=None, verbose=verbose)
-            sp2.run(start=start, stop=stop, step=step)
-            sp.pair_cation, sp.pair_donor, sp.pair_r, sp.pair_frame = (
-                sp2.pair_cation, sp2.pair_donor, sp2.pair_r, sp2.pair_frame,
-            )  # fmt: skip
-        ct = build_contact_table(sp, g, cutoffs, times)
-
-        res = AnalysisResults()
-        res["rdf"] = rdf
-        res["cutoffs"] = pd.DataFrame(
-            [{C.PARTNER: n, **{k: v for k, v in info.items()}} for n, info in cut_info.items()]
-        )
-        res["coordination"] = structure.coordination_table(ct, rdf)
-        res["coordination_distribution"] = structure.coordination_distribution(ct)
-        res["coordination_frames"] = structure.coordination_per_frame(ct)
-        res["shells"] = structure.shell_census(ct)
-        res["speciation"] = speciation.speciation_table(ct)
-        res["clusters"] = speciation.cluster_table(ct)
-        if not spec.anions:
-            warnings.warn(
-                "anions: no partner is listed as an anion; SSIP/CIP/AGG and clusters are not computed",
-                AnalysisWarning,
-            )
-        if spec.residence.enabled:
-            res["residence"], res["residence_acf"] = dynamics.residence_times(ct, spec.residence.max_lag_ps)
-        if transport is not None and np.isfinite(dt):
-            res["transport"], res["msd"] = dynamics.transport_table(
-                sp.com_A, sp.com_species, transport.species, charges, times, sp.volumes_A3,
-                spec.temperature_K, spec.transport.fit_start_frac, spec.transport.fit_stop_frac,
-            )  # fmt: skip
-        res["contacts"] = ct.pairs
+        res, passed, transport, charges, dt, dt_source = _analyze(spec, u, g, frames, r_max, verbose)
     msgs = []
     for w in rec:  # re-emit after recording; the analysis' own warnings also go to analysis.json
         if issubclass(w.category, AnalysisWarning):
             msgs.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    res.contacts = ct
-    res.cutoffs = cut_info
+    times = res.contacts.times_ps
     res.meta = {
         "n_atoms": int(u.atoms.n_atoms),
         "n_cations": int(g.cations.n_atoms),
         "cation_species": [str(x) for x in dict.fromkeys(g.cations.residues.resnames)]
         if hasattr(g.cations.residues, "resnames") else [],
-        "n_frames_analysed": int(sp.n_frames_),
-        "frames": {"start": start, "stop": stop, "step": step},
+        "n_frames_analysed": int(passed.frames.size),
+        "frames": dict(zip(("start", "stop", "step"), frames)),
         "dt_ps": dt,
         "dt_source": dt_source,
         "analysed_time_ps": float(times[-1]) if times.size else 0.0,
@@ -259,6 +211,66 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
         "warnings": msgs,
     }
     return res
+
+
+def _contact_pass(spec: AnalysisSpec, g: Groups, frames, r_max: float, transport, dt: float, verbose: bool):
+    """The one pass over the frames, the RDFs and cutoffs from it, and the contact table.
+
+    Returns (pass results, RDF table, cutoff info per partner, contact table).
+    """
+    start, stop, step = frames
+    store_r = _store_radius(spec, r_max)
+    sp = SolvationPass(g, r_max, spec.rdf.bin_A, store_r, transport=transport, verbose=verbose)
+    sp.run(start=start, stop=stop, step=step)
+    passed = sp.results
+    times = (passed.frames - passed.frames[0]) * dt
+    rdf = structure.rdf_table(passed.rdf_counts, g.type_labels, g.n_donors_per_type, g.cations.n_atoms,
+                              passed.frames.size, passed.inv_volume_sum, spec.rdf.bin_A)
+    cut_info = structure.determine_cutoffs(rdf, g.partner_names, spec.cutoffs_A, spec.rdf)
+    for n, info in cut_info.items():
+        if info[C.CUTOFF] is None:
+            warnings.warn(
+                f"partner {n}: not coordinating ({info['reason']}); CN reported as 0, no cutoff "
+                f"(override with cutoffs_A.{n} if it does coordinate)",
+                AnalysisWarning,
+            )
+    cutoffs = {n: info[C.CUTOFF] for n, info in cut_info.items()}
+    need = max([c for c in cutoffs.values() if c is not None], default=0.0)
+    if need > store_r:  # an automatic cutoff beyond the stored contacts: collect them again
+        sp2 = SolvationPass(g, None, spec.rdf.bin_A, need, transport=None, verbose=verbose)
+        sp2.run(start=start, stop=stop, step=step)
+        for key in ("pair_cation", "pair_donor", "pair_r", "pair_frame"):
+            passed[key] = sp2.results[key]
+    return passed, rdf, cut_info, build_contact_table(passed, g, cutoffs, times)
+
+
+def _analyze(spec: AnalysisSpec, u, g: Groups, frames, r_max: float, verbose: bool):
+    """All tables (warnings are raised, not recorded, here)."""
+    dt, dt_source = _timestep(spec, u)
+    transport, charges = _transport_request(spec, u, g) if spec.transport.enabled else (None, [])
+    passed, rdf, cut_info, ct = _contact_pass(spec, g, frames, r_max, transport, dt, verbose)
+    res = AnalysisResults()
+    res["rdf"] = rdf
+    res["cutoffs"] = pd.DataFrame([{C.PARTNER: n, **info} for n, info in cut_info.items()])
+    res["coordination"] = structure.coordination_table(ct, rdf)
+    res["coordination_distribution"] = structure.coordination_distribution(ct)
+    res["coordination_frames"] = structure.coordination_per_frame(ct)
+    res["shells"] = structure.shell_census(ct)
+    res["speciation"] = speciation.speciation_table(ct)
+    res["clusters"] = speciation.cluster_table(ct)
+    if not spec.anions:
+        warnings.warn("anions: no partner is listed as an anion; SSIP/CIP/AGG and clusters are not computed",
+                      AnalysisWarning)
+    if spec.residence.enabled:
+        res["residence"], res["residence_acf"] = residence.residence_times(ct, spec.residence.max_lag_ps)
+    if transport is not None and np.isfinite(dt):
+        res["transport"], res["msd"] = transport_mod.transport_table(
+            passed.com_A, passed.com_species, transport.species, charges, ct.times_ps, passed.volumes_A3,
+            spec.temperature_K, spec.transport.fit_start_frac, spec.transport.fit_stop_frac,
+        )  # fmt: skip
+    res["contacts"] = ct.pairs
+    res.contacts, res.cutoffs = ct, cut_info
+    return res, passed, transport, charges, dt, dt_source
 
 
 # --------------------------------------------------------------------------- writing

@@ -20,6 +20,7 @@ import numpy as np
 
 from solvmd import complexes as cx_registry
 from solvmd import species as species_registry
+from solvmd.geometry import axis_rotation, rotation_to
 
 REFINE_PASSES = 4  # coordinate-descent passes over the ligand rotation angles
 OCTAHEDRON = np.array([[0, 0, 1], [0, 0, -1], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], dtype=float)
@@ -44,24 +45,6 @@ class ComplexStructure:
     bonds: list[tuple[int, int, float]]
 
 
-def _rotation_to(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation matrix turning unit vector a onto unit vector b."""
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    v, c = np.cross(a, b), float(np.dot(a, b))
-    if c < -1.0 + 1e-9:  # antiparallel: rotate by pi about any axis perpendicular to a
-        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        perp /= np.linalg.norm(perp)
-        return 2.0 * np.outer(perp, perp) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
-
-
-def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = axis / np.linalg.norm(axis)
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * kx @ kx
-
-
 def place_ligand(name: str, site_A: np.ndarray, outward: np.ndarray, placed_A: np.ndarray) -> tuple[np.ndarray, int]:
     """Coordinates (angstrom) of ligand ``name`` with its donor atom at ``site_A``, pointing along
     ``outward``, rotated about that axis away from ``placed_A``; and the donor's index in the ligand."""
@@ -74,10 +57,10 @@ def place_ligand(name: str, site_A: np.ndarray, outward: np.ndarray, placed_A: n
     xyz = sp.coordinates() - sp.coordinates()[donor]
     nbrs = [n.GetIdx() for n in mol.GetAtomWithIdx(donor).GetNeighbors()]
     body = xyz[nbrs].mean(axis=0) if nbrs else xyz.mean(axis=0)
-    xyz = xyz @ _rotation_to(body, outward).T
+    xyz = xyz @ rotation_to(body, outward).T
     best, best_d = xyz, -np.inf
     for angle in np.linspace(0.0, 2.0 * np.pi, 72, endpoint=False):
-        trial = xyz @ _axis_rotation(outward, angle).T + site_A
+        trial = xyz @ axis_rotation(outward, angle).T + site_A
         d = np.min(np.linalg.norm(trial[:, None, :] - placed_A[None, :, :], axis=-1)) if len(placed_A) else 0.0
         if d > best_d:
             best, best_d = trial, d

@@ -22,8 +22,8 @@ from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
 from solvmd.recipe import Recipe
+from solvmd.units import AVOGADRO
 
-AVOGADRO = 6.02214076e23
 
 
 @dataclass(frozen=True)

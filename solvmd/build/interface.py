@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,20 @@ import openmm
 from openmm import app, unit
 
 from solvmd import species as species_registry
-from solvmd.build.composition import AVOGADRO, Composition, resolve
+from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
-from solvmd.build.system import build_topology, species_table, versions, write_build
+from solvmd.build.system import build_topology, nonbonded_record, species_table, versions, write_build
 from solvmd.errors import SolvmdError
-from solvmd.forcefield import (LJ_EXPRESSION, PairOverride, _custom_lj, finish_nonbonded, forcefield_files,
-                               nonbonded_force, parameterize)
+from solvmd.forcefield import finish_nonbonded, forcefield_files, nonbonded_force, parameterize
+from solvmd.geometry import self_pairs_within
+from solvmd.mixing import MixingMode, PairOverride
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, Recipe, Size
+from solvmd.log import get_logger, log_to
+from solvmd.units import AVOGADRO
 
-BAROSTATS = ("isotropic", "z", "none")
+LOG = get_logger("build")
+
 DONOR_ELEMENTS = ("O", "N", "F", "Cl", "S")
 
 
@@ -114,15 +119,9 @@ def add_sheet_to_topology(topology: app.Topology, sheet: Sheet) -> list[app.topo
 
 def sheet_exclusions(sheet: Sheet, cutoff_nm: float) -> list[tuple[int, int]]:
     """Sheet-local pairs closer than the cutoff (minimum image in x, y)."""
-    xy = sheet.xyz_nm[:, :2]
-    L = np.asarray(sheet.box_xy_nm)
-    pairs = []
-    for i in range(len(xy) - 1):
-        d = xy[i + 1:] - xy[i]
-        d -= L * np.rint(d / L)
-        close = np.flatnonzero((d * d).sum(1) < (cutoff_nm * 1.05) ** 2)
-        pairs += [(i, i + 1 + int(k)) for k in close]
-    return pairs
+    flat = np.column_stack([sheet.xyz_nm[:, :2], np.zeros(sheet.n_atoms)])
+    dims = [*sheet.box_xy_nm, 1e3, 90.0, 90.0, 90.0]
+    return [(int(i), int(j)) for i, j in self_pairs_within(flat, cutoff_nm * 1.05, dims)]
 
 
 def add_frozen_sheet(system: openmm.System, sheet: Sheet, cutoff_nm: float) -> int:
@@ -149,35 +148,20 @@ def add_frozen_sheet(system: openmm.System, sheet: Sheet, cutoff_nm: float) -> i
 
 
 def finish_interface_nonbonded(system: openmm.System, sheet_range: tuple[int, int],
-                               overrides: list[PairOverride] | tuple = ()) -> openmm.System:
-    """OPLS geometric mixing (+ overrides), then sheet-liquid LJ moved to its own force.
+                               overrides: list[PairOverride] | tuple = (), mixing: MixingMode = "exact",
+                               correction_cutoff_nm: float = 0.6) -> openmm.System:
+    """OPLS geometric mixing (+ overrides) for the liquid; sheet-liquid LJ in its own force.
 
     The analytic long-range (dispersion) correction assumes a homogeneous fluid; with the
     sheet atoms in it, it adds a spurious uniform attraction (~ -90 bar for the demo
-    interface) that compresses the liquid. So the main LJ force keeps the correction for
-    liquid-liquid pairs only (sheet parameters zeroed there), and sheet-liquid LJ goes to
-    ``LennardJonesSheet`` (interaction group sheet x liquid, no correction: the wall tail
-    beyond the cutoff is neglected). Sheet-sheet pairs have no LJ at all (frozen).
+    interface) that compresses the liquid. So the liquid's LJ forces keep the correction
+    for liquid-liquid pairs only, and sheet-liquid LJ goes to ``LennardJonesSheet``
+    (exact geometric, interaction group sheet x liquid, no correction: the wall tail beyond
+    the cutoff is neglected). Sheet-sheet pairs have no LJ at all (frozen).
     """
-    finish_nonbonded(system, "geometric", overrides)
-    forces = [i for i in range(system.getNumForces()) if system.getForce(i).getName() == "LennardJonesGeometric"]
-    if len(forces) != 1:
-        raise SolvmdError("expected one LennardJonesGeometric force after geometric mixing")
-    main = system.getForce(forces[0])
-    n = system.getNumParticles()
-    params = [main.getParticleParameters(i) for i in range(n)]
-    a = np.array([p[0] for p in params])
-    b = np.array([p[1] for p in params])
     s0, s1 = sheet_range
-    sheet_lj = _custom_lj(LJ_EXPRESSION, nonbonded_force(system), a, b, "LennardJonesSheet")
-    sheet_lj.setUseLongRangeCorrection(False)
-    sheet_lj.addInteractionGroup(list(range(s0, s1)), [i for i in range(n) if not s0 <= i < s1])
-    for k in range(main.getNumExclusions()):
-        sheet_lj.addExclusion(*main.getExclusionParticles(k))
-    for i in range(s0, s1):
-        main.setParticleParameters(i, [0.0, 0.0])
-    system.addForce(sheet_lj)
-    return system
+    liquid = [i for i in range(system.getNumParticles()) if not s0 <= i < s1]
+    return finish_nonbonded(system, "geometric", overrides, mixing, correction_cutoff_nm, fluid_atoms=liquid)
 
 
 def _sheet_selection(sel: str, sheet: Sheet, start: int, field_name: str) -> list[int]:
@@ -263,138 +247,138 @@ def cross_terms(system: openmm.System, sheet: Sheet, start: int, topology: app.T
     return rows
 
 
-def make_barostat(kind: str | None, pressure_bar: float, temperature_K: float, interval_steps: int,
-                  seed: int = 0) -> openmm.Force | None:
-    """The barostat a build asks for (manifest key ``barostat``; absent = isotropic).
-
-    ``z``: MonteCarloAnisotropicBarostat scaling only the box height (frozen-sheet
-    interfaces); ``none``: no barostat (NVT); ``isotropic``: MonteCarloBarostat.
-    """
-    kind = kind or "isotropic"
-    if kind not in BAROSTATS:
-        raise SolvmdError(f"manifest barostat {kind!r}: allowed {', '.join(BAROSTATS)}")
-    if kind == "none":
-        return None
-    if kind == "z":
-        p = pressure_bar
-        baro = openmm.MonteCarloAnisotropicBarostat(openmm.Vec3(p, p, p) * unit.bar, temperature_K * unit.kelvin,
-                                                    False, False, True, interval_steps)
-    else:
-        baro = openmm.MonteCarloBarostat(pressure_bar * unit.bar, temperature_K * unit.kelvin, interval_steps)
-    baro.setRandomNumberSeed(seed)
-    return baro
-
-
 # --------------------------------------------------------------------------- build
+
+
+@dataclass
+class _Slab:
+    """The liquid slab above the sheet: composition, density, heights (nm)."""
+
+    comp: Composition
+    rho: float  # g/cm^3
+    rho_source: str
+    mass_g: float
+    thickness: float  # liquid thickness, exact for the rounded counts
+    delta: float  # empty gap kept free of packed atoms (half below the sheet image, half above the sheet)
+    Lz: float
+
+    @property
+    def packed_z(self) -> tuple[float, float]:
+        return self.delta / 2.0, self.Lz - self.delta / 2.0
+
+
+def _slab(rec: InterfaceRecipe, area_nm2: float) -> _Slab:
+    """Scale the bulk composition to the slab at the bulk density; the box height must hold two cutoffs."""
+    rho, rho_source = bulk_density(rec)
+    comp = slab_composition(rec.bulk, area_nm2 * rec.slab.liquid_thickness_nm, rho)
+    mass_g = _mass_g(comp.counts)
+    thickness = mass_g / rho * 1e21 / area_nm2
+    Lz = thickness + rec.slab.excluded_nm
+    cutoff = rec.bulk.forcefield.cutoff_nm
+    if Lz < 2.0 * cutoff:
+        raise SolvmdError(f"slab.liquid_thickness_nm: box height {Lz:.2f} nm is smaller than twice the cutoff "
+                          f"({2 * cutoff:.2f} nm); make the slab thicker")
+    return _Slab(comp, rho, rho_source, mass_g, thickness, rec.slab.excluded_nm, Lz)
 
 
 def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -> dict:
     """Sheet + electrolyte slab: write system.pdb, system.xml, manifest.json to ``out_dir``.
 
     Returns the manifest. The sheet atoms come last (``manifest["surface"]["atom_range"]``).
+    Progress goes to the ``solvmd.build`` logger (and to ``log``, a text stream, if given).
     """
-    out_dir = Path(out_dir)
-    bulk = rec.bulk
-    ffs = bulk.forcefield
+    with log_to(log):
+        return _build_interface(rec, Path(out_dir))
+
+
+def _build_interface(rec: InterfaceRecipe, out_dir: Path) -> dict:
+    ffs = rec.bulk.forcefield
     if ffs.combining_rule != "geometric":
         raise SolvmdError("electrolyte forcefield.combining_rule must be geometric for interfaces "
                           "(surface parameters and pair overrides assume OPLS geometric mixing)")
     sheet = build_sheet(rec.surface, cutoff_nm=ffs.cutoff_nm)
     Lx, Ly = sheet.box_xy_nm
-    rho, rho_source = bulk_density(rec)
-    comp = slab_composition(bulk, Lx * Ly * rec.slab.liquid_thickness_nm, rho)
-    mass_g = _mass_g(comp.counts)
-    thickness = mass_g / rho * 1e21 / (Lx * Ly)  # nm, exact for the rounded counts
-    delta = rec.slab.excluded_nm
-    Lz = thickness + delta
-    if Lz < 2.0 * ffs.cutoff_nm:
-        raise SolvmdError(f"slab.liquid_thickness_nm: box height {Lz:.2f} nm is smaller than twice the cutoff "
-                          f"({2 * ffs.cutoff_nm:.2f} nm); make the slab thicker")
-    packing = rec.packing or bulk.packing
-    n_liq_atoms = comp.n_atoms
-    print(f"[build] {rec.name}: {sheet.spec.label} sheet {Lx:.3f} x {Ly:.3f} nm ({sheet.n_atoms} atoms, frozen) + "
-          f"{comp.counts} ({n_liq_atoms} atoms) at {rho:.4f} g/cm^3 [{rho_source}]; box z {Lz:.3f} nm, "
-          f"barostat {rec.barostat}", file=log)
+    slab = _slab(rec, Lx * Ly)
+    comp = slab.comp
+    LOG.info(f"{rec.name}: {sheet.spec.label} sheet {Lx:.3f} x {Ly:.3f} nm ({sheet.n_atoms} atoms, frozen) + "
+             f"{comp.counts} ({comp.n_atoms} atoms) at {slab.rho:.4f} g/cm^3 [{slab.rho_source}]; box z "
+             f"{slab.Lz:.3f} nm, barostat {rec.barostat}")
     # parameterize first (bad overrides fail before packing), then pack
-    topology = build_topology(comp.units, (Lx, Ly, Lz))
-    system = parameterize(topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=bulk.charge_scale,
+    topology = build_topology(comp.units, (Lx, Ly, slab.Lz))
+    system = parameterize(topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=rec.bulk.charge_scale,
                           ewald_error_tolerance=ffs.ewald_error_tolerance,
-                          dispersion_correction=ffs.dispersion_correction)
+                          dispersion_correction=ffs.dispersion_correction, hydrogen_mass_amu=ffs.hydrogen_mass_amu)
     start = add_frozen_sheet(system, sheet, ffs.cutoff_nm)
     add_sheet_to_topology(topology, sheet)
     overrides, override_rows = pair_overrides(list(rec.lj_overrides), sheet, start, topology, comp.counts)
     xterms = cross_terms(system, sheet, start, topology, comp.counts, override_rows)
-    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides)
-    zlo, zhi = delta / 2.0, Lz - delta / 2.0
-    xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, Lz * 10.0), seed=packing.seed, tolerance_A=packing.tolerance_A,
-                 nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
+    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides, ffs.mixing,
+                               ffs.correction_cutoff_nm)
+    packing = rec.packing or rec.bulk.packing
+    zlo, zhi = slab.packed_z
+    xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, slab.Lz * 10.0), seed=packing.seed,
+                 tolerance_A=packing.tolerance_A, nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
     xyz_nm = np.vstack([xyz_A / 10.0, sheet.xyz_nm])
-    n_atoms = n_liq_atoms + sheet.n_atoms
-    assert system.getNumParticles() == n_atoms == topology.getNumAtoms()
+    assert system.getNumParticles() == comp.n_atoms + sheet.n_atoms == topology.getNumAtoms()
+    manifest = _manifest(rec, sheet, slab, start, packing.seed, {"cross_terms": xterms, "lj_overrides": override_rows})
+    if abs(manifest["net_charge_e"]) > 1e-6:
+        raise SolvmdError(f"interface {rec.name}: net charge {manifest['net_charge_e']:+.3g} e; must be neutral")
+    write_build(out_dir, topology, xyz_nm, system, manifest)
+    LOG.info(f"wrote {out_dir}/system.pdb, system.xml, manifest.json")
+    return manifest
 
+
+def _manifest(rec: InterfaceRecipe, sheet: Sheet, slab: _Slab, start: int, packmol_seed: int, pairs: dict) -> dict:
+    """The build record of an interface system; ``pairs``: its cross terms and LJ overrides."""
+    bulk, ffs, comp = rec.bulk, rec.bulk.forcefield, slab.comp
+    Lx, Ly = sheet.box_xy_nm
+    n_atoms = comp.n_atoms + sheet.n_atoms
     q_liq = sum(species_registry.get(n).charge * k for n, k in comp.counts.items())
-    params = surface_parameters()
-    manifest = {
-        "name": rec.name,
-        "description": rec.description,
-        "kind": "interface",
+    return {
+        "name": rec.name, "description": rec.description, "kind": "interface",
         "recipe": rec.model_dump(mode="json"),
         "electrolyte": {"name": bulk.name, "source": rec.electrolyte_source},
         "species": species_table(comp.counts),
-        "n_atoms": n_atoms,
-        "box_nm": [Lx, Ly, Lz],
-        "density_g_cm3": rho,
-        "density_source": rho_source,
-        "density_estimate_g_cm3": rho,
-        "concentrations_M": comp.concentrations_M,
-        "charge_scale": bulk.charge_scale,
-        "temperature_K": bulk.temperature_K,
-        "pressure_bar": bulk.pressure_bar,
-        "cutoff_nm": ffs.cutoff_nm,
-        "combining_rule": ffs.combining_rule,
+        "n_atoms": n_atoms, "box_nm": [Lx, Ly, slab.Lz],
+        "density_g_cm3": slab.rho, "density_source": slab.rho_source, "density_estimate_g_cm3": slab.rho,
+        "concentrations_M": comp.concentrations_M, "charge_scale": bulk.charge_scale,
+        "temperature_K": bulk.temperature_K, "pressure_bar": bulk.pressure_bar,
+        "cutoff_nm": ffs.cutoff_nm, "combining_rule": ffs.combining_rule, **nonbonded_record(ffs),
         "barostat": rec.barostat,
         "barostat_note": ("MonteCarloAnisotropicBarostat scaling z only (sheet at z = 0 stays fixed); never the "
                           "isotropic barostat" if rec.barostat == "z" else "NVT at the bulk density"),
         "frozen_atoms": [start, n_atoms],
         "net_charge_e": float(q_liq + sheet.net_charge),
-        "surface": {
-            "kind": rec.surface.kind,
-            "label": rec.surface.label,
-            "metal": rec.surface.metal,
-            "residue": SHEET_RESIDUE,
-            "atom_range": [start, n_atoms],
-            "n_atoms": sheet.n_atoms,
-            "n_cells": list(sheet.n_cells),
-            "size_nm": [Lx, Ly],
-            "plane_z_nm": 0.0,
-            "site_atoms": [start + k for k in sheet.site_atoms],
-            "site_positions_nm": [[x, y, 0.0] for x, y in sheet.site_positions_nm],
-            "defects": sheet.defects,
-            "charges_e": sheet.charge_sources,
-            "net_charge_e": sheet.net_charge,
-            "lj": {e: {"sigma_nm": float(sheet.sigma_nm[sheet.elements.index(e)]),
-                       "epsilon_kJ_mol": float(sheet.epsilon_kJ_mol[sheet.elements.index(e)]),
-                       "source": sheet.lj_sources[e]} for e in sorted(set(sheet.elements))},
-            "geometry_nm": sheet.geometry(),
-            "lattice_cc_bond_nm": params["lattice"]["cc_bond_A"] / 10.0,
-            "treatment": ("frozen (mass 0, sheet-sheet pairs within the cutoff excluded, one molecule); sheet-liquid LJ "
-                          "in LennardJonesSheet without long-range correction"),
-        },
-        "slab": {"liquid_thickness_nm": thickness, "requested_thickness_nm": rec.slab.liquid_thickness_nm,
-                 "excluded_nm": delta, "packed_z_nm": [zlo, zhi], "area_nm2": Lx * Ly,
-                 "liquid_mass_g": mass_g},
-        "cross_terms": xterms,
-        "lj_overrides": override_rows,
+        "surface": _surface_record(rec, sheet, start, n_atoms),
+        "slab": {"liquid_thickness_nm": slab.thickness, "requested_thickness_nm": rec.slab.liquid_thickness_nm,
+                 "excluded_nm": slab.delta, "packed_z_nm": list(slab.packed_z), "area_nm2": Lx * Ly,
+                 "liquid_mass_g": slab.mass_g},
+        **pairs,
         "forcefield_files": [Path(f).name for f in forcefield_files(list(comp.counts))] + ["surfaces.yaml"],
         "forcefield_sources": "forcefields/SOURCES.md",
-        "seeds": {"packmol": packing.seed, "conformer": 42, "surface": rec.surface.seed},
+        "seeds": {"packmol": packmol_seed, "conformer": 42, "surface": rec.surface.seed},
         "versions": versions(),
     }
-    if abs(manifest["net_charge_e"]) > 1e-6:
-        raise SolvmdError(f"interface {rec.name}: net charge {manifest['net_charge_e']:+.3g} e; must be neutral")
-    write_build(out_dir, topology, xyz_nm, system, manifest)
-    print(f"[build] wrote {out_dir}/system.pdb, system.xml, manifest.json", file=log)
-    return manifest
+
+
+def _surface_record(rec: InterfaceRecipe, sheet: Sheet, start: int, n_atoms: int) -> dict:
+    """The ``surface`` entry of the manifest: what the sheet is, where its atoms and sites are, its parameters."""
+    Lx, Ly = sheet.box_xy_nm
+    return {
+        "kind": rec.surface.kind, "label": rec.surface.label, "metal": rec.surface.metal,
+        "residue": SHEET_RESIDUE, "atom_range": [start, n_atoms], "n_atoms": sheet.n_atoms,
+        "n_cells": list(sheet.n_cells), "size_nm": [Lx, Ly], "plane_z_nm": 0.0,
+        "site_atoms": [start + k for k in sheet.site_atoms],
+        "site_positions_nm": [[x, y, 0.0] for x, y in sheet.site_positions_nm],
+        "defects": sheet.defects, "charges_e": sheet.charge_sources, "net_charge_e": sheet.net_charge,
+        "lj": {e: {"sigma_nm": float(sheet.sigma_nm[sheet.elements.index(e)]),
+                   "epsilon_kJ_mol": float(sheet.epsilon_kJ_mol[sheet.elements.index(e)]),
+                   "source": sheet.lj_sources[e]} for e in sorted(set(sheet.elements))},
+        "geometry_nm": sheet.geometry(),
+        "lattice_cc_bond_nm": surface_parameters()["lattice"]["cc_bond_A"] / 10.0,
+        "treatment": ("frozen (mass 0, sheet-sheet pairs within the cutoff excluded, one molecule); sheet-liquid LJ "
+                      "in LennardJonesSheet without long-range correction"),
+    }
 
 
 def is_interface_manifest(manifest: dict) -> bool:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from openmm import app, unit
 
 from solvmd import complexes
 from solvmd import species as species_registry
@@ -31,40 +32,33 @@ def packmol_executable() -> str:
     return found
 
 
-def _write_single_pdb(path: Path, sp: species_registry.Species, seed: int) -> None:
-    xyz = sp.coordinates(seed)
-    xyz = xyz - xyz.mean(axis=0)
-    lines = []
-    for i, (name, atom, pos) in enumerate(zip(sp.atom_names, sp.mol.GetAtoms(), xyz), start=1):
-        lines.append(
-            f"HETATM{i:5d} {name:<4s} {sp.residue:>3s} A   1    "
-            f"{pos[0]:8.3f}{pos[1]:8.3f}{pos[2]:8.3f}  1.00  0.00          {atom.GetSymbol():>2s}"
-        )
-    path.write_text("\n".join(lines) + "\nEND\n")
+def _write_unit_pdb(path: Path, name: str, seed: int) -> None:
+    """One packing unit as a single packmol structure (OpenMM ``PDBFile``), coordinates in A, centred.
 
+    A species: its RDKit conformer (``seed``). A pre-assembled complex: all its member residues,
+    packed rigid as a whole.
+    """
+    if complexes.is_complex(name):
+        from solvmd.build.complex_geometry import build_structure
 
-def _write_complex_pdb(path: Path, name: str) -> None:
-    """One pre-assembled complex (several residues) as a single packmol structure: rigid as a whole."""
-    from solvmd.build.complex_geometry import build_structure
-
-    st = build_structure(name)
-    xyz = st.xyz_A - st.xyz_A.mean(axis=0)
-    lines, k = [], 0
-    for r, member in enumerate(st.members, start=1):
+        st = build_structure(name)
+        members, xyz = st.members, st.xyz_A
+    else:
+        members, xyz = [name], species_registry.get(name).coordinates(seed)
+    top = app.Topology()
+    chain = top.addChain("A")
+    for member in members:
         sp = species_registry.get(member)
+        res = top.addResidue(sp.residue, chain)
         for atom_name, atom in zip(sp.atom_names, sp.mol.GetAtoms()):
-            pos = xyz[k]
-            k += 1
-            lines.append(
-                f"HETATM{k:5d} {atom_name:<4s} {sp.residue:>3s} A{r:4d}    "
-                f"{pos[0]:8.3f}{pos[1]:8.3f}{pos[2]:8.3f}  1.00  0.00          {atom.GetSymbol():>2s}"
-            )
-    path.write_text("\n".join(lines) + "\nEND\n")
+            top.addAtom(atom_name, app.Element.getBySymbol(atom.GetSymbol()), res)
+    with open(path, "w") as fh:
+        app.PDBFile.writeFile(top, (xyz - xyz.mean(axis=0)) * unit.angstrom, fh)
 
 
 def _read_pdb_xyz(path: Path) -> np.ndarray:
-    rows = [ln for ln in path.read_text().splitlines() if ln.startswith(("ATOM", "HETATM"))]
-    return np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in rows])
+    """Atom positions (A) of a PDB file, in file order (OpenMM ``PDBFile``)."""
+    return app.PDBFile(str(path)).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
 
 
 def pack(
@@ -102,27 +96,7 @@ def pack(
 
     with tempfile.TemporaryDirectory(prefix="solvmd-packmol-") as tmp:
         tmp = Path(tmp)
-        lines = [
-            f"tolerance {tolerance_A}",
-            f"seed {seed}",
-            "filetype pdb",
-            "output packed.pdb",
-            f"nloop {nloop}",
-            "movebadrandom",
-        ]
-        lines.append(f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}")
-        for name, n in counts.items():
-            if complexes.is_complex(name):
-                _write_complex_pdb(tmp / f"{name}.pdb", name)
-            else:
-                _write_single_pdb(tmp / f"{name}.pdb", species_registry.get(name), seed)
-            lines += [
-                f"structure {name}.pdb",
-                f"  number {n}",
-                f"  inside box {lo[0]:.4f} {lo[1]:.4f} {lo[2]:.4f} {hi[0]:.4f} {hi[1]:.4f} {hi[2]:.4f}",
-                "end structure",
-            ]
-        (tmp / "pack.inp").write_text("\n".join(lines) + "\n")
+        _write_input(tmp, counts, box, lo, hi, seed, tolerance_A, nloop)
         try:
             with open(tmp / "pack.inp") as stdin:
                 proc = subprocess.run(
@@ -141,6 +115,22 @@ def pack(
     if len(xyz) != expected:
         raise SolvmdError(f"packmol wrote {len(xyz)} atoms, expected {expected}")
     return xyz
+
+
+def _write_input(tmp: Path, counts: dict[str, int], box: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int,
+                 tolerance_A: float, nloop: int) -> None:
+    """``pack.inp`` and one PDB per unit in ``tmp``: every unit ``inside box lo..hi`` (A), periodic box ``box``."""
+    lines = [f"tolerance {tolerance_A}", f"seed {seed}", "filetype pdb", "output packed.pdb", f"nloop {nloop}",
+             "movebadrandom", f"pbc 0. 0. 0. {box[0]:.4f} {box[1]:.4f} {box[2]:.4f}"]
+    for name, n in counts.items():
+        _write_unit_pdb(tmp / f"{name}.pdb", name, seed)
+        lines += [
+            f"structure {name}.pdb",
+            f"  number {n}",
+            f"  inside box {lo[0]:.4f} {lo[1]:.4f} {lo[2]:.4f} {hi[0]:.4f} {hi[1]:.4f} {hi[2]:.4f}",
+            "end structure",
+        ]
+    (tmp / "pack.inp").write_text("\n".join(lines) + "\n")
 
 
 def _explain_failure(out: str, code: int, counts: dict[str, int], box: np.ndarray) -> str:

@@ -24,137 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from solvmd.errors import SolvmdError
-from solvmd.species import FORCEFIELD_DIR
+from solvmd.geometry import minimum_image, self_pairs_within
+from solvmd.surface_recipe import (KINDS, METALS, SHEET_RESIDUE, TWO_SIXTH, SurfaceSpec, cc_bond_nm,  # noqa: F401
+                                   check_sheet_size, lattice_cells, surface_parameters)
+from solvmd.units import KJ_PER_KCAL
 
-METALS = ("Zn", "Fe", "Co", "Ni", "Mn", "Cu")
-KINDS = ("graphene", "N-graphene", "MN4")
-KJ_PER_KCAL = 4.184
-TWO_SIXTH = 2.0 ** (1.0 / 6.0)
-SHEET_RESIDUE = "GRA"
-
-
-@lru_cache(maxsize=1)
-def surface_parameters() -> dict:
-    """``forcefields/surfaces.yaml`` as a dictionary (cached)."""
-    path = FORCEFIELD_DIR / "surfaces.yaml"
-    if not path.is_file():
-        raise SolvmdError(f"surface parameter file {path} is missing; see forcefields/SOURCES.md")
-    return yaml.safe_load(path.read_text())
-
-
-def cc_bond_nm() -> float:
-    return float(surface_parameters()["lattice"]["cc_bond_A"]) / 10.0
-
-
-# --------------------------------------------------------------------------- recipe block
-
-
-class SurfaceSpec(BaseModel):
-    """The ``surface:`` block of an interface recipe.
-
-    ``kind``: ``graphene`` | ``N-graphene`` | ``MN4``. ``size_nm``: requested sheet edges
-    (x, y); the sheet has the closest whole number of rectangular cells. M-N4 sites:
-    ``sites`` of them, on a grid ``site_spacing_nm`` apart centred on the sheet, or at
-    ``site_positions_nm`` (each snapped to the nearest C-C bond parallel to y). N doping
-    (any kind): ``graphitic_N`` and ``pyridinic_N`` atom counts (pyridinic N come in N3
-    groups), or ``N_fraction`` of all sheet atoms with ``pyridinic_share`` of them
-    pyridinic; placed at random (``seed``) with non-overlapping footprints.
-    ``charges`` overrides the default charges (keys: metal, N_site, N_graphitic,
-    N_pyridinic). ``carbon_lj``: ``opls`` (OPLS-AA CA) or ``cheng-steele``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["graphene", "N-graphene", "MN4"]
-    metal: str | None = None
-    size_nm: tuple[float, float]
-    sites: int = Field(default=1, ge=1)
-    site_spacing_nm: float | None = Field(default=None, gt=0)
-    site_positions_nm: list[tuple[float, float]] | None = None
-    graphitic_N: int | None = Field(default=None, ge=0)
-    pyridinic_N: int | None = Field(default=None, ge=0)
-    N_fraction: float | None = Field(default=None, gt=0, lt=0.5)
-    pyridinic_share: float = Field(default=0.5, ge=0, le=1)
-    seed: int = 7
-    charges: dict[str, float] = Field(default_factory=dict)
-    carbon_lj: Literal["opls", "cheng-steele"] = "opls"
-
-    @field_validator("metal")
-    @classmethod
-    def _known_metal(cls, v: str | None) -> str | None:
-        if v is not None and v not in METALS:
-            raise ValueError(f"unknown metal {v!r}; allowed: {', '.join(METALS)}")
-        return v
-
-    @field_validator("size_nm")
-    @classmethod
-    def _positive(cls, v):
-        if min(v) <= 0:
-            raise ValueError(f"sheet edges must be positive, got {list(v)}")
-        return v
-
-    @field_validator("pyridinic_N")
-    @classmethod
-    def _n3_groups(cls, v: int | None) -> int | None:
-        if v is not None and v % 3:
-            raise ValueError(f"pyridinic N come in N3 groups at a monovacancy, so the count must be a multiple of 3 "
-                             f"(got {v})")
-        return v
-
-    @field_validator("charges")
-    @classmethod
-    def _charge_keys(cls, v: dict[str, float]) -> dict[str, float]:
-        allowed = ("metal", "N_site", "N_graphitic", "N_pyridinic")
-        bad = [k for k in v if k not in allowed]
-        if bad:
-            raise ValueError(f"unknown charge key(s) {bad}; allowed: {', '.join(allowed)}")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "SurfaceSpec":
-        if self.kind == "MN4" and self.metal is None:
-            raise ValueError(f"kind MN4 needs a metal (one of {', '.join(METALS)})")
-        if self.kind != "MN4":
-            if self.metal is not None:
-                raise ValueError(f"metal is only for kind MN4, not {self.kind}")
-            if self.site_positions_nm is not None or self.site_spacing_nm is not None or self.sites != 1:
-                raise ValueError(f"sites / site_spacing_nm / site_positions_nm are only for kind MN4, not {self.kind}")
-        if self.N_fraction is not None and (self.graphitic_N is not None or self.pyridinic_N is not None):
-            raise ValueError("give N_fraction, or graphitic_N / pyridinic_N counts, not both")
-        doped = bool(self.N_fraction) or bool(self.graphitic_N) or bool(self.pyridinic_N)
-        if self.kind == "N-graphene" and not doped:
-            raise ValueError("kind N-graphene needs N doping: graphitic_N / pyridinic_N counts or N_fraction")
-        if self.kind == "graphene" and doped:
-            raise ValueError("kind graphene is pristine; use kind N-graphene for N doping")
-        if self.site_positions_nm is not None:
-            if self.site_spacing_nm is not None:
-                raise ValueError("give site_positions_nm or site_spacing_nm, not both")
-            if len(self.site_positions_nm) != self.sites:
-                if "sites" in self.model_fields_set:
-                    raise ValueError(
-                        f"sites = {self.sites} but site_positions_nm lists {len(self.site_positions_nm)} positions"
-                    )
-        if self.sites > 1 and self.site_positions_nm is None and self.site_spacing_nm is None:
-            raise ValueError(f"sites = {self.sites}: give site_spacing_nm (grid) or site_positions_nm")
-        return self
-
-    @property
-    def n_sites(self) -> int:
-        if self.kind != "MN4":
-            return 0
-        return len(self.site_positions_nm) if self.site_positions_nm is not None else self.sites
-
-    @property
-    def label(self) -> str:
-        return f"{self.metal}-N4" if self.kind == "MN4" else self.kind
 
 
 # --------------------------------------------------------------------------- sheet
@@ -214,20 +92,11 @@ class Sheet:
         out: dict[str, dict] = {}
         L = np.array([*self.box_xy_nm, 1e9])
         for i, j in self.bonds:
-            d = self.xyz_nm[j] - self.xyz_nm[i]
-            d -= L * np.rint(d / L)
-            r = float(np.linalg.norm(d))
+            r = float(np.linalg.norm(minimum_image(self.xyz_nm[j] - self.xyz_nm[i], L)))
             key = "-".join(sorted((self.elements[i], self.elements[j]), key=lambda e: (e in ("C", "N"), e)))
             s = out.setdefault(key, {"min_nm": r, "max_nm": r, "n": 0})
             s["min_nm"], s["max_nm"], s["n"] = min(s["min_nm"], r), max(s["max_nm"], r), s["n"] + 1
         return out
-
-
-def lattice_cells(size_nm: tuple[float, float]) -> tuple[int, int]:
-    """Whole numbers of rectangular cells closest to the requested edges."""
-    d = cc_bond_nm()
-    a, b = math.sqrt(3.0) * d, 3.0 * d
-    return max(1, int(round(size_nm[0] / a))), max(1, int(round(size_nm[1] / b)))
 
 
 def graphene_lattice(nx: int, ny: int) -> tuple[np.ndarray, tuple[float, float], list[tuple[int, int]]]:
@@ -245,12 +114,10 @@ def graphene_lattice(nx: int, ny: int) -> tuple[np.ndarray, tuple[float, float],
 
 
 def _bonds(xyz: np.ndarray, L: np.ndarray, d: float) -> list[tuple[int, int]]:
-    xy = xyz[:, :2]
-    dv = xy[None, :, :] - xy[:, None, :]
-    dv -= L * np.rint(dv / L)
-    r = np.sqrt((dv**2).sum(-1))
-    i, j = np.nonzero(np.triu((r > 0.5 * d) & (r < 1.2 * d), 1))
-    return list(zip(i.tolist(), j.tolist()))
+    """C-C bonds of the flat lattice: pairs between 0.5 and 1.2 bond lengths apart in the plane."""
+    flat = np.column_stack([xyz[:, :2], np.zeros(len(xyz))])
+    pairs = self_pairs_within(flat, 1.2 * d, [L[0], L[1], 1e3, 90.0, 90.0, 90.0], min_cutoff=0.5 * d)
+    return [(int(i), int(j)) for i, j in pairs]
 
 
 def _neighbours(n: int, bonds: list[tuple[int, int]]) -> list[list[int]]:
@@ -259,10 +126,6 @@ def _neighbours(n: int, bonds: list[tuple[int, int]]) -> list[list[int]]:
         nb[i].append(j)
         nb[j].append(i)
     return nb
-
-
-def _min_image(v: np.ndarray, L: np.ndarray) -> np.ndarray:
-    return v - L * np.rint(v / L)
 
 
 @dataclass
@@ -282,7 +145,7 @@ def _mn4_defect(bond: tuple[int, int], xyz: np.ndarray, nb: list[list[int]], L: 
     i, j = bond
     nitro = [k for k in nb[i] if k != j] + [k for k in nb[j] if k != i]
     alpha = sorted({m for k in nitro for m in nb[k] if m not in (i, j)})
-    centre = xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)
+    centre = xyz[i, :2] + 0.5 * minimum_image(xyz[j, :2] - xyz[i, :2], L)
     return _Defect("MN4", [i, j], nitro, alpha, centre % L)
 
 
@@ -333,110 +196,102 @@ def _charges(spec: SurfaceSpec) -> dict[str, float]:
     return q
 
 
-def check_sheet_size(spec: SurfaceSpec, cutoff_nm: float) -> tuple[int, int]:
-    """Cells for ``spec``; a sheet narrower than twice the cutoff is an error naming size_nm."""
-    nx, ny = lattice_cells(spec.size_nm)
-    d = cc_bond_nm()
-    Lx, Ly = nx * math.sqrt(3.0) * d, ny * 3.0 * d
-    if min(Lx, Ly) < 2.0 * cutoff_nm:
-        raise SolvmdError(
-            f"surface.size_nm: the sheet ({Lx:.3f} x {Ly:.3f} nm, {nx} x {ny} cells) is smaller than twice "
-            f"the nonbonded cutoff ({2 * cutoff_nm:.2f} nm) in x or y; enlarge size_nm or lower "
-            "forcefield.cutoff_nm of the electrolyte recipe"
-        )
-    return nx, ny
-
-
 def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
-    """Build the sheet for ``spec`` (sheet in z = 0); errors name the recipe field at fault."""
+    """Build the sheet for ``spec`` (sheet in z = 0, lengths in nm); errors name the recipe field at fault."""
     nx, ny = check_sheet_size(spec, cutoff_nm) if cutoff_nm is not None else lattice_cells(spec.size_nm)
     if nx < 3 or ny < 2:
         raise SolvmdError(f"surface.size_nm: {list(spec.size_nm)} nm gives only {nx} x {ny} cells; at least 3 x 2 needed")
     xyz, (Lx, Ly), bonds = graphene_lattice(nx, ny)
     L = np.array([Lx, Ly])
-    n = len(xyz)
-    nb = _neighbours(n, bonds)
+    nb = _neighbours(len(xyz), bonds)
     assert all(len(x) == 3 for x in nb), "every graphene C must have 3 neighbours"
-    rng = np.random.default_rng(spec.seed)
     used: set[int] = set()
+    defects = _place_mn4_sites(spec, xyz, nb, L, nx * ny, used) if spec.kind == "MN4" else []
+    defects += _place_dopants(spec, xyz, nb, L, used)
+    return _assemble(spec, (nx, ny), L, xyz, bonds, defects)
+
+
+def _take(d: _Defect, used: set[int], defects: list[_Defect]) -> bool:
+    """Keep defect ``d`` if its footprint is free; marks it used."""
+    if d.footprint & used:
+        return False
+    used |= d.footprint
+    defects.append(d)
+    return True
+
+
+def _site_targets(spec: SurfaceSpec, L: np.ndarray) -> tuple[list[np.ndarray], str]:
+    """Requested M-N4 site positions (nm) and the recipe field they come from."""
+    if spec.site_positions_nm is None:
+        spacing = spec.site_spacing_nm if spec.site_spacing_nm is not None else 0.0
+        return _site_grid(spec.sites, spacing, L), "surface.site_spacing_nm" if spec.sites > 1 else "surface.size_nm"
+    targets = [np.asarray(p, dtype=float) for p in spec.site_positions_nm]
+    for p in targets:
+        if np.any(p < 0) or np.any(p > L + 1e-9):
+            raise SolvmdError(f"surface.site_positions_nm: position {p.tolist()} nm lies outside the sheet "
+                              f"(0..{L[0]:.3f} x 0..{L[1]:.3f} nm)")
+    return targets, "surface.site_positions_nm"
+
+
+def _place_mn4_sites(spec, xyz, nb, L, n_cells: int, used: set[int]) -> list[_Defect]:
+    """One M-N4 defect per target, on the y-parallel C-C bond nearest to it: (4k, 4k+1) and (4k+2, 4k+3)."""
+    ybonds = [(4 * c + o, 4 * c + o + 1) for c in range(n_cells) for o in (0, 2)]
+    mids = np.array([(xyz[i, :2] + 0.5 * minimum_image(xyz[j, :2] - xyz[i, :2], L)) % L for i, j in ybonds])
+    targets, field_name = _site_targets(spec, L)
     defects: list[_Defect] = []
+    for t, p in enumerate(targets):
+        dist = np.linalg.norm(minimum_image(mids - p, L), axis=1)
+        d = _mn4_defect(ybonds[int(np.argmin(dist))], xyz, nb, L)
+        if len(set(d.nitrogens)) != 4 or len(d.footprint) != 14 or not _take(d, used, defects):
+            raise SolvmdError(
+                f"{field_name}: M-N4 site {t + 1} at {np.round(d.centre_xy, 3).tolist()} nm overlaps another "
+                "site (or its own periodic image); the sites' N4 rings and the C atoms bonded to them must "
+                "not touch: increase the spacing (>= 0.75 nm), move the sites apart, or enlarge size_nm"
+            )
+    return defects
 
-    # ---- M-N4 sites: the C-C bonds parallel to y are (4k, 4k+1) and (4k+2, 4k+3)
-    if spec.kind == "MN4":
-        ybonds = [(4 * c + o, 4 * c + o + 1) for c in range(nx * ny) for o in (0, 2)]
-        mids = np.array([(xyz[i, :2] + 0.5 * _min_image(xyz[j, :2] - xyz[i, :2], L)) % L for i, j in ybonds])
-        if spec.site_positions_nm is not None:
-            targets = [np.asarray(p, dtype=float) for p in spec.site_positions_nm]
-            field_name = "surface.site_positions_nm"
-            for p in targets:
-                if np.any(p < 0) or np.any(p > L + 1e-9):
-                    raise SolvmdError(f"{field_name}: position {p.tolist()} nm lies outside the sheet "
-                                      f"(0..{Lx:.3f} x 0..{Ly:.3f} nm)")
-        else:
-            spacing = spec.site_spacing_nm if spec.site_spacing_nm is not None else 0.0
-            targets = _site_grid(spec.sites, spacing, L)
-            field_name = "surface.site_spacing_nm" if spec.sites > 1 else "surface.size_nm"
-        for t, p in enumerate(targets):
-            dist = np.linalg.norm(_min_image(mids - p, L), axis=1)
-            d = _mn4_defect(ybonds[int(np.argmin(dist))], xyz, nb, L)
-            if len(set(d.nitrogens)) != 4 or d.footprint & used or len(d.footprint) != 14:
-                raise SolvmdError(
-                    f"{field_name}: M-N4 site {t + 1} at {np.round(d.centre_xy, 3).tolist()} nm overlaps another "
-                    "site (or its own periodic image); the sites' N4 rings and the C atoms bonded to them must "
-                    "not touch: increase the spacing (>= 0.75 nm), move the sites apart, or enlarge size_nm"
-                )
-            used |= d.footprint
-            defects.append(d)
 
-    # ---- N doping
+def _place_dopants(spec, xyz, nb, L, used: set[int]) -> list[_Defect]:
+    """Pyridinic N3 vacancies, then graphitic N, at random (``spec.seed``) on free footprints."""
+    n = len(xyz)
     n_graph, n_pyr = spec.graphitic_N or 0, spec.pyridinic_N or 0
     if spec.N_fraction is not None:
         total = int(round(spec.N_fraction * n))
         n_pyr = 3 * int(round(total * spec.pyridinic_share / 3.0))
         n_graph = max(0, total - n_pyr)
-    for kind, count, make, fname in (
-        ("pyridinic", n_pyr // 3, _pyridinic_defect, "surface.pyridinic_N" if spec.N_fraction is None else "surface.N_fraction"),
-        ("graphitic", n_graph, _graphitic_defect, "surface.graphitic_N" if spec.N_fraction is None else "surface.N_fraction"),
-    ):
+    rng = np.random.default_rng(spec.seed)
+    defects: list[_Defect] = []
+    for kind, count, make, per in (("pyridinic", n_pyr // 3, _pyridinic_defect, 3),
+                                   ("graphitic", n_graph, _graphitic_defect, 1)):
         placed = 0
-        order = rng.permutation(n)
-        for v in order:
+        for v in rng.permutation(n):
             if placed == count:
                 break
-            d = make(int(v), xyz, nb, L)
-            if d.footprint & used:
-                continue
-            used |= d.footprint
-            defects.append(d)
-            placed += 1
+            placed += _take(make(int(v), xyz, nb, L), used, defects)
         if placed < count:
-            per = 3 if kind == "pyridinic" else 1
+            fname = f"surface.{kind}_N" if spec.N_fraction is None else "surface.N_fraction"
             raise SolvmdError(
-                f"{fname}: only {placed * per} of {count * per} {kind} N fit on the {Lx:.2f} x {Ly:.2f} nm sheet "
+                f"{fname}: only {placed * per} of {count * per} {kind} N fit on the {L[0]:.2f} x {L[1]:.2f} nm sheet "
                 f"({n} atoms) besides the other defects (footprints - N and the C atoms bonded to them - must not "
                 "overlap); lower the doping or enlarge size_nm"
             )
+    return defects
 
-    # ---- assemble
-    params, lj_sources = _lj_params(spec)
+
+def _decorate(spec, defects, xyz, L) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Elements, roles, charges (e) and positions (nm) of the lattice atoms after the defects."""
     q = _charges(spec)
-    removed = {k for d in defects for k in d.removed}
-    elements = ["C"] * n
-    roles = ["C"] * n
-    charges = np.zeros(n)
-    pos = xyz.copy()
-    metal_rows: list[tuple[np.ndarray, _Defect]] = []
+    n = len(xyz)
+    elements, roles, charges, pos = ["C"] * n, ["C"] * n, np.zeros(n), xyz.copy()
     for d in defects:
         if d.kind == "MN4":
-            qn, qm = q["N_site"], q["metal"]
             for k in d.nitrogens:
-                elements[k], roles[k], charges[k] = "N", "N_site", qn
-            total = qm + 4 * qn
-            metal_rows.append((d.centre_xy, d))
+                elements[k], roles[k], charges[k] = "N", "N_site", q["N_site"]
+            total = q["metal"] + 4 * q["N_site"]
             # the N move radially to the metal's M-N bond length
             m_n = float(surface_parameters()["geometry"]["MN4_m_n_A"][spec.metal]) / 10.0
             for k in d.nitrogens:
-                v = _min_image(pos[k, :2] - d.centre_xy, L)
+                v = minimum_image(pos[k, :2] - d.centre_xy, L)
                 pos[k, :2] = (d.centre_xy + v / np.linalg.norm(v) * m_n) % L
         else:
             role = "N_pyridinic" if d.kind == "pyridinic" else "N_graphitic"
@@ -446,39 +301,42 @@ def build_sheet(spec: SurfaceSpec, cutoff_nm: float | None = None) -> Sheet:
         for k in d.alpha:
             roles[k] = "C_alpha"
             charges[k] += -total / len(d.alpha)
+    return elements, roles, charges, pos
 
-    keep = np.array([k not in removed for k in range(n)])
-    new_index = -np.ones(n, dtype=np.int64)
+
+def _assemble(spec, cells, L, xyz, bonds, defects) -> Sheet:
+    """Drop removed atoms, append the metals (bonded to their N4), neutralise, attach LJ parameters."""
+    elements, roles, charges, pos = _decorate(spec, defects, xyz, L)
+    q = _charges(spec)
+    removed = {k for d in defects for k in d.removed}
+    keep = np.array([k not in removed for k in range(len(xyz))])
+    new_index = -np.ones(len(xyz), dtype=np.int64)
     new_index[keep] = np.arange(int(keep.sum()))
     el = [e for e, k in zip(elements, keep) if k]
     ro = [r for r, k in zip(roles, keep) if k]
-    xyz_out = pos[keep]
-    q_out = charges[keep]
+    xyz_out, q_out = pos[keep], charges[keep]
     bonds_out = [(int(new_index[i]), int(new_index[j])) for i, j in bonds if keep[i] and keep[j]]
     site_atoms, site_xy = [], []
-    for centre, d in metal_rows:
+    for d in (d for d in defects if d.kind == "MN4"):
         idx = len(el)
         el.append(spec.metal)
         ro.append("metal")
-        xyz_out = np.vstack([xyz_out, [centre[0], centre[1], 0.0]])
+        xyz_out = np.vstack([xyz_out, [d.centre_xy[0], d.centre_xy[1], 0.0]])
         q_out = np.append(q_out, q["metal"])
         bonds_out += [(int(new_index[k]), idx) for k in d.nitrogens]
         site_atoms.append(idx)
-        site_xy.append((float(centre[0]), float(centre[1])))
-    sig = np.array([params[e][0] for e in el])
-    eps = np.array([params[e][1] for e in el])
+        site_xy.append((float(d.centre_xy[0]), float(d.centre_xy[1])))
     net = float(q_out.sum())
     if abs(net) > 1e-9:  # cannot happen: every defect is neutral; guard against edits
         raise SolvmdError(f"surface: the sheet has net charge {net:+.3g} e; every defect must be neutral")
     q_out -= net / len(q_out)
-    counts = {
-        "MN4_sites": sum(d.kind == "MN4" for d in defects),
-        "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
-        "graphitic_N": sum(d.kind == "graphitic" for d in defects),
-        "vacancies": len(removed),
-    }
+    params, lj_sources = _lj_params(spec)
+    counts = {"MN4_sites": sum(d.kind == "MN4" for d in defects),
+              "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
+              "graphitic_N": sum(d.kind == "graphitic" for d in defects), "vacancies": len(removed)}
     return Sheet(
-        spec=spec, box_xy_nm=(Lx, Ly), n_cells=(nx, ny), elements=el, roles=ro, xyz_nm=xyz_out, charges=q_out,
-        sigma_nm=sig, epsilon_kJ_mol=eps, bonds=sorted(bonds_out), site_atoms=site_atoms,
-        site_positions_nm=site_xy, defects=counts, lj_sources=lj_sources, charge_sources=q,
+        spec=spec, box_xy_nm=(float(L[0]), float(L[1])), n_cells=cells, elements=el, roles=ro, xyz_nm=xyz_out,
+        charges=q_out, sigma_nm=np.array([params[e][0] for e in el]), epsilon_kJ_mol=np.array([params[e][1] for e in el]),
+        bonds=sorted(bonds_out), site_atoms=site_atoms, site_positions_nm=site_xy, defects=counts,
+        lj_sources=lj_sources, charge_sources=q,
     )

@@ -26,7 +26,10 @@ from solvmd.build.packing import pack
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system, forcefield_files
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
+from solvmd.log import get_logger, log_to
 from solvmd.recipe import Recipe
+
+LOG = get_logger("build")
 
 
 def build_topology(counts: dict[str, int], box_nm: tuple[float, float, float]) -> app.Topology:
@@ -73,6 +76,13 @@ def species_table(counts: dict[str, int]) -> list[dict]:
     return rows
 
 
+def nonbonded_record(ffs) -> dict:
+    """Manifest keys for the mixing form and hydrogen mass of a build (``ForceFieldSettings``)."""
+    return {"mixing": ffs.mixing if ffs.combining_rule == "geometric" else None,
+            "correction_cutoff_nm": ffs.correction_cutoff_nm if ffs.mixing == "fast" else None,
+            "hydrogen_mass_amu": ffs.hydrogen_mass_amu, "constraints": "HBonds"}
+
+
 def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
     if box_nm < 2.0 * cutoff_nm:
         raise SolvmdError(
@@ -84,17 +94,19 @@ def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
 def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     """Resolve, pack and parameterize ``recipe``; write the build files to ``out_dir``.
 
-    Returns the manifest dictionary.
+    Returns the manifest dictionary. Progress goes to the ``solvmd.build`` logger (and to
+    ``log``, a text stream, if given).
     """
-    out_dir = Path(out_dir)
+    with log_to(log):
+        return _build_system(recipe, Path(out_dir))
+
+
+def _build_system(recipe: Recipe, out_dir: Path) -> dict:
     comp: Composition = resolve(recipe)
     ffs = recipe.forcefield
     check_box(comp.box_nm, ffs.cutoff_nm)
-    print(
-        f"[build] {recipe.name}: {comp.units} -> {comp.n_atoms} atoms, estimated density "
-        f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}",
-        file=log,
-    )
+    LOG.info(f"{recipe.name}: {comp.units} -> {comp.n_atoms} atoms, estimated density "
+             f"{comp.density_g_cm3:.3f} g/cm^3, box {comp.box_nm:.3f} nm, packmol seed {recipe.packing.seed}")
     box_A = comp.box_nm * 10.0
     xyz_A = pack(comp.units, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
                  nloop=recipe.packing.nloop)
@@ -102,7 +114,8 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     system = create_system(
         topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=recipe.charge_scale,
         combining_rule=ffs.combining_rule, ewald_error_tolerance=ffs.ewald_error_tolerance,
-        dispersion_correction=ffs.dispersion_correction,
+        dispersion_correction=ffs.dispersion_correction, mixing=ffs.mixing,
+        correction_cutoff_nm=ffs.correction_cutoff_nm, hydrogen_mass_amu=ffs.hydrogen_mass_amu,
     )
     bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_A / 10.0)
     manifest = {
@@ -122,13 +135,14 @@ def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
         "pressure_bar": recipe.pressure_bar,
         "cutoff_nm": ffs.cutoff_nm,
         "combining_rule": ffs.combining_rule,
+        **nonbonded_record(ffs),
         "forcefield_files": [Path(f).name for f in forcefield_files(list(comp.counts))],
         "forcefield_sources": "forcefields/SOURCES.md",
         "seeds": {"packmol": recipe.packing.seed, "conformer": 42},
         "versions": versions(),
     }
     write_build(out_dir, topology, xyz_A / 10.0, system, manifest)
-    print(f"[build] wrote {out_dir}/system.pdb, system.xml, manifest.json", file=log)
+    LOG.info(f"wrote {out_dir}/system.pdb, system.xml, manifest.json")
     return manifest
 
 
@@ -145,16 +159,24 @@ def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.Sy
     write_json_atomic(out_dir / "manifest.json", manifest)
 
 
-def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
-    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+def read_manifest(build_dir: str | Path) -> dict:
+    """``build_dir/manifest.json`` as a dict; a missing or unreadable one is a SolvmdError saying what to run."""
     build_dir = Path(build_dir)
     manifest_path = build_dir / "manifest.json"
     if not manifest_path.is_file():
         raise SolvmdError(f"{build_dir} is not a finished solvmd build (no manifest.json); run `solvmd build` first")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
+    with open(manifest_path) as fh:
+        try:
+            return json.load(fh)
+        except json.JSONDecodeError as err:
+            raise SolvmdError(f"{manifest_path} is not valid JSON ({err}); rebuild with `solvmd build`") from None
+
+
+def load_build(build_dir: str | Path) -> tuple[app.PDBFile, openmm.System, dict]:
+    """Read a finished build (PDB, System, manifest); a folder that is not ours is an error."""
+    build_dir = Path(build_dir)
+    manifest_path = build_dir / "manifest.json"
+    manifest = read_manifest(build_dir)
     for key in ("species", "n_atoms", "temperature_K"):
         if key not in manifest:
             raise SolvmdError(f"{manifest_path} has no {key!r}: not a solvmd manifest; rebuild with `solvmd build`")

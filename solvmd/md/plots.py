@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from solvmd.io import atomic_path
+
 STAGE_COLOURS = {"heat": "#ff7f0e", "equilibrate": "#1f77b4", "production": "#2ca02c"}
 
 
@@ -38,6 +40,6 @@ def plot_thermo(thermo: pd.DataFrame) -> Figure:
 
 def write_thermo_plot(thermo_csv: str | Path, png: str | Path) -> Path:
     """Read ``thermo.csv`` and write its :func:`plot_thermo` figure to ``png`` (atomically)."""
-    from solvmd.analysis.plots import save
-
-    return save(plot_thermo(pd.read_csv(thermo_csv)), Path(png))
+    with atomic_path(Path(png)) as tmp:
+        plot_thermo(pd.read_csv(thermo_csv)).savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    return Path(png)

@@ -12,18 +12,26 @@ from solvmd.io import read_yaml
 
 
 class MDProtocol(BaseModel):
-    """minimize -> NVT heating -> NPT equilibration -> NPT production.
+    """minimize -> NVT heating -> [NVT anneal -> NVT cool-down] -> NPT equilibration -> NPT production.
 
-    Lengths in ps, timestep in fs, intervals in ps (must be whole numbers of steps).
+    Lengths in ps, timestep in fs, intervals in ps (must be whole numbers of steps),
+    temperatures in K. The anneal is optional (``anneal_K``): the liquid is held at
+    ``anneal_K`` for ``anneal_ps`` at the packed volume, then cooled linearly to the run
+    temperature over ``cool_ps``, so ion shells forget packmol's random start.
+    A timestep above 2.5 fs needs a build with hydrogen mass repartitioning
+    (``forcefield.hydrogen_mass_amu`` >= 2.5 amu) and constraints (checked by the engine).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timestep_fs: float = Field(default=2.0, gt=0, le=5.0)
+    timestep_fs: float = Field(default=4.0, gt=0, le=5.0)
     friction_per_ps: float = Field(default=1.0, gt=0)
     minimize_max_iterations: int = Field(default=2000, ge=0)
     heat_ps: float = Field(default=20.0, ge=0)
     heat_start_K: float = Field(default=50.0, gt=0)
+    anneal_K: float | None = Field(default=None, gt=0, le=1000.0)
+    anneal_ps: float = Field(default=0.0, ge=0)
+    cool_ps: float = Field(default=0.0, ge=0)
     equilibrate_ps: float = Field(default=200.0, ge=0)
     production_ps: float = Field(default=1000.0, gt=0)
     report_interval_ps: float = Field(default=1.0, gt=0)
@@ -45,8 +53,13 @@ class MDProtocol(BaseModel):
 
     @model_validator(mode="after")
     def _intervals_are_whole_steps(self) -> "MDProtocol":
+        if (self.anneal_K is None) != (self.anneal_ps == 0 and self.cool_ps == 0):
+            raise ValueError("anneal_K, anneal_ps and cool_ps go together: give anneal_K with anneal_ps > 0 "
+                             "(and cool_ps >= 0), or none of them")
+        if self.anneal_K is not None and self.anneal_ps == 0:
+            raise ValueError("anneal_ps must be > 0 when anneal_K is given")
         for name in ("report_interval_ps", "frame_interval_ps", "checkpoint_interval_ps", "heat_ps",
-                     "equilibrate_ps", "production_ps"):
+                     "anneal_ps", "cool_ps", "equilibrate_ps", "production_ps"):
             ps = getattr(self, name)
             exact = ps * 1000.0 / self.timestep_fs
             if abs(exact - round(exact)) > 1e-6:

@@ -1,4 +1,6 @@
-"""Small synthetic systems with known answers (tests) and a large synthetic electrolyte (benchmark).
+"""Test data: small synthetic systems with known answers (tests) and a large synthetic electrolyte (benchmark).
+
+Lives in tests/, not in the package: it is test data, not library code.
 
 Nothing here is physics: these are configurations built to make an analysis answer
 exactly known, or to give a realistic *amount* of structure for a speed comparison.
@@ -13,6 +15,8 @@ from pathlib import Path
 import MDAnalysis as mda
 import numpy as np
 from MDAnalysis.coordinates.memory import MemoryReader
+
+from solvmd.geometry import random_rotation, rotation_to
 
 
 @dataclass
@@ -77,19 +81,6 @@ def write_trajectory(u: mda.Universe, topology: Path, trajectory: Path) -> tuple
     return Path(topology), Path(trajectory)
 
 
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.normal(size=4)
-    q /= np.linalg.norm(q)
-    a, b, c, d = q
-    return np.array(
-        [
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
-        ]
-    )
-
-
 # ---------------------------------------------------------------- benchmark electrolyte
 
 
@@ -102,22 +93,6 @@ def _template(name: str) -> Molecule:
     xyz = xyz - xyz.mean(0)
     elements = [a.GetSymbol() for a in sp.mol.GetAtoms()]
     return Molecule(sp.residue, sp.atom_names, elements, xyz)
-
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation matrix turning direction ``a`` onto direction ``b``."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if np.linalg.norm(v) < 1e-9:
-        if c > 0:
-            return np.eye(3)
-        p = np.cross(a, [1.0, 0, 0]) if abs(a[0]) < 0.9 else np.cross(a, [0, 1.0, 0])
-        p /= np.linalg.norm(p)
-        return 2 * np.outer(p, p) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx * (1 / (1 + c))
 
 
 def lattice_electrolyte(
@@ -161,7 +136,7 @@ def lattice_electrolyte(
         w = mid - xs.mean(0)
         w -= np.dot(w, axis) * axis
         w /= np.linalg.norm(w) + 1e-12
-        R = _align(-w, direction)  # molecule body away from the cation
+        R = rotation_to(-w, direction)  # molecule body away from the cation
         xs = xs @ R.T
         o_a, o_b = xs[sol_O[0]], xs[sol_O[1]]
         mid = 0.5 * (o_a + o_b)
@@ -173,7 +148,7 @@ def lattice_electrolyte(
     def anion_at(cpos, direction, o):
         xa = an.xyz @ random_rotation(rng).T
         out = xa[o] - xa.mean(0)
-        xa = xa @ _align(-out, direction).T
+        xa = xa @ rotation_to(-out, direction).T
         out = (xa[o] - xa.mean(0)) / np.linalg.norm(xa[o] - xa.mean(0))
         return xa + (cpos - (xa[o] + 2.0 * out))
 

@@ -1,0 +1,246 @@
+"""OPLS geometric combining rules on top of OpenMM's Lorentz-Berthelot NonbondedForce.
+
+OPLS mixes sigma_ij = sqrt(sigma_i sigma_j), eps_ij = sqrt(eps_i eps_j); OpenMM's
+NonbondedForce mixes sigma_ij = (sigma_i + sigma_j) / 2 (Lorentz-Berthelot, LB). Two
+forms give the geometric pair energy, selected by ``mode``:
+
+``exact`` (the reference)
+    All Lennard-Jones moves to a CustomNonbondedForce ``a1 a2 / r^12 - b1 b2 / r^6`` with
+    per-particle a = 2 sqrt(eps) sigma^6, b = 2 sqrt(eps) sigma^3 (exactly the geometric
+    pair energy) over the full cutoff; the NonbondedForce keeps charges only.
+
+``fast`` (the default; benchmarks/md_speed.py, benchmarks/results/mixing_accuracy.csv)
+    The NonbondedForce keeps each atom's own sigma, eps, so its SIMD kernel computes the
+    LB pair energy over the full cutoff with its analytic long-range correction. A
+    CustomNonbondedForce adds the difference (geometric - LB) for r < ``correction_cutoff_nm``
+    with the analytic long-range correction of that difference. The difference vanishes
+    for two atoms of equal sigma (LB and geometric eps agree) and is small and smooth
+    beyond ~0.5 nm. Beyond the correction cutoff the
+    difference enters through its long-range correction (uniform-fluid assumption), the
+    only approximation; forces and energies against ``exact`` are tested in
+    tests/test_mixing.py.
+
+In both forms 1-4 pairs get geometric sigma and ``lj14_scale`` x geometric eps (exact
+exceptions), and explicit pair overrides (metal-ion terms) are exact: their correction
+force turns whatever the form computes for the pair into the override's energy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import openmm
+from openmm import unit
+
+from solvmd.errors import SolvmdError
+
+MixingMode = Literal["exact", "fast"]
+MIXING_MODES = ("exact", "fast")
+GEOMETRIC = "a1*a2/r^12 - b1*b2/r^6"
+LORENTZ_BERTHELOT = "4*e1*e2*x6*(x6 - 1); x6 = (0.5*(s1 + s2)/r)^6"
+# geometric - LB as two power laws: a clean 1/r^6 tail, so the long-range correction integral converges
+DIFFERENCE = ("dA/r^12 - dB/r^6; dA = a1*a2 - 4*e1*e2*sig6^2; dB = b1*b2 - 4*e1*e2*sig6; "
+              "sig6 = (0.5*(s1 + s2))^6")
+
+
+@dataclass(frozen=True)
+class PairOverride:
+    """Explicit LJ parameters for one pair of particle groups (sigma nm, epsilon kJ/mol)."""
+
+    atoms_a: tuple[int, ...]
+    atoms_b: tuple[int, ...]
+    sigma_nm: float
+    epsilon_kJ_mol: float
+
+
+@dataclass(frozen=True)
+class LJParameters:
+    """Per-particle LJ parameters read from the NonbondedForce (nm, kJ/mol)."""
+
+    sigma: np.ndarray
+    epsilon: np.ndarray
+
+    @property
+    def a(self) -> np.ndarray:
+        """2 sqrt(eps) sigma^6, so that a_i a_j = 4 eps_ij sigma_ij^12 (geometric)."""
+        return 2.0 * np.sqrt(self.epsilon) * self.sigma**6
+
+    @property
+    def b(self) -> np.ndarray:
+        """2 sqrt(eps) sigma^3, so that b_i b_j = 4 eps_ij sigma_ij^6 (geometric)."""
+        return 2.0 * np.sqrt(self.epsilon) * self.sigma**3
+
+
+def nonbonded_force(system: openmm.System) -> openmm.NonbondedForce:
+    """The one NonbondedForce of ``system``."""
+    forces = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    if len(forces) != 1:
+        raise SolvmdError(f"expected exactly one NonbondedForce, found {len(forces)}")
+    return forces[0]
+
+
+def read_lj(nb: openmm.NonbondedForce) -> LJParameters:
+    """Per-particle sigma (nm) and epsilon (kJ/mol) of ``nb``."""
+    n = nb.getNumParticles()
+    sigma, epsilon = np.empty(n), np.empty(n)
+    for i in range(n):
+        _, sig, eps = nb.getParticleParameters(i)
+        sigma[i] = sig.value_in_unit(unit.nanometer)
+        epsilon[i] = eps.value_in_unit(unit.kilojoule_per_mole)
+    return LJParameters(sigma, epsilon)
+
+
+def custom_lj(expression: str, nb: openmm.NonbondedForce, lj: LJParameters, name: str,
+              cutoff_nm: float | None = None) -> openmm.CustomNonbondedForce:
+    """A CustomNonbondedForce with per-particle a, b (and s = sigma, e = sqrt eps when the
+    expression uses them) and the periodicity, cutoff and switching of ``nb`` (or ``cutoff_nm``)."""
+    force = openmm.CustomNonbondedForce(expression)
+    force.setName(name)
+    columns = {"a": lj.a, "b": lj.b, "s": lj.sigma, "e": np.sqrt(lj.epsilon)}
+    if not re.search(r"\b[se][12]\b", expression):
+        columns = {"a": lj.a, "b": lj.b}
+    for param in columns:
+        force.addPerParticleParameter(param)
+    for row in zip(*columns.values()):
+        force.addParticle([float(x) for x in row])
+    method = nb.getNonbondedMethod()
+    if method in (openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald, openmm.NonbondedForce.LJPME,
+                  openmm.NonbondedForce.CutoffPeriodic):
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
+    elif method == openmm.NonbondedForce.CutoffNonPeriodic:
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffNonPeriodic)
+    else:
+        force.setNonbondedMethod(openmm.CustomNonbondedForce.NoCutoff)
+    force.setCutoffDistance(nb.getCutoffDistance() if cutoff_nm is None else cutoff_nm * unit.nanometer)
+    use_switch = nb.getUseSwitchingFunction() and cutoff_nm is None
+    force.setUseSwitchingFunction(use_switch)
+    if use_switch:
+        force.setSwitchingDistance(nb.getSwitchingDistance())
+    force.setForceGroup(nb.getForceGroup())
+    return force
+
+
+def difference_force(nb: openmm.NonbondedForce, lj: LJParameters, correction_cutoff_nm: float) -> openmm.CustomNonbondedForce:
+    """geometric - LB for r < ``correction_cutoff_nm``, with its analytic long-range correction.
+
+    All pairs, no interaction groups: on the CPU platform, restricting the force to pairs of
+    different sigma with interaction groups made it slower (benchmarks/md_speed.py notes).
+    """
+    force = custom_lj(DIFFERENCE, nb, lj, "LennardJonesGeometricCorrection", correction_cutoff_nm)
+    force.setUseLongRangeCorrection(nb.getUseDispersionCorrection())
+    return force
+
+
+def override_force(nb: openmm.NonbondedForce, lj: LJParameters, ov: PairOverride, k: int,
+                   base: Literal["geometric", "fast"], correction_cutoff_nm: float) -> openmm.CustomNonbondedForce:
+    """Correction turning the pair energy the other forces give ``ov``'s pairs into the override's.
+
+    ``base`` is what those forces compute for the pairs: ``geometric`` over the full cutoff
+    (exact form, or a sheet pair), or ``fast`` (LB everywhere plus geometric - LB inside
+    ``correction_cutoff_nm``).
+    """
+    acoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**12
+    bcoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**6
+    wanted = f"{acoef!r}/r^12 - {bcoef!r}/r^6"
+    lb_energy, lb_sigma = LORENTZ_BERTHELOT.split(";")
+    if base == "geometric":
+        expression = f"{wanted} - ({GEOMETRIC})"
+    else:
+        expression = (f"{wanted} - lb - step({correction_cutoff_nm!r} - r)*(({GEOMETRIC}) - lb); "
+                      f"lb = {lb_energy}; {lb_sigma}")
+    force = custom_lj(expression, nb, lj, f"LennardJonesOverride{k}")
+    force.addInteractionGroup(sorted(set(ov.atoms_a)), sorted(set(ov.atoms_b)))
+    return force
+
+
+def override_base(ov: PairOverride, mode: MixingMode, wall: set[int]) -> Literal["geometric", "fast"]:
+    """How the mixing forces treat ``ov``'s pairs: sheet (wall) pairs are always exact geometric."""
+    touches_wall = bool(wall & (set(ov.atoms_a) | set(ov.atoms_b)))
+    if touches_wall and not (set(ov.atoms_a) <= wall or set(ov.atoms_b) <= wall):
+        raise SolvmdError("an LJ pair override mixes sheet and liquid atoms on one side; "
+                          "give the sheet atoms on one side and liquid atoms on the other")
+    return "geometric" if touches_wall or mode == "exact" else "fast"
+
+
+def wall_force(nb: openmm.NonbondedForce, lj: LJParameters, wall: list[int], fluid: list[int]) -> openmm.CustomNonbondedForce:
+    """Exact geometric LJ between a frozen sheet (``wall``) and the liquid, full cutoff.
+
+    No long-range correction: the homogeneous-fluid correction does not describe a wall
+    (the wall tail beyond the cutoff is neglected); sheet-sheet pairs get no LJ (frozen).
+    """
+    force = custom_lj(GEOMETRIC, nb, lj, "LennardJonesSheet")
+    force.setUseLongRangeCorrection(False)
+    force.addInteractionGroup(wall, fluid)
+    return force
+
+
+def geometric_exceptions(nb: openmm.NonbondedForce, lj: LJParameters, lj14_scale: float) -> list[tuple[int, int]]:
+    """Give 1-4 exceptions geometric sigma and scaled geometric eps; return every excluded pair."""
+    pairs = []
+    for k in range(nb.getNumExceptions()):
+        i, j, qq, sig, eps = nb.getExceptionParameters(k)
+        pairs.append((i, j))
+        if eps.value_in_unit(unit.kilojoule_per_mole) != 0.0:
+            nb.setExceptionParameters(
+                k, i, j, qq, np.sqrt(lj.sigma[i] * lj.sigma[j]) * unit.nanometer,
+                lj14_scale * np.sqrt(lj.epsilon[i] * lj.epsilon[j]) * unit.kilojoule_per_mole)
+    return pairs
+
+
+def zero_nonbonded_lj(nb: openmm.NonbondedForce, atoms) -> None:
+    """Switch off the NonbondedForce's LJ for ``atoms`` (charges kept)."""
+    for i in atoms:
+        q, _, _ = nb.getParticleParameters(int(i))
+        nb.setParticleParameters(int(i), q, 0.1 * unit.nanometer, 0.0)
+
+
+def check_mixing(mode: str, correction_cutoff_nm: float, cutoff_nm: float) -> None:
+    """Refuse an unknown mode or a correction cutoff outside (0, cutoff]."""
+    if mode not in MIXING_MODES:
+        raise SolvmdError(f"forcefield.mixing {mode!r}: allowed are {', '.join(MIXING_MODES)}")
+    if not 0.0 < correction_cutoff_nm <= cutoff_nm:
+        raise SolvmdError(f"forcefield.correction_cutoff_nm = {correction_cutoff_nm} nm: must be > 0 and "
+                          f"<= forcefield.cutoff_nm ({cutoff_nm} nm)")
+
+
+def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] | tuple = (),
+                           lj14_scale: float = 0.5, mode: MixingMode = "exact",
+                           correction_cutoff_nm: float = 0.6,
+                           fluid_atoms: list[int] | None = None) -> list[openmm.CustomNonbondedForce]:
+    """OPLS geometric mixing in ``system`` (in place), in the ``exact`` or ``fast`` form.
+
+    ``fluid_atoms`` (default: all) are the atoms whose LJ is mixed here; the others (a
+    frozen sheet) interact with the fluid through exact geometric LJ in their own force
+    (:func:`wall_force`) and not with each other. Returns the custom forces added (main or
+    correction force first, then the wall force if any, then one per override).
+    """
+    nb = nonbonded_force(system)
+    check_mixing(mode, correction_cutoff_nm, nb.getCutoffDistance().value_in_unit(unit.nanometer))
+    lj = read_lj(nb)
+    n = system.getNumParticles()
+    fluid = list(range(n)) if fluid_atoms is None else sorted(fluid_atoms)
+    others = sorted(set(range(n)) - set(fluid))
+    excluded = geometric_exceptions(nb, lj, lj14_scale)
+    wall = set(others)
+    overrides_base = [override_base(ov, mode, wall) for ov in overrides]
+    fluid_lj = LJParameters(lj.sigma.copy(), lj.epsilon.copy())
+    fluid_lj.epsilon[others] = 0.0
+    if mode == "exact":
+        main = custom_lj(GEOMETRIC, nb, fluid_lj, "LennardJonesGeometric")
+        main.setUseLongRangeCorrection(nb.getUseDispersionCorrection())
+        nb.setUseDispersionCorrection(False)
+        zero_nonbonded_lj(nb, range(n))
+    else:
+        main = difference_force(nb, fluid_lj, correction_cutoff_nm)
+        zero_nonbonded_lj(nb, others)
+    forces = [main] + ([wall_force(nb, lj, others, fluid)] if others else [])
+    forces += [override_force(nb, lj, ov, k, base, correction_cutoff_nm)
+               for k, (ov, base) in enumerate(zip(overrides, overrides_base))]
+    for force in forces:
+        for i, j in excluded:
+            force.addExclusion(i, j)
+        system.addForce(force)
+    return forces
