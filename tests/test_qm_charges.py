@@ -37,7 +37,8 @@ def _tool(name: str):
 
 qm_esp = _tool("qm_esp")
 needs_resp = pytest.mark.skipif(shutil.which("resp") is None, reason="AmberTools resp not installed ([charges] extra)")
-needs_pyscf = pytest.mark.skipif(importlib.util.find_spec("pyscf") is None, reason="pyscf not installed ([charges] extra)")
+needs_pyscf = pytest.mark.skipif(importlib.util.find_spec("pyscf") is None,
+                                 reason="pyscf not installed ([charges] extra)")
 
 
 # ------------------------------------------------------------------ committed fluoroether charges

@@ -134,7 +134,7 @@ def fit_species(name: str, workdir: Path) -> dict:
             pts, esp, e = z["points"], z["esp"], float(z["energy"])
         else:
             pts, esp, e = hf_esp(el, xyz, log)
-            np.savez(cache, points=pts, esp=esp, energy=e, xyz=xyz)
+            qm_esp.save_npz_atomic(cache, points=pts, esp=esp, energy=e, xyz=xyz)
         energies.append(e)
         qm_esp.write_espot(wd / f"conf{k}.esp", xyz, pts, esp)
         esp_lines.append((wd / f"conf{k}.esp").read_text())

@@ -153,7 +153,8 @@ def terms(name: str, log) -> dict:
                 ang["Cl-Mg-Cl"].append((_angle_deg(xa, a, m, c), seminario_angle(H, x, a, m, c) * HARTREE_KJ))
     if len(mg) == 2:
         for c in br:
-            ang["Mg-Cl-Mg"].append((_angle_deg(xa, mg[0], c, mg[1]), seminario_angle(H, x, mg[0], c, mg[1]) * HARTREE_KJ))
+            k = seminario_angle(H, x, mg[0], c, mg[1]) * HARTREE_KJ
+            ang["Mg-Cl-Mg"].append((_angle_deg(xa, mg[0], c, mg[1]), k))
     for key, vals in ang.items():
         if vals:
             out["angles"][key] = {"theta_qm_deg": float(np.mean([v[0] for v in vals])),

@@ -132,7 +132,7 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL) -> tuple[np.ndarray, float
     dm = dm[0] + dm[1] if dm.ndim == 3 else dm
     s2 = float(mf.spin_square()[0]) if mol.spin else 0.0
     lib.chkfile.save(str(wd / "scf.chk"), "solvmd_done", {"e": e})
-    np.savez(done, dm=dm, energy=e, s2=s2)
+    qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2)
     return dm, float(e), s2
 
 
@@ -191,7 +191,7 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
     else:
         points = qm_esp.mk_points(el, xyz)
         esp = qm_esp.esp_at(mol, dm, points)
-        np.savez(wd / "esp.npz", points=points, esp=esp)
+        qm_esp.save_npz_atomic(wd / "esp.npz", points=points, esp=esp)
     log(f"ESP on {len(points)} MK points")
     q, rrms = fit(el, xyz, roles, classes, points, esp, wd)
     # MD sheet: one q(M), one q(N); the 8 alpha C (two D2h classes of 4) get their mean,

@@ -192,3 +192,11 @@ def finalize(charges: np.ndarray, classes: list[int], total: float, tol: float =
     if abs(q.sum() - total) > tol:
         raise ChargeFitError(f"charges sum to {q.sum():+.9f} e, expected {total}")
     return q
+
+
+def save_npz_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` to a temporary name, then rename: a killed run never leaves a cache
+    file that looks finished (the scripts skip work whose cache exists)."""
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)

@@ -49,9 +49,9 @@ def _check_geometry(name: str, bonds: list, params: dict, xyz_nm: np.ndarray) ->
         r = float(np.linalg.norm(xyz_nm[i] - xyz_nm[j])) * 10.0
         r0 = params["bonds"][kind]["r_qm_A"]
         if abs(r - r0) > GEOMETRY_TOL_A:
-            raise SolvmdError(f"bonded complex {name}: atoms {i}-{j} ({kind}) are {r:.2f} A apart, the bonded model's "
-                              f"equilibrium is {r0:.2f} A (tolerance {GEOMETRY_TOL_A} A): the packed structure is not the "
-                              "declared complex geometry")
+            raise SolvmdError(f"bonded complex {name}: atoms {i}-{j} ({kind}) are {r:.2f} A apart, the bonded "
+                              f"model's equilibrium is {r0:.2f} A (tolerance {GEOMETRY_TOL_A} A): the packed "
+                              "structure is not the declared complex geometry")
 
 
 def _exclude(system: openmm.System, pairs: set[tuple[int, int]]) -> None:
