@@ -105,8 +105,10 @@ def make_mol(el: list[str], xyz: np.ndarray, spin2: int, basis: str = BASIS):
                  unit="Angstrom", verbose=4, max_memory=6000)
 
 
-def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL) -> tuple[np.ndarray, float, float]:
-    """Converged density matrix (alpha+beta), energy (Eh), <S^2>; resumable via chkfile."""
+def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -> tuple[np.ndarray, float, float]:
+    """Converged density matrix (alpha+beta), energy (Eh), <S^2>; resumable via chkfile.
+    ``stabilize``: level shift 0.2 Eh and damping 0.2 from the start (open d shells; plain
+    DIIS from the minao guess diverged for the Ni flake). They change the path, not the result."""
     from pyscf import dft, lib
 
     done = wd / "scf.npz"
@@ -116,7 +118,7 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL) -> tuple[np.ndarray, float
     mf = (dft.UKS(mol) if mol.spin else dft.RKS(mol)).density_fit(auxbasis=AUXBASIS)
     mf.xc, mf.grids.level, mf.conv_tol, mf.max_cycle = xc, GRID_LEVEL, 1e-8, 150
     mf.chkfile = str(wd / "scf.chk")
-    mf.level_shift, mf.damp = (0.2, 0.2) if mol.spin else (0.0, 0.0)
+    mf.level_shift, mf.damp = (0.2, 0.2) if (mol.spin or stabilize) else (0.0, 0.0)
     dm0 = None
     if (wd / "scf.chk").exists():
         dm0 = mf.from_chk(str(wd / "scf.chk"))
@@ -183,7 +185,7 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
     mol.output = str(wd / "pyscf.log")
     mol.build()
     log(f"{metal} 2S={spin2}: {len(el)} atoms, {mol.nao} basis functions, {mol.nelectron} electrons")
-    dm, energy, s2 = run_scf(mol, wd, log, xc)
+    dm, energy, s2 = run_scf(mol, wd, log, xc, stabilize=metal != "Zn")
     log(f"SCF done E = {energy:.8f} Eh <S^2> = {s2:.4f}")
     if (wd / "esp.npz").exists():
         z = np.load(wd / "esp.npz")
