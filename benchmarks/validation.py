@@ -69,6 +69,7 @@ class System:
 
 SYSTEMS: dict[str, System] = {
     "mgcl2_licl_thf_complexes": System("systems/mgcl2_licl_thf_complexes.yaml", "MG", ether="THF"),
+    "mgcl2_licl_thf_complexes_bonded": System("systems/mgcl2_licl_thf_complexes_bonded.yaml", "MG", ether="THF"),
     "mg_tfsi_dme": System("systems/mg_tfsi_dme.yaml", "MG", ether="DME"),
     "li_fsi_dme_1M": System("systems/li_fsi_dme_1M.yaml", "LI", ether="DME"),
     "li_fsi_dme_4M": System("systems/li_fsi_dme_4M.yaml", "LI", ether="DME"),
@@ -247,9 +248,9 @@ def _intact(s: str, name: str, n_bonds: int):
     return f
 
 
-def _mgmg(s: str):
+def _mgmg(s: str, name: str = "Mg2Cl3_THF6"):
     def f(M):
-        cx = M[s].get("complexes", {}).get("Mg2Cl3_THF6")
+        cx = M[s].get("complexes", {}).get(name)
         if not cx:
             return "no dimer in the system", None
         return f"{cx['mm_mean_A']:.2f} +- {cx['mm_std_A']:.2f} A (max {cx['mm_max_A']:.2f})", _in(cx["mm_mean_A"], 3.1, 3.2)
@@ -297,6 +298,7 @@ def _dol_vs_dme(dol: str, dme: str):
 
 
 MG = "mgcl2_licl_thf_complexes"
+MGB = "mgcl2_licl_thf_complexes_bonded"  # same electrolyte, bonded Mg-Cl model (SOURCES.md: Complexes)
 CHECKS: list[Check] = [
     Check("mg_thf_cn", (MG,), "Mg2+ CN (O + Cl donor atoms), MgCl2-LiCl/THF", "6 (octahedral)", SCI, _mg_cn(MG)),
     Check("mg_thf_o_peak", (MG,), "Mg-O(THF) first RDF peak", "2.0-2.1 A", SCI, _peak(MG, "THF", 2.0, 2.1)),
@@ -305,6 +307,15 @@ CHECKS: list[Check] = [
     Check("mg_monomer_intact", (MG,), "MgCl(THF)5+ intact over the production run",
           "intact (every frame)", "SCIENCE.md §2 (species of seed 003)", _intact(MG, "MgCl_THF5", 6)),
     Check("mg_dimer_mgmg", (MG,), "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+", "3.1-3.2 A", SCI, _mgmg(MG)),
+    Check("mgb_thf_cn", (MGB,), "Mg2+ CN (O + Cl), MgCl2-LiCl/THF, bonded Mg-Cl", "6 (octahedral)", SCI, _mg_cn(MGB)),
+    Check("mgb_thf_o_peak", (MGB,), "Mg-O(THF) first RDF peak, bonded Mg-Cl", "2.0-2.1 A", SCI,
+          _peak(MGB, "THF", 2.0, 2.1)),
+    Check("mgb_dimer_intact", (MGB,), "[Mg2(mu-Cl)3(THF)6]+ intact, bonded Mg-Cl", "intact (every frame)", SCI,
+          _intact(MGB, "Mg2Cl3_THF6_bonded", 12)),
+    Check("mgb_monomer_intact", (MGB,), "MgCl(THF)5+ intact, bonded Mg-Cl", "intact (every frame)",
+          "SCIENCE.md §2 (species of seed 003)", _intact(MGB, "MgCl_THF5_bonded", 6)),
+    Check("mgb_dimer_mgmg", (MGB,), "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+, bonded Mg-Cl", "3.1-3.2 A", SCI,
+          _mgmg(MGB, "Mg2Cl3_THF6_bonded")),
     Check("mg_dme_cn", ("mg_tfsi_dme",), "Mg2+ CN (donor atoms), 0.5 M Mg(TFSI)2/DME", "6 (octahedral)", SCI,
           _mg_cn("mg_tfsi_dme")),
     Check("mg_dme_o_peak", ("mg_tfsi_dme",), "Mg-O(DME) first RDF peak", "2.0-2.1 A", SCI,

@@ -18,6 +18,8 @@ or a complex alike, so composition, packing and topology code treat both the sam
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections import Counter
 from functools import lru_cache
@@ -30,6 +32,32 @@ from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
 
 GEOMETRY_SITES = {"octahedral": (1, 0, 6), "face_sharing_bioctahedron": (2, 3, 6)}  # metals, bridging, terminal
+DECLARED_TOL_A = 0.02  # declared start distances vs the bonded model's equilibrium geometry
+
+
+class BondedRef(BaseModel):
+    """Where a bonded complex's Mg-Cl terms live: ``file`` (relative to forcefields/) and ``entry``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    entry: str
+
+
+@lru_cache(maxsize=None)
+def _bonded_file(file: str) -> dict:
+    path = species_registry.FORCEFIELD_DIR / file
+    if not path.is_file():
+        raise SolvmdError(f"bonded.file: {path} not found (written by forcefields/tools/mg_complex_seminario.py)")
+    return json.loads(path.read_text()).get("complexes", {})
+
+
+def bonded_parameters(file: str, entry: str) -> dict:
+    """``{"bonds": {kind: {r0_A, k_kJ_mol_A2}}, "angles": {kind: {theta0_deg, k_kJ_mol_rad2}}}``."""
+    data = _bonded_file(file)
+    if entry not in data:
+        raise SolvmdError(f"bonded.entry: {entry!r} is not in {file} (entries: {', '.join(sorted(data))})")
+    return data[entry]
 
 
 class ComplexDef(BaseModel):
@@ -49,6 +77,9 @@ class ComplexDef(BaseModel):
             (``O``, ``Cl`` ...) for terminal ligands, ``bridging`` (metal-bridging ligand) and
             ``metal_metal`` (two-metal geometries).
         source: where the geometry comes from (SOURCES.md has the references).
+        bonded: optional ``{file, entry}`` of bonded Mg-Cl terms (forcefields/<file>); then
+            :mod:`solvmd.build.bonded_complexes` bonds the Mg-Cl core in the System and
+            ``distances_A`` must be that model's reference geometry (checked, 0.02 A).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +92,7 @@ class ComplexDef(BaseModel):
     charge: int
     distances_A: dict[str, float]
     source: str = ""
+    bonded: BondedRef | None = None  # bonded Mg-Cl terms (solvmd.build.bonded_complexes)
 
     @model_validator(mode="after")
     def _check(self) -> "ComplexDef":
@@ -101,12 +133,40 @@ class ComplexDef(BaseModel):
             if self.distances_A["bridging"] <= half:
                 raise ValueError(f"distances_A: bridging ({self.distances_A['bridging']} A) must exceed half of "
                                  f"metal_metal ({half} A)")
+        if self.bonded is not None:
+            self._check_bonded()
         total = sum(species_registry.get(n).charge for n in self.members)
         if total != self.charge:
             parts = ", ".join(f"{k} x {n} ({species_registry.get(n).charge:+d})" for n, k in Counter(self.members).items())
             raise ValueError(f"charge: declared {self.charge:+d} but the members sum to {total:+d} ({parts}); "
                              "fix the members or the declared charge")
         return self
+
+    def _check_bonded(self) -> None:
+        """The bonded model must cover the geometry, and its equilibrium geometry must be the
+        declared one (``distances_A``), else the packed complex would start strained."""
+        try:
+            p = bonded_parameters(self.bonded.file, self.bonded.entry)
+        except SolvmdError as err:
+            raise ValueError(f"bonded: {err}") from None
+        if set(self.metals) != {"Mg"}:
+            raise ValueError(f"bonded: only Mg chloro complexes have a bonded model (metals {self.metals})")
+        checks = []
+        if "Cl" in self.ligands:
+            checks.append(("Cl", p.get("bonds", {}).get("Mg-Cl_terminal", {}).get("r_qm_A")))
+        if self.bridging:
+            b = p.get("bonds", {}).get("Mg-Cl_bridging", {}).get("r_qm_A")
+            ang = p.get("angles", {}).get("Mg-Cl-Mg", {}).get("theta_qm_deg")
+            if p.get("angles", {}).get("Cl-Mg-Cl") is None or b is None or ang is None:
+                raise ValueError(f"bonded: {self.bonded.entry} lacks Mg-Cl_bridging / Cl-Mg-Cl / Mg-Cl-Mg terms")
+            checks += [("bridging", b), ("metal_metal", 2.0 * b * math.sin(math.radians(ang) / 2.0))]
+        for key, want in checks:
+            if want is None:
+                raise ValueError(f"bonded: {self.bonded.entry} has no term for the {key} Mg-Cl contact")
+            if abs(self.distances_A[key] - want) > DECLARED_TOL_A:
+                raise ValueError(f"distances_A: {key} = {self.distances_A[key]} A but the bonded model "
+                                 f"{self.bonded.entry} has {want:.3f} A: the declared geometry must be the "
+                                 "bonded model's reference (QM) equilibrium geometry")
 
     @property
     def members(self) -> list[str]:

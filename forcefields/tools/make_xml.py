@@ -272,6 +272,35 @@ class SpeciesFF:
     name: str
     typing: tuple[tuple[str, AType], ...]  # (SMARTS, type); first SMARTS atom is typed
     note: str
+    # per-atom charges from a QM fit (forcefields/qm/<file>, written by a script in this folder);
+    # they replace the type charges in the residue template; the types still give the LJ
+    charges_json: str | None = None
+
+
+QM_DIR = ROOT / "forcefields" / "qm"
+
+
+def qm_charges(sp, spec: "SpeciesFF") -> list[float] | None:
+    """Per-atom charges of ``spec.charges_json`` for registry species ``sp`` (None if unset).
+
+    Errors if the file is missing, was fitted for another SMILES or atom naming, or does not
+    sum to the formal charge within 1e-6 e."""
+    import json
+
+    if spec.charges_json is None:
+        return None
+    path = QM_DIR / spec.charges_json
+    if not path.exists():
+        raise ValueError(f"{sp.name}: charge file {path} missing; run the generating script in forcefields/tools/")
+    rec = json.loads(path.read_text())
+    if rec.get("smiles") != sp.smiles or rec.get("atom_names") != sp.atom_names:
+        raise ValueError(f"{sp.name}: {path} was fitted for SMILES {rec.get('smiles')!r} / atoms "
+                         f"{rec.get('atom_names')}, but species.yaml has {sp.smiles!r} / {sp.atom_names}: "
+                         "re-run the charge fit")
+    q = [float(rec["charges"][a]) for a in sp.atom_names]
+    if abs(sum(q) - sp.charge) > 1e-6:
+        raise ValueError(f"{sp.name}: charges in {path} sum to {sum(q):+.7f}, formal charge {sp.charge}")
+    return q
 
 
 H_ETHER = t_oplsaa("HE", "HC", 0.03, "opls_185 H(COR)", 2.50, 0.12552)
@@ -340,19 +369,19 @@ SPECIES = [
         ("[CH2X4][OX2]", C_ETHER),
         ("[#1][CX4]", H_ETHER),
         ("[OX2]", O_ETHER),
-    ), "OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types"),
+    ), "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
+       "charges: RESP HF/6-31G* (forcefields/qm/resp_BTFE.json)", charges_json="resp_BTFE.json"),
     SpeciesFF("TTE", (
-        ("[CX4;H1](F)F", AType("CHF", "CF", 0.14, 3.50, 0.276144,
-                                "CHF2 carbon: neutral-group rule 2(+0.12) - q(H); LJ opls_962")),
+        ("[CX4;H1](F)F", AType("CHF", "CF", 0.14, 3.50, 0.276144, "CHF2 carbon: LJ opls_962")),
         ("[#1][CX4](F)F", AType("HF", "HC", 0.10, 2.50, 0.12552, "opls_958 H in RCHF (tentative OPLS-AA)")),
-        ("[CX4;H0](F)(F)[OX2]", AType("CF2O", "CF", 0.44, 3.50, 0.276144,
-                                       "CF2-O carbon: opls_962 0.24 + ether shift 0.20 (group +0.20 as OPLS C(H2)OR)")),
+        ("[CX4;H0](F)(F)[OX2]", AType("CF2O", "CF", 0.44, 3.50, 0.276144, "CF2-O carbon: LJ opls_962")),
         ("[CX4;H0](F)F", t_oplsaa("CF2", "CF", 0.24, "opls_962 CF2 (Watkins-Jorgensen)", 3.50, 0.276144)),
         ("[CH2X4][OX2]", C_ETHER),
         ("[#1][CX4]", H_ETHER),
         ("[#9]", F_PERFLUORO),
         ("[OX2]", O_ETHER),
-    ), "OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types"),
+    ), "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
+       "charges: RESP HF/6-31G* (forcefields/qm/resp_TTE.json)", charges_json="resp_TTE.json"),
 ]
 
 
@@ -443,9 +472,13 @@ def species_xml(sp, spec: SpeciesFF):
 
     total = 0.0
     out["residue"].append(f'  <Residue name="{res}">')
-    for name, t in zip(names, types):
-        out["residue"].append(f'   <Atom name="{name}" type="{res}-{t.key}" charge="{f(t.charge)}"/>')
-        total += t.charge
+    qm = qm_charges(sp, spec)
+    for k, (name, t) in enumerate(zip(names, types)):
+        q = t.charge if qm is None else qm[k]
+        out["residue"].append(f'   <Atom name="{name}" type="{res}-{t.key}" charge="{f(q)}"/>')
+        total += q
+    if qm is not None:
+        used_src.add(f"charges: forcefields/qm/{spec.charges_json} (RESP, forcefields/tools/fluoroether_charges.py)")
     for i, j in bonds:
         out["residue"].append(f'   <Bond atomName1="{names[i]}" atomName2="{names[j]}"/>')
     out["residue"].append("  </Residue>")

@@ -18,6 +18,7 @@ from openmm import app, unit
 from solvmd import __version__
 from solvmd import complexes
 from solvmd import species as species_registry
+from solvmd.build.bonded_complexes import add_complex_bonds
 from solvmd.build.complex_geometry import complex_instances
 from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
@@ -115,6 +116,7 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
         dispersion_correction=ffs.dispersion_correction, mixing=ffs.mixing,
         correction_cutoff_nm=ffs.correction_cutoff_nm, hydrogen_mass_amu=ffs.hydrogen_mass_amu,
     )
+    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_A / 10.0)
     manifest = {
         "name": recipe.name,
         "description": recipe.description,
@@ -122,6 +124,7 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
         "species": species_table(comp.counts),
         "units": dict(comp.units),
         "complexes": complex_instances(comp.units),
+        "bonded_complexes": bonded,
         "n_atoms": comp.n_atoms,
         "box_nm": [comp.box_nm] * 3,
         "density_estimate_g_cm3": comp.density_g_cm3,

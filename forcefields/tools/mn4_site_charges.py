@@ -1,0 +1,263 @@
+#!/usr/bin/env python
+"""M-N4 site charges from DFT on a hydrogen-capped graphene flake, ESP-fitted (RESP).
+
+Usage (repository root; needs ``pip install 'solvmd[charges]'``)::
+
+    python forcefields/tools/mn4_site_charges.py run Zn [--workdir build/qm]   # SCF + ESP + fit
+    python forcefields/tools/mn4_site_charges.py update                         # results -> surfaces.yaml
+
+Model (see forcefields/SOURCES.md, "M-N4 site charges"):
+
+* Flake: the M-N4 divacancy site exactly as ``solvmd.build.surfaces.build_sheet`` builds it
+  (planar, C-C 1.42 A, M-N of ``surfaces.yaml``), cut to every sheet atom within
+  ``radius`` (5.0 A: C26N4M + 14 H, 31 heavy atoms) of the metal, atoms with < 2 kept neighbours
+  pruned, each cut bond capped by H at 1.08 A (OPLS-AA CA-HA). Neutral; the N4 ligand
+  is the closed-shell dianion of a Kekule structure, the metal M(II).
+* DFT: PySCF, PBE/def2-SVP, density fitting (def2-universal-jfit), grids level 2, no
+  geometry optimization (the MD sheet is frozen in this geometry). Spin state per metal in
+  ``SPIN``; Fe is run in both S = 1 and S = 2 and the lower PBE energy is used.
+* Fit: ESP on Merz-Kollman points (4 shells, 1 point/A^2), one-stage RESP (qwt 0.0005,
+  hyperbolic, H free: no sp3 groups, so the second RESP stage of Bayly 1993 does not apply),
+  atoms equal under the flake's D2h symmetry, and the defect M + 4 N + 8 alpha-C
+  constrained to zero net charge: that is the MD sheet's model (all other sheet C carry 0),
+  so q(M), q(N) go to surfaces.yaml and the builder's alpha-C compensation reproduces the
+  fitted alpha-C charge. Charges are full (unscaled) like every other sheet charge.
+
+Resumable: the SCF checkpoint (``<workdir>/<M>_S<2S>/scf.chk``) seeds a restart; a finished
+SCF (``scf.npz``) and a finished ESP (``esp.npz``) are not recomputed. The result JSON
+(``forcefields/qm/mn4_<M>.json``) is written atomically only after the fit passed its checks.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qm_esp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "forcefields" / "qm"
+FUNCTIONAL, BASIS, AUXBASIS = "pbe", "def2-svp", "def2-universal-jfit"
+CH_BOND_A = 1.08  # OPLS-AA CA-HA aromatic C-H (GROMACS oplsaa.ff ffbonded.itp)
+RADIUS_A = 5.0
+GRID_LEVEL = 2  # PySCF DFT grid level (Treutler-Ahlrichs radial, Lebedev angular)
+# 2S per metal: M(II) in a square-planar N4 field, as in the metal phthalocyanines
+# (ZnPc, NiPc S = 0; CoPc, CuPc S = 1/2; FePc S = 1; MnPc S = 3/2). Fe also at S = 2
+# (the PBE+U ground state of [HWO23]); the lower PBE energy is kept.
+SPIN = {"Zn": (0,), "Ni": (0,), "Co": (1,), "Cu": (1,), "Fe": (2, 4), "Mn": (3,)}
+
+
+def build_flake(metal: str, radius_a: float = RADIUS_A) -> tuple[list[str], np.ndarray, list[str]]:
+    """(elements, xyz in A centred on the metal, roles) of the capped flake."""
+    from solvmd.build.surfaces import SurfaceSpec, build_sheet
+
+    sheet = build_sheet(SurfaceSpec(kind="MN4", metal=metal, size_nm=(2.6, 2.6)))
+    L = np.array([*sheet.box_xy_nm, 1e9]) * 10.0
+    m = sheet.site_atoms[0]
+    d = sheet.xyz_nm * 10.0 - sheet.xyz_nm[m] * 10.0
+    d -= L * np.rint(d / L)
+    nb: dict[int, list[int]] = {i: [] for i in range(sheet.n_atoms)}
+    for i, j in sheet.bonds:
+        nb[i].append(j)
+        nb[j].append(i)
+    keep = set(np.flatnonzero(np.linalg.norm(d[:, :2], axis=1) < radius_a).tolist())
+    while True:
+        drop = {k for k in keep if k != m and sum(n in keep for n in nb[k]) < 2}
+        if not drop:
+            break
+        keep -= drop
+    order = sorted(keep)
+    el = [sheet.elements[k] for k in order]
+    xyz = [d[k] for k in order]
+    roles = [sheet.roles[k] for k in order]
+    for k in order:
+        for n in nb[k]:
+            if n not in keep:
+                u = (d[n] - d[k]) / np.linalg.norm(d[n] - d[k])
+                el.append("H"), xyz.append(d[k] + CH_BOND_A * u), roles.append("H")
+    return el, np.array(xyz), roles
+
+
+def symmetry_classes(el: list[str], xyz: np.ndarray) -> list[int]:
+    """Class index per atom under the flake's in-plane mirrors x -> -x, y -> -y (D2h);
+    error if the flake is not symmetric."""
+    keys = [(e, round(abs(x), 2), round(abs(y), 2)) for e, (x, y, _) in zip(el, xyz)]
+    for sx, sy in ((-1, 1), (1, -1)):
+        img = xyz * np.array([sx, sy, 1.0])
+        for e, p in zip(el, img):
+            dist = np.linalg.norm(xyz - p, axis=1)
+            j = int(np.argmin(dist))
+            if dist[j] > 1e-3 or el[j] != e:
+                raise qm_esp.ChargeFitError("flake is not D2h-symmetric about the metal")
+    uniq = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return [uniq[k] for k in keys]
+
+
+def make_mol(el: list[str], xyz: np.ndarray, spin2: int, basis: str = BASIS):
+    from pyscf import gto
+
+    return gto.M(atom=[(e, tuple(p)) for e, p in zip(el, xyz)], basis=basis, charge=0, spin=spin2,
+                 unit="Angstrom", verbose=4, max_memory=6000)
+
+
+def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -> tuple[np.ndarray, float, float]:
+    """Converged density matrix (alpha+beta), energy (Eh), <S^2>; resumable via chkfile.
+    ``stabilize``: level shift 0.2 Eh and damping 0.2 from the start (open d shells; plain
+    DIIS from the minao guess diverged for the Ni flake). They change the path, not the result."""
+    from pyscf import dft, lib
+
+    done = wd / "scf.npz"
+    if done.exists():
+        z = np.load(done)
+        return z["dm"], float(z["energy"]), float(z["s2"])
+    mf = (dft.UKS(mol) if mol.spin else dft.RKS(mol)).density_fit(auxbasis=AUXBASIS)
+    mf.xc, mf.grids.level, mf.conv_tol, mf.max_cycle = xc, GRID_LEVEL, 1e-8, 150
+    mf.chkfile = str(wd / "scf.chk")
+    mf.level_shift, mf.damp = (0.2, 0.2) if (mol.spin or stabilize) else (0.0, 0.0)
+    dm0 = None
+    if (wd / "scf.chk").exists():
+        dm0 = mf.from_chk(str(wd / "scf.chk"))
+        log(f"restart from {wd / 'scf.chk'}")
+    e = mf.kernel(dm0)
+    if not mf.converged:
+        log("first-order SCF not converged; second-order (Newton) from the last density")
+        mf = mf.newton()
+        e = mf.kernel(mf.make_rdm1())
+    if not mf.converged:
+        raise qm_esp.ChargeFitError(f"SCF not converged in {wd}")
+    dm = mf.make_rdm1()
+    dm = dm[0] + dm[1] if dm.ndim == 3 else dm
+    s2 = float(mf.spin_square()[0]) if mol.spin else 0.0
+    lib.chkfile.save(str(wd / "scf.chk"), "solvmd_done", {"e": e})
+    qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2)
+    return dm, float(e), s2
+
+
+def fit(el, xyz, roles, classes, points, esp, wd: Path) -> tuple[np.ndarray, float | None]:
+    """One-stage RESP with D2h equivalences and a neutral M + N4 + alpha-C group."""
+    z = [{"H": 1, "C": 6, "N": 7}.get(e) or _z(e) for e in el]
+    first: dict[int, int] = {}
+    ivary = []
+    for i, c in enumerate(classes):
+        ivary.append(first[c] + 1 if c in first else 0)
+        first.setdefault(c, i)
+    group = [i + 1 for i, r in enumerate(roles) if r in ("metal", "N_site", "C_alpha")]
+    if len(group) != 13:
+        raise qm_esp.ChargeFitError(f"defect group has {len(group)} atoms, expected 13 (M, 4 N, 8 alpha C)")
+    espot = wd / "flake.esp"
+    qm_esp.write_espot(espot, xyz, points, esp)
+    inp = qm_esp.resp_input("M-N4 flake RESP", [qm_esp.RespMolecule(z, ivary)], 0, 0.0005, False,
+                            groups=[(0.0, group)])
+    qout, out = qm_esp.run_resp(wd, inp, espot, "resp1")
+    q = qm_esp.finalize(qm_esp.read_qout(qout, len(el)), classes, 0.0)
+    core = sum(q[i - 1] for i in group)
+    if abs(core) > 1e-4:
+        raise qm_esp.ChargeFitError(f"defect group constraint not applied: M + N4 + 8 C_alpha = {core:+.5f}")
+    return q, qm_esp.resp_rrms(out)
+
+
+def _z(symbol: str) -> int:
+    from pyscf.data.elements import charge
+
+    return int(charge(symbol))
+
+
+def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str = BASIS,
+        radius_a: float = RADIUS_A) -> dict:
+    """SCF + ESP + RESP for one metal and spin (2S = ``spin2``); returns the record (not yet
+    written). ``xc``/``basis``/``radius_a`` other than the defaults are for tests only."""
+    wd = workdir / f"{metal}_S{spin2}_{xc}_{basis}_{radius_a:g}"
+    wd.mkdir(parents=True, exist_ok=True)
+    logf = open(wd / "progress.log", "a")
+
+    def log(msg: str) -> None:
+        logf.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+        logf.flush()
+
+    el, xyz, roles = build_flake(metal, radius_a)
+    classes = symmetry_classes(el, xyz)
+    mol = make_mol(el, xyz, spin2, basis)
+    mol.output = str(wd / "pyscf.log")
+    mol.build()
+    log(f"{metal} 2S={spin2}: {len(el)} atoms, {mol.nao} basis functions, {mol.nelectron} electrons")
+    dm, energy, s2 = run_scf(mol, wd, log, xc, stabilize=metal != "Zn")
+    log(f"SCF done E = {energy:.8f} Eh <S^2> = {s2:.4f}")
+    if (wd / "esp.npz").exists():
+        z = np.load(wd / "esp.npz")
+        points, esp = z["points"], z["esp"]
+    else:
+        points = qm_esp.mk_points(el, xyz)
+        esp = qm_esp.esp_at(mol, dm, points)
+        qm_esp.save_npz_atomic(wd / "esp.npz", points=points, esp=esp)
+    log(f"ESP on {len(points)} MK points")
+    q, rrms = fit(el, xyz, roles, classes, points, esp, wd)
+    # MD sheet: one q(M), one q(N); the 8 alpha C (two D2h classes of 4) get their mean,
+    # -(q(M) + 4 q(N)) / 8, which the group constraint makes exact
+    pick = {r: float(np.mean([x for x, rr in zip(q, roles) if rr == r])) for r in ("metal", "N_site", "C_alpha")}
+    alpha_classes = sorted({round(float(x), 6) for x, rr in zip(q, roles) if rr == "C_alpha"})
+    log(f"fit: q(M) {pick['metal']:+.4f} q(N) {pick['N_site']:+.4f} q(Ca) {pick['C_alpha']:+.4f} RRMS {rrms}")
+    return {"metal": metal, "two_S": spin2, "functional": xc, "basis": basis, "auxbasis": AUXBASIS,
+            "energy_Eh": energy, "S2": s2, "n_esp_points": int(len(points)), "resp_rrms": rrms,
+            "q_metal": pick["metal"], "q_N_site": pick["N_site"], "q_C_alpha": pick["C_alpha"],
+            "q_C_alpha_classes": alpha_classes,
+            "radius_A": radius_a, "elements": el, "roles": roles, "xyz_A": np.round(xyz, 5).tolist(),
+            "charges": np.round(q, 6).tolist(), "pyscf": __import__("pyscf").__version__}
+
+
+def cmd_run(metal: str, workdir: Path, spins: list[int] | None = None) -> None:
+    """Run the spin states (2S values; default all of SPIN[metal]) and write the result of
+    the lowest-energy one, with every state run listed."""
+    from solvmd.io import write_json_atomic
+
+    recs = [run(metal, s, workdir) for s in (spins or SPIN[metal])]
+    best = min(recs, key=lambda r: r["energy_Eh"])
+    best = dict(best, spin_states_run=[{k: r[k] for k in ("two_S", "energy_Eh", "S2", "q_metal", "q_N_site",
+                                                          "q_C_alpha")} for r in recs])
+    write_json_atomic(RESULTS / f"mn4_{metal}.json", best)
+    print(f"wrote {RESULTS / f'mn4_{metal}.json'}: q(M) {best['q_metal']:+.4f}, q(N) {best['q_N_site']:+.4f}")
+
+
+def cmd_update(path: Path = ROOT / "forcefields" / "surfaces.yaml") -> list[str]:
+    """Write q(M), q(N) of every ``forcefields/qm/mn4_<M>.json`` into ``charges.MN4.<M>`` of
+    surfaces.yaml (that one line per metal, comments kept; atomic). Returns the metals updated."""
+    import json
+
+    from solvmd.io import write_text_atomic
+
+    text = path.read_text()
+    done = []
+    for rec_path in sorted(RESULTS.glob("mn4_*.json")):
+        rec = json.loads(rec_path.read_text())
+        m = rec["metal"]
+        core = rec["q_metal"] + 4 * rec["q_N_site"] + 8 * rec["q_C_alpha"]
+        if abs(core) > 1e-6:
+            raise qm_esp.ChargeFitError(f"{rec_path}: M + 4 N + 8 C_alpha = {core:+.2e}, not neutral")
+        src = (f"[ESP26] {rec['functional'].upper()}/{rec['basis']} ESP (RESP fit) on the capped flake, "
+               f"2S = {rec['two_S']}; forcefields/qm/{rec_path.name}")
+        line = f'    {m}: {{metal: {rec["q_metal"]:.4f}, N_site: {rec["q_N_site"]:.4f}, source: "{src}"}}'
+        text, n = re.subn(rf"^    {m}: \{{metal: .*$", line, text, count=1, flags=re.M)
+        if n != 1:
+            raise qm_esp.ChargeFitError(f"{path}: no charges.MN4.{m} line to update")
+        done.append(m)
+    write_text_atomic(path, text)
+    return done
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("metal", choices=sorted(SPIN))
+    r.add_argument("--workdir", type=Path, default=ROOT / "build" / "qm")
+    r.add_argument("--spins", type=int, nargs="+", help="2S values to run (default: all in SPIN)")
+    sub.add_parser("update")
+    a = ap.parse_args()
+    if a.cmd == "run":
+        cmd_run(a.metal, a.workdir, a.spins)
+    else:
+        print(f"surfaces.yaml updated for {cmd_update()}")

@@ -1,0 +1,104 @@
+"""Bonded model for the Mg-Cl core of chloro complexes (MCPB-style, Mg-O left nonbonded).
+
+A complex of ``forcefields/complexes.yaml`` with a ``bonded:`` entry gets, in the System:
+
+* a harmonic bond for every metal-Cl contact of its declared geometry (terminal and bridging),
+* harmonic angles Cl(b)-M-Cl(b) at each metal and M-Cl(b)-M at each bridging Cl,
+* exclusions for every 1-2 and 1-3 pair of those terms (Mg-Cl, Cl...Cl, Mg...Mg) in every
+  NonbondedForce (as an exception with zero charge product and epsilon) and every
+  CustomNonbondedForce (as an exclusion), as for bonded atoms in any force field.
+
+The parameters (r0, k, theta0) come from the file named in the ``bonded:`` entry
+(``forcefields/qm/mg_complexes_seminario.json``: GFN2-xTB Hessian, Seminario method,
+``forcefields/tools/mg_complex_seminario.py``). Metal-O(THF) and everything else stays
+nonbonded, so a THF can leave while the Mg-Cl core holds. Units in the file: A, deg,
+kJ/mol/A^2, kJ/mol/rad^2 (E = 1/2 k (x - x0)^2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import openmm
+
+from solvmd import complexes as cx_registry
+from solvmd.build.complex_geometry import complex_instances
+from solvmd.errors import SolvmdError
+
+GEOMETRY_TOL_A = 0.30  # a bonded pair further than this from r0 at build time is not the declared complex
+
+
+def _terms_for(name: str, inst: dict, elements: list[str]) -> tuple[list, list]:
+    """(bonds [(i, j, kind)], angles [(i, j, k, kind)]) of one complex instance, global indices."""
+    bridging = set(inst["bridging"])
+    bonds = [(m, d, "Mg-Cl_bridging" if d in bridging else "Mg-Cl_terminal")
+             for m, d in inst["bonds"] if elements[d] == "Cl"]
+    angles = []
+    br = sorted(bridging)
+    for m in inst["metals"]:
+        angles += [(a, m, c, "Cl-Mg-Cl") for i, a in enumerate(br) for c in br[i + 1:]]
+    if len(inst["metals"]) == 2:
+        m1, m2 = inst["metals"]
+        angles += [(m1, c, m2, "Mg-Cl-Mg") for c in br]
+    return bonds, angles
+
+
+def _check_geometry(name: str, bonds: list, params: dict, xyz_nm: np.ndarray) -> None:
+    for i, j, kind in bonds:
+        r = float(np.linalg.norm(xyz_nm[i] - xyz_nm[j])) * 10.0
+        r0 = params["bonds"][kind]["r_qm_A"]
+        if abs(r - r0) > GEOMETRY_TOL_A:
+            raise SolvmdError(f"bonded complex {name}: atoms {i}-{j} ({kind}) are {r:.2f} A apart, the bonded "
+                              f"model's equilibrium is {r0:.2f} A (tolerance {GEOMETRY_TOL_A} A): the packed "
+                              "structure is not the declared complex geometry")
+
+
+def _exclude(system: openmm.System, pairs: set[tuple[int, int]]) -> None:
+    for force in system.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            for i, j in pairs:
+                force.addException(i, j, 0.0, 0.1, 0.0, True)
+        elif isinstance(force, openmm.CustomNonbondedForce):
+            have = {tuple(sorted(force.getExclusionParticles(k))) for k in range(force.getNumExclusions())}
+            for i, j in sorted(pairs - have):
+                force.addExclusion(i, j)
+
+
+def add_complex_bonds(system: openmm.System, units: dict[str, int], elements: list[str],
+                      xyz_nm: np.ndarray, params: dict[str, dict] | None = None) -> list[dict]:
+    """Add the bonded Mg-Cl model of every bonded complex in ``units`` (packed in that order)
+    to ``system``; returns manifest records (complex, counts of terms, parameter file).
+    ``params`` (complex name -> terms) replaces the file's terms (used by the fitting script)."""
+    records = []
+    bond_f = angle_f = None
+    for rec in complex_instances(units):
+        cx = cx_registry.get(rec["name"])
+        if cx.bonded is None:
+            continue
+        p = (params or {}).get(rec["name"]) or cx_registry.bonded_parameters(cx.bonded.file, cx.bonded.entry)
+        if bond_f is None:
+            bond_f, angle_f = openmm.HarmonicBondForce(), openmm.HarmonicAngleForce()
+            bond_f.setName("ComplexBonds")
+            angle_f.setName("ComplexAngles")
+        n_b = n_a = 0
+        for inst in rec["instances"]:
+            bonds, angles = _terms_for(rec["name"], inst, elements)
+            _check_geometry(rec["name"], bonds, p, xyz_nm)
+            pairs: set[tuple[int, int]] = set()
+            for i, j, kind in bonds:
+                t = p["bonds"][kind]
+                bond_f.addBond(i, j, t["r0_A"] / 10.0, t["k_kJ_mol_A2"] * 100.0)
+                pairs.add((min(i, j), max(i, j)))
+            for i, j, k, kind in angles:
+                t = p["angles"][kind]
+                angle_f.addAngle(i, j, k, math.radians(t["theta0_deg"]), t["k_kJ_mol_rad2"])
+                pairs.add((min(i, k), max(i, k)))
+            _exclude(system, pairs)
+            n_b, n_a = n_b + len(bonds), n_a + len(angles)
+        records.append({"name": rec["name"], "bonds": n_b, "angles": n_a,
+                        "parameters": f"forcefields/{cx.bonded.file}#{cx.bonded.entry}"})
+    if bond_f is not None:
+        system.addForce(bond_f)
+        system.addForce(angle_f)
+    return records
