@@ -40,6 +40,7 @@ from openmm import app, unit
 
 from solvmd import records
 from solvmd import species as species_registry
+from solvmd.build.bonded_complexes import add_complex_bonds
 from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
@@ -320,8 +321,10 @@ def _build_interface(rec: InterfaceRecipe, out_dir: Path) -> dict:
     xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, slab.Lz * 10.0), seed=packing.seed,
                  tolerance_A=packing.tolerance_A, nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
     xyz_nm = np.vstack([xyz_A / 10.0, sheet.xyz_nm])
+    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_nm)
     assert system.getNumParticles() == comp.n_atoms + sheet.n_atoms == topology.getNumAtoms()
     manifest = _manifest(rec, sheet, slab, start, packing.seed, {"cross_terms": xterms, "lj_overrides": override_rows})
+    manifest["bonded_complexes"] = bonded
     if abs(manifest["net_charge_e"]) > 1e-6:
         raise SolvmdError(f"interface {rec.name}: net charge {manifest['net_charge_e']:+.3g} e; must be neutral")
     write_build(out_dir, topology, xyz_nm, system, manifest)
