@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import openmm as mm
 
+from solvmd.geometry import minimum_image_vectors
+
 R0 = "pmf_r0"
 K = "pmf_k"
 Z0 = "pmf_z0"
@@ -107,15 +109,6 @@ def add_bias(system: mm.System, rcv: ResolvedCV, k: float, r0: float) -> int:
     return system.addForce(make_bias_force(rcv, k, r0))
 
 
-def _min_image(d: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Minimum-image displacement(s) for an OpenMM reduced triclinic box (rows a, b, c)."""
-    d = np.array(d, float, copy=True)
-    d -= np.outer(np.round(d[..., 2] / box[2, 2]), box[2]).reshape(d.shape)
-    d -= np.outer(np.round(d[..., 1] / box[1, 1]), box[1]).reshape(d.shape)
-    d -= np.outer(np.round(d[..., 0] / box[0, 0]), box[0]).reshape(d.shape)
-    return d
-
-
 def _centroids(rcv: ResolvedCV, pos: np.ndarray) -> list[np.ndarray]:
     out = []
     for atoms, w in zip(rcv.groups, rcv.weights):
@@ -134,7 +127,7 @@ def cv_value(rcv: ResolvedCV, positions, box=None) -> np.ndarray | float:
     d = c[1] - c[0]
     if rcv.periodic and box is not None:
         shape = d.shape
-        d = _min_image(d.reshape(-1, 3), np.asarray(box, float)).reshape(shape)
+        d = minimum_image_vectors(d.reshape(-1, 3), np.asarray(box, float)).reshape(shape)
     out = np.linalg.norm(d, axis=-1)
     return out if np.ndim(out) else float(out)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solvmd.geometry import minimum_image_vectors
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf.io import atomic_write_text
 
@@ -70,7 +71,7 @@ class ShellCounter:
     def _near(self, atoms, pos, box):
         d = pos[atoms] - pos[self.ion]
         if box is not None:
-            d = cvmod._min_image(d, box)
+            d = minimum_image_vectors(d, box).reshape(np.shape(d))
         return np.linalg.norm(d, axis=1) < self.cut
 
     def count(self, pos, box) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
+from solvmd.geometry import minimum_image_vectors
 from solvmd.errors import SolvmdError
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf.cv import ResolvedCV
@@ -168,7 +169,7 @@ def shells(sel: Selection, cation_res, donors, cutoff) -> list[dict[int, tuple[f
         shell: dict[int, tuple[float, int]] = {}
         if donor_atoms.size:
             d = sel.pos[donor_atoms] - sel.pos[cation_atom(res)]
-            r = np.linalg.norm(cvmod._min_image(d, sel.box) if sel.box is not None else d, axis=1)
+            r = np.linalg.norm(minimum_image_vectors(d, sel.box).reshape(np.shape(d)) if sel.box is not None else d, axis=1)
             for j in np.nonzero(r < cutoff)[0]:
                 a = int(donor_atoms[j])
                 ri = atoms[a].residue.index

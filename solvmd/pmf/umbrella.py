@@ -29,6 +29,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
+from solvmd.geometry import minimum_image_vectors
 from solvmd.errors import SimulationError
 from solvmd.md.protocol import check_timestep_masses
 from solvmd.pmf import cv as cvmod
@@ -116,7 +117,7 @@ def _roomiest_xy(pos: np.ndarray, box, moving: list[int], n_grid: int = 16) -> n
     for fx in np.arange(n_grid) / n_grid:
         for fy in np.arange(n_grid) / n_grid:
             s = fx * box[0] + fy * box[1] - np.array([*pos[moving[0], :2], 0.0]) * [1, 1, 0]
-            d = cvmod._min_image((pos[others][None, :, :] - (pos[moving] + s)[:, None, :]).reshape(-1, 3), box)
+            d = minimum_image_vectors((pos[others][None, :, :] - (pos[moving] + s)[:, None, :]).reshape(-1, 3), box)
             m = float(np.min(np.linalg.norm(d, axis=1)))
             if m > best:
                 best, shift = m, s
@@ -136,7 +137,7 @@ def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndar
     c = cvmod._centroids(rcv, pos)
     d = c[1] - c[0]
     if rcv.periodic and box is not None:
-        d = cvmod._min_image(d[None, :], box)[0]
+        d = minimum_image_vectors(d[None, :], box)[0]
     r = np.linalg.norm(d)
     if r < 1e-6:
         u = rng.normal(size=3)
