@@ -27,7 +27,7 @@ N_FRAMES = 20  # production_ps / frame_interval_ps
 # both stay in range; 1.5 ps and 3 bins leave ~15-40 decorrelated samples per bin, where the
 # MBAR-WHAM cross-check needs bins with >= 10): exercises the PMF rules, not the physics
 PMF = {"name": "li_dme", "cv": {"kind": "distance", "cation": "LI", "partner": "DME", "partner_site": "donor"},
-       "range_nm": [0.20, 0.23], "spacing_nm": 0.03, "k_kJ_mol_nm2": 10000, "equil_ps": 0.1, "sample_ps": 1.5,
+       "range_nm": [0.20, 0.23], "spacing_nm": 0.03, "k_kJ_mol_nm2": 12000, "equil_ps": 0.1, "sample_ps": 1.5,
        "sample_interval_steps": 5, "bin_width_nm": 0.01, "friction_per_ps": 5.0, "checkpoint_ps": 0.5,
        "n_bootstrap": 10, "pull_nm_per_ns": 20}
 BIN = Path(sys.executable).parent
