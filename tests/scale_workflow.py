@@ -20,7 +20,7 @@ TINY = {
     "size": {"salt_units": 4},
     "forcefield": {"cutoff_nm": 0.8},
 }
-MD = {"heat_ps": 0.4, "equilibrate_ps": 0.4, "production_ps": 2.0, "report_interval_ps": 0.2,
+MD = {"timestep_fs": 2.0, "heat_ps": 0.4, "equilibrate_ps": 0.4, "production_ps": 2.0, "report_interval_ps": 0.2,
       "frame_interval_ps": 0.1, "checkpoint_interval_ps": 0.4, "friction_per_ps": 5.0}
 N_FRAMES = 20  # production_ps / frame_interval_ps
 # two short umbrella windows on the Li-O(DME) distance inside the first shell (stiff enough that

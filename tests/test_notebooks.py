@@ -19,8 +19,9 @@ def test_analysis_notebook_reproduces_the_key_plots(root, scale_run, monkeypatch
     nb = nbformat.read(root / "notebooks" / "analysis.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     nbformat.write(nb, tmp_path / "analysis.executed.ipynb")
-    # thermo, RDF, CN, CN across systems, speciation, PMF: one system with one PMF -> 6 figures
-    assert len(_outputs(nb, "image/png")) == 6
+    # thermo, RDF, CN, CN across systems, speciation, PMF, and the PMF's desolvation profile
+    # (issue 12 section; no sac_comparison.csv here): one system with one PMF -> 7 figures
+    assert len(_outputs(nb, "image/png")) == 7
     text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
     assert f"1 finished system(s) in {results}: tiny_scale" in text
     assert "1 PMF(s) plotted" in text
