@@ -39,6 +39,7 @@ import numpy as np
 from MDAnalysis.analysis.base import AnalysisBase
 from pydantic import BaseModel, ConfigDict, Field
 
+from solvmd import records
 from solvmd.analysis import columns as C
 from solvmd.analysis import interface_tables as tables
 from solvmd.analysis import plots
@@ -81,7 +82,7 @@ def interface_settings_from_manifest(build_dir: str | Path, **overrides) -> Inte
     """Settings for a solvmd interface build (sheet residue, site atoms, species, bulk density)."""
     from solvmd.build.system import read_manifest  # OpenMM-heavy: imported when used
 
-    man_path = Path(build_dir) / "manifest.json"
+    man_path = Path(build_dir) / records.MANIFEST
     man = read_manifest(build_dir)
     surf = man.get("surface")
     if not surf:

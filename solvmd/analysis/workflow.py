@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solvmd import records
 from solvmd.io import atomic_path, write_text_atomic
 from solvmd.analysis import columns as C
 from solvmd.analysis import plots, residence, speciation, structure
@@ -340,8 +341,8 @@ def write_results(res: AnalysisResults, spec: AnalysisSpec, out_dir: Path) -> di
         "files": sorted(p.name for p in written.values()),
         "versions": _versions(),
     }
-    _atomic_write_text(out_dir / "analysis.json", json.dumps(_jsonable(meta), indent=2) + "\n")
-    written["analysis.json"] = out_dir / "analysis.json"
+    _atomic_write_text(out_dir / records.ANALYSIS_JSON, json.dumps(_jsonable(meta), indent=2) + "\n")
+    written[records.ANALYSIS_JSON] = out_dir / records.ANALYSIS_JSON
     return written
 
 

@@ -71,7 +71,7 @@ def bulk_density(rec: InterfaceRecipe) -> tuple[float, str]:
         return float(resolve(rec.bulk).density_g_cm3), f"ideal-mixing estimate of recipe {rec.bulk.name}"
     path = Path(d.path)
     if d.source == "md":
-        f = path / "md.json" if path.is_dir() else path
+        f = path / records.MD_JSON if path.is_dir() else path
         if not f.is_file():
             raise SolvmdError(f"density.path: {f} not found; run `solvmd md` on the bulk electrolyte first, or use "
                               "density: {source: estimate}")
@@ -81,7 +81,7 @@ def bulk_density(rec: InterfaceRecipe) -> tuple[float, str]:
             raise SolvmdError(f"density.path: {f} has no density_production_mean_g_cm3 (an NVT run?)")
         std = info.get("density_production_std_g_cm3")
         return float(rho), f"bulk NPT production mean {f}" + (f" (std {std:.4f})" if std else "")
-    f = path / "manifest.json" if path.is_dir() else path
+    f = path / records.MANIFEST if path.is_dir() else path
     if not f.is_file():
         raise SolvmdError(f"density.path: {f} not found; run `solvmd build` on the bulk electrolyte first")
     man = records.validate_present(read_json(f, "build manifest"), records.Manifest, str(f), "build manifest")
@@ -403,5 +403,5 @@ def build_inputs(recipe_path: str | Path) -> list[str]:
     out = [rec.electrolyte_source] if rec.electrolyte_source else []
     if rec.density.source in ("md", "build"):
         p = Path(rec.density.path)
-        out.append(str(p / ("md.json" if rec.density.source == "md" else "manifest.json")) if p.suffix != ".json" else str(p))
+        out.append(str(p / (records.MD_JSON if rec.density.source == "md" else records.MANIFEST)) if p.suffix != ".json" else str(p))
     return out

@@ -148,14 +148,14 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
 def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.System, manifest: dict) -> None:
     """Write system.pdb, system.xml and (last) manifest.json atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stale = out_dir / "manifest.json"
+    stale = out_dir / records.MANIFEST
     if stale.exists():
         stale.unlink()  # the build is being redone: it is unfinished until the new manifest lands
     with atomic_path(out_dir / "system.pdb") as tmp:
         with open(tmp, "w") as fh:
             app.PDBFile.writeFile(topology, unit.Quantity(xyz_nm, unit.nanometer), fh, keepIds=False)
     write_text_atomic(out_dir / "system.xml", openmm.XmlSerializer.serialize(system))
-    write_json_atomic(out_dir / "manifest.json", manifest)
+    write_json_atomic(out_dir / records.MANIFEST, manifest)
 
 
 def read_manifest(build_dir: str | Path) -> dict:

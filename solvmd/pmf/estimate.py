@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solvmd import records
 from solvmd.errors import SolvmdError
 from solvmd.pmf.io import atomic_write_text
 from solvmd.pmf.spec import KB_KJ_MOL_K, PMFSpec, load_spec
@@ -279,8 +280,8 @@ class Settings:
 
 
 def _read_spec(window_dir: Path, spec):
-    if spec is None and (window_dir / "spec.json").is_file():
-        return load_spec(json.loads((window_dir / "spec.json").read_text()))
+    if spec is None and (window_dir / records.SPEC_JSON).is_file():
+        return load_spec(json.loads((window_dir / records.SPEC_JSON).read_text()))
     return load_spec(spec) if spec is not None else None
 
 
@@ -370,7 +371,7 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
     from solvmd.pmf.windows import ADDED, propose_windows, write_added_windows
 
     i = int(np.argmin(nbr))
-    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
     msg = (f"windows {windows[i].k} and {windows[i + 1].k} (r0={windows[i].r0:.4g} and {windows[i + 1].r0:.4g} nm) "
            f"overlap only {nbr[i]:.3g} < min_overlap={st.min_overlap:g} (MBAR overlap matrix, see "
            f"{out_dir / 'overlap.png'}): the PMF across this gap is not determined. Add windows between them (smaller "
@@ -382,7 +383,7 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
     elif spec is not None:
         prop = propose_windows(windows, nbr, st.min_overlap, st.kT_kJ_mol, spec.min_predicted_overlap)
         info["proposed_windows"] = prop
-        atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+        atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
         desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
         if spec.add_windows:
             write_added_windows(out_dir, prop, f"overlap gaps below {st.min_overlap:g}")
@@ -427,7 +428,7 @@ def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Pat
         write_added_windows(out_dir, prop, "unsampled parts of the range")
         desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
         msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
-    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
     raise PMFCoverageError(msg)
 
 
@@ -562,8 +563,8 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
             "mbar_wham_max_diff_kJ_mol"], "n_windows": info["n_windows"],
         "sampled_ps_per_window": float(np.median(info["sampled_ps_per_window"])),
         "n_bootstrap": int(st.n_bootstrap), "bootstrap_seed": int(st.seed)})
-    write_barrier(result.barrier, out_dir / "barrier.json")
-    atomic_write_text(out_dir / "estimate.json", json.dumps(info, indent=2))
+    write_barrier(result.barrier, out_dir / records.BARRIER_JSON)
+    atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
     if plots:
         from solvmd.pmf import plots as P
 

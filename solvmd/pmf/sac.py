@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solvmd import records
 from solvmd.errors import SolvmdError
 from solvmd.pmf.io import atomic_write_text
 
@@ -40,7 +41,7 @@ def _json(path: Path, what: str) -> dict:
 
 
 def _surface_label(pmf_dir: Path) -> str:
-    manifest = pmf_dir.parent.parent / "build" / "manifest.json"
+    manifest = pmf_dir.parent.parent / "build" / records.MANIFEST
     if not manifest.is_file():
         return "bulk"
     surf = json.loads(manifest.read_text()).get("surface")
@@ -53,7 +54,7 @@ def _ion(pmf_dir: Path, spec: dict) -> str:
     cv = spec.get("cv", {})
     if cv.get("cation"):
         return str(cv["cation"]).capitalize()
-    meta = _json(pmf_dir / "cv.json", "pmf-prepare").get("meta", {})
+    meta = _json(pmf_dir / records.CV_JSON, "pmf-prepare").get("meta", {})
     return str(meta.get("cation_residue", {}).get("name", "?")).capitalize()
 
 
@@ -70,8 +71,8 @@ def _cn(pmf_dir: Path) -> tuple[float, float]:
 def sac_row(pmf_dir) -> dict:
     """One comparison row from a finished PMF folder ``results/<system>/pmf/<cv>``."""
     pmf_dir = Path(pmf_dir)
-    b = _json(pmf_dir / "barrier.json", "pmf-estimate")
-    spec = _json(pmf_dir / "spec.json", "pmf-prepare")
+    b = _json(pmf_dir / records.BARRIER_JSON, "pmf-estimate")
+    spec = _json(pmf_dir / records.SPEC_JSON, "pmf-prepare")
     kind = b.get("cv_kind", spec.get("cv", {}).get("kind"))
     cn_bulk, cn_contact = _cn(pmf_dir)
     ads = kind in ("height", "site_distance")

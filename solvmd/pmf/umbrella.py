@@ -29,6 +29,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
+from solvmd import records
 from solvmd.geometry import minimum_image_vectors
 from solvmd.errors import SimulationError
 from solvmd.md.protocol import check_timestep_masses
@@ -89,7 +90,7 @@ def _make_context(system, spec: PMFSpec, seed: int, platform=None, threads=None)
 
 def _resolved_cv(out_dir: Path, spec: PMFSpec, system_xml, state_xml, topology) -> ResolvedCV:
     """cv.json (and shell.json, with a topology) of the folder, resolved once."""
-    path = out_dir / "cv.json"
+    path = out_dir / records.CV_JSON
     if path.is_file():
         return ResolvedCV.from_json(path)
     system = read_system(system_xml)
@@ -210,7 +211,7 @@ def prepare_windows(system_xml, state_xml, spec, out_dir, topology=None, platfor
     (out_dir / "init").mkdir(parents=True, exist_ok=True)
     check_windows(spec, strict=strict)
     rcv = _resolved_cv(out_dir, spec, system_xml, state_xml, topology)
-    atomic_write_text(out_dir / "spec.json", json.dumps(spec.model_dump(mode="json"), indent=2))
+    atomic_write_text(out_dir / records.SPEC_JSON, json.dumps(spec.model_dump(mode="json"), indent=2))
     wins = window_table(spec, out_dir)
     paths = [out_dir / "init" / f"window_{w.k_index}.xml" for w in wins]
     todo = [w for w, p in zip(wins, paths) if not p.is_file()]
