@@ -15,7 +15,7 @@ from pathlib import Path
 import openmm
 from openmm import app, unit
 
-from solvmd import __version__
+from solvmd import __version__, records
 from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.build.bonded_complexes import add_complex_bonds
