@@ -40,7 +40,8 @@ from solvmd.errors import SolvmdError
 MixingMode = Literal["exact", "fast"]
 MIXING_MODES = ("exact", "fast")
 GEOMETRIC = "a1*a2/r^12 - b1*b2/r^6"
-LORENTZ_BERTHELOT = "4*e1*e2*x6*(x6 - 1); x6 = (0.5*(s1 + s2)/r)^6"
+LB_PAIR = "4*e1*e2*x6*(x6 - 1)"  # Lorentz-Berthelot pair energy, with ...
+LB_X6 = "x6 = (0.5*(s1 + s2)/r)^6"  # ... its (sigma_ij / r)^6
 # geometric - LB as two power laws: a clean 1/r^6 tail, so the long-range correction integral converges
 DIFFERENCE = ("dA/r^12 - dB/r^6; dA = a1*a2 - 4*e1*e2*sig6^2; dB = b1*b2 - 4*e1*e2*sig6; "
               "sig6 = (0.5*(s1 + s2))^6")
@@ -145,12 +146,11 @@ def override_force(nb: openmm.NonbondedForce, lj: LJParameters, ov: PairOverride
     acoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**12
     bcoef = 4.0 * ov.epsilon_kJ_mol * ov.sigma_nm**6
     wanted = f"{acoef!r}/r^12 - {bcoef!r}/r^6"
-    lb_energy, lb_sigma = LORENTZ_BERTHELOT.split(";")
     if base == "geometric":
         expression = f"{wanted} - ({GEOMETRIC})"
     else:
         expression = (f"{wanted} - lb - step({correction_cutoff_nm!r} - r)*(({GEOMETRIC}) - lb); "
-                      f"lb = {lb_energy}; {lb_sigma}")
+                      f"lb = {LB_PAIR}; {LB_X6}")
     force = custom_lj(expression, nb, lj, f"LennardJonesOverride{k}")
     force.addInteractionGroup(sorted(set(ov.atoms_a)), sorted(set(ov.atoms_b)))
     return force

@@ -161,7 +161,6 @@ def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.Sy
 def read_manifest(build_dir: str | Path) -> dict:
     """``build_dir/manifest.json`` as a dict, validated by :func:`solvmd.records.read_manifest`;
     a missing or unreadable one is a SolvmdError saying what to run."""
-    from solvmd import records
     from solvmd.io import read_json
 
     build_dir = Path(build_dir)
