@@ -98,7 +98,8 @@ def parameterize(
             hydrogenMass=None if hydrogen_mass_amu is None else hydrogen_mass_amu * unit.amu,
         )
     except ValueError as err:
-        raise SolvmdError(f"force field cannot parameterize the topology: {err}") from None
+        msg = species_registry.template_mismatch(str(err))
+        raise SolvmdError(f"force field cannot parameterize the topology: {msg}") from None
     nb = nonbonded_force(system)
     nb.setUseDispersionCorrection(dispersion_correction and periodic)
     scale_ionic_charges(system, topology, charge_scale)

@@ -441,9 +441,10 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
         update["density"] = rec.density.model_copy(update={"path": str(_resolve_path(rec.density.path, base))})
     if update:
         rec = rec.model_copy(update=update)
-    from solvmd.surface_recipe import check_sheet_size
+    from solvmd.surface_recipe import check_sheet_size, check_site_charges
 
     check_sheet_size(rec.surface, rec.bulk.forcefield.cutoff_nm)
+    check_site_charges(rec.surface)
     return rec
 
 

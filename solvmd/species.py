@@ -142,11 +142,25 @@ def _refined_conformer(name: str, seed: int) -> np.ndarray:
     from openmm import app, unit
 
     topology, _ = molecule_topology_from_xyz(sp, xyz)
-    system = app.ForceField(str(sp.xml_path)).createSystem(topology, nonbondedMethod=app.NoCutoff)
+    try:
+        system = app.ForceField(str(sp.xml_path)).createSystem(topology, nonbondedMethod=app.NoCutoff)
+    except ValueError as err:
+        raise SolvmdError(f"species {name}: {template_mismatch(str(err))}") from None
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(xyz / 10.0 * unit.nanometer)
     openmm.LocalEnergyMinimizer.minimize(context, 1e-3, 5000)
     return context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+
+
+TEMPLATE_FIX = ("its force-field XML template no longer matches the SMILES in forcefields/species.yaml: "
+                "regenerate the XMLs with `python forcefields/tools/make_xml.py` (and re-run the charge fit "
+                "in forcefields/tools/ for a species with QM charges)")
+
+
+def template_mismatch(openmm_message: str) -> str:
+    """OpenMM's template error as one line; a missing template gets :data:`TEMPLATE_FIX` appended."""
+    msg = " ".join(openmm_message.split())
+    return f"{msg} -> {TEMPLATE_FIX}" if "No template found" in msg else msg
 
 
 @lru_cache(maxsize=1)

@@ -147,6 +147,32 @@ def lattice_cells(size_nm: tuple[float, float]) -> tuple[int, int]:
     return max(1, int(round(size_nm[0] / a))), max(1, int(round(size_nm[1] / b)))
 
 
+MN4_TOOL = "python forcefields/tools/mn4_site_charges.py"
+
+
+def missing_site_charges(spec: SurfaceSpec) -> str | None:
+    """Why ``spec``'s M-N4 sheet has no sourced site charges (None when it has them).
+
+    Sourced: ``charges.MN4.<M>`` of surfaces.yaml holds numbers (the DFT/ESP fit of
+    forcefields/tools/mn4_site_charges.py), or the recipe gives ``surface.charges`` metal and N_site.
+    """
+    if spec.kind != "MN4" or {"metal", "N_site"} <= set(spec.charges):
+        return None
+    entry = surface_parameters()["charges"]["MN4"].get(spec.metal) or {}
+    if entry.get("metal") is not None and entry.get("N_site") is not None:
+        return None
+    return (f"surface.metal: {spec.metal}-N4 has no sourced site charges (forcefields/surfaces.yaml "
+            f"charges.MN4.{spec.metal} is empty); compute them with `{MN4_TOOL} run {spec.metal}` then "
+            f"`{MN4_TOOL} update`, or give surface.charges {{metal, N_site}} from a cited study")
+
+
+def check_site_charges(spec: SurfaceSpec) -> None:
+    """Refuse an M-N4 sheet without sourced site charges (see :func:`missing_site_charges`)."""
+    msg = missing_site_charges(spec)
+    if msg is not None:
+        raise SolvmdError(msg)
+
+
 def check_sheet_size(spec: SurfaceSpec, cutoff_nm: float) -> tuple[int, int]:
     """Cells for ``spec``; a sheet narrower than twice the cutoff is an error naming size_nm."""
     nx, ny = lattice_cells(spec.size_nm)

@@ -122,7 +122,7 @@ def test_esp_of_a_cation_far_away_is_its_charge_over_r():
 
 
 # ------------------------------------------------------------------ M-N4 flake
-@pytest.mark.parametrize("metal", ["Zn", "Fe"])
+@pytest.mark.parametrize("metal", ["Zn", "Fe", "Co"])  # Co: no sourced charges, its flake must still build
 def test_mn4_flake_is_the_sheet_site_capped_and_d2h(metal):
     mn4 = _tool("mn4_site_charges")
     el, xyz, roles = mn4.build_flake(metal)

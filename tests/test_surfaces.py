@@ -115,6 +115,11 @@ def test_mn4_site_geometry_charges_and_uff(metal):
     ang = sorted(np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360)
     assert sheet.xyz_nm[m, 2] == 0.0 and np.diff(ang + [ang[0] + 360]).sum() == pytest.approx(360)
     q = _charge_table()["MN4"][metal]
+    if q["metal"] is None:  # no sourced charges: the geometry stands, the charges are refused
+        with pytest.raises(SolvmdError, match=f"{metal}-N4 has no sourced site charges"):
+            sheet.charges
+        assert "metal" not in sheet.charge_sources
+        return
     assert sheet.charges[m] == pytest.approx(q["metal"])
     assert sheet.charges[nb[m]] == pytest.approx(q["N_site"])
     alpha = [k for k, r in enumerate(sheet.roles) if r == "C_alpha"]
@@ -128,17 +133,41 @@ def test_mn4_site_geometry_charges_and_uff(metal):
 
 
 def test_mn4_defaults_name_their_source():
-    """Every metal's default q(M), q(N) and M-N length says where it comes from: a named
-    publication (a [TAG] listed in SOURCES.md) or an explicit 'representative' marker."""
+    """Every metal's M-N length, and its q(M), q(N) where they are given, name where they come
+    from: a publication or script (a [TAG] listed in SOURCES.md). A metal without sourced charges
+    has null ones (refused at build), never a number without a source. Fe alone may still carry
+    the old 'representative' pair until its DFT run is written (issue 13, in progress)."""
     sources_md = (Path(__file__).resolve().parents[1] / "forcefields" / "SOURCES.md").read_text()
     geo = surface_parameters()["geometry"]
     for metal in METALS:
-        for src in (_charge_table()["MN4"][metal].get("source"), geo["MN4_m_n_source"].get(metal)):
+        q = _charge_table()["MN4"][metal]
+        assert (q["metal"] is None) == (q["N_site"] is None) == (q.get("source") is None), (metal, q)
+        for src in ([q["source"]] if q["metal"] is not None else []) + [geo["MN4_m_n_source"].get(metal)]:
             assert isinstance(src, str) and src.strip(), metal
             tags = re.findall(r"\[([A-Z][A-Za-z0-9]+)\]", src)
-            assert tags or src.startswith("representative"), (metal, src)
+            assert tags or (metal == "Fe" and src.startswith("representative")), (metal, src)
             for tag in tags:
                 assert f"* [{tag}] " in sources_md, (metal, tag)
+    unsourced = [m for m in METALS if _charge_table()["MN4"][m]["metal"] is None]
+    assert sorted(unsourced) == ["Co", "Cu", "Mn", "Ni"]
+
+
+@pytest.mark.parametrize("metal", ["Co", "Ni", "Mn", "Cu"])
+def test_unsourced_mn4_recipe_is_refused_and_names_the_command(metal):
+    from solvmd.recipe import parse_interface_recipe
+
+    data = {"name": f"iface_{metal}", "electrolyte": {"name": "e", "salts": [{"cation": "Li", "anion": "FSI",
+            "molarity_M": 1.0}], "solvents": [{"species": "DME", "volume_fraction": 1.0}], "size": {"salt_units": 4},
+            "forcefield": {"cutoff_nm": 0.8}},
+            "surface": {"kind": "MN4", "metal": metal, "size_nm": [2.2, 2.2]}, "slab": {"liquid_thickness_nm": 2.0}}
+    with pytest.raises(SolvmdError) as err:
+        parse_interface_recipe(data, "x.yaml")
+    msg = str(err.value)
+    assert "\n" not in msg and f"surface.metal: {metal}-N4 has no sourced site charges" in msg
+    assert f"python forcefields/tools/mn4_site_charges.py run {metal}` then" in msg and "update`" in msg
+    # a recipe that brings its own (cited) charges is accepted
+    data["surface"]["charges"] = {"metal": 0.5, "N_site": -0.2}
+    assert parse_interface_recipe(data, "x.yaml").surface.metal == metal
 
 
 def test_zn_uff_numbers_independently():
@@ -213,3 +242,30 @@ def test_bad_surface_specs(kw, words):
 
 def test_lattice_cells_round_to_nearest():
     assert lattice_cells((2.2, 2.2)) == (9, 5)  # 2.2/0.24595 = 8.94, 2.2/0.426 = 5.16
+
+
+def test_cli_refuses_co_n4_in_one_line_and_zn_still_builds(tmp_path, capsys):
+    """`solvmd build` on a Co-N4 recipe: exit 2, one error line, nothing written; Zn-N4 builds."""
+    import json
+
+    import yaml
+
+    from solvmd.cli import main
+
+    electrolyte = {"name": "e", "salts": [{"cation": "Li", "anion": "FSI", "molarity_M": 1.0}],
+                   "solvents": [{"species": "DME", "volume_fraction": 1.0}], "size": {"salt_units": 4},
+                   "forcefield": {"cutoff_nm": 0.8}}
+    for metal in ("Co", "Zn"):
+        data = {"name": f"iface_{metal}", "electrolyte": electrolyte,
+                "surface": {"kind": "MN4", "metal": metal, "size_nm": [2.0, 2.0]}, "slab": {"liquid_thickness_nm": 1.8}}
+        (tmp_path / f"{metal}.yaml").write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["build", str(tmp_path / "Co.yaml"), "-o", str(tmp_path / "co")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("solvmd build: error: surface.metal: Co-N4 has no sourced")
+    assert "mn4_site_charges.py run Co" in err[0] and not (tmp_path / "co" / "manifest.json").exists()
+    assert main(["build", str(tmp_path / "Zn.yaml"), "-o", str(tmp_path / "zn")]) == 0
+    man = json.loads((tmp_path / "zn" / "manifest.json").read_text())
+    q = surface_parameters()["charges"]["MN4"]["Zn"]
+    assert man["surface"]["charges_e"]["metal"] == pytest.approx(q["metal"])
+    assert man["surface"]["net_charge_e"] == pytest.approx(0.0, abs=1e-9)

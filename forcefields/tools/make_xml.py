@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from solvmd import species as species_registry  # noqa: E402
+from solvmd.io import write_text_atomic  # noqa: E402
 
 KCAL = 4.184
 OCTA_ENERGY = "0.5*k*cos(theta)^2*(1+cos(theta))^2"
@@ -607,8 +608,8 @@ def main(argv=None) -> int:
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(name)
-        else:
-            path.write_text(text)
+        else:  # every file generated (and checked) before the first is written; each write atomic
+            write_text_atomic(path, text)
             print(f"wrote {path}")
     if stale:
         print(f"out of date: {stale}; run python forcefields/tools/make_xml.py", file=sys.stderr)

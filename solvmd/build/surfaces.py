@@ -30,7 +30,7 @@ import numpy as np
 from solvmd.errors import SolvmdError
 from solvmd.geometry import minimum_image, self_pairs_within
 from solvmd.surface_recipe import (KINDS, METALS, SHEET_RESIDUE, TWO_SIXTH, SurfaceSpec, cc_bond_nm,  # noqa: F401
-                                   check_sheet_size, lattice_cells, surface_parameters)
+                                   check_sheet_size, lattice_cells, missing_site_charges, surface_parameters)
 from solvmd.units import KJ_PER_KCAL
 
 
@@ -44,6 +44,9 @@ class Sheet:
 
     ``roles``: C, C_alpha (bonded to an N, carries compensation), N_graphitic,
     N_pyridinic, N_site, metal. ``bonds`` include the bonds across the periodic boundary.
+    An M-N4 sheet whose metal has no sourced site charges keeps its geometry (the DFT flake
+    of forcefields/tools/mn4_site_charges.py is cut from it), but reading ``charges`` is a
+    SolvmdError saying how to compute them (``charges_missing``).
     """
 
     spec: SurfaceSpec
@@ -52,7 +55,7 @@ class Sheet:
     elements: list[str]
     roles: list[str]
     xyz_nm: np.ndarray
-    charges: np.ndarray
+    q_e: np.ndarray  # read through ``charges``
     sigma_nm: np.ndarray
     epsilon_kJ_mol: np.ndarray
     bonds: list[tuple[int, int]]
@@ -61,6 +64,14 @@ class Sheet:
     defects: dict[str, int] = field(default_factory=dict)
     lj_sources: dict[str, str] = field(default_factory=dict)
     charge_sources: dict[str, float] = field(default_factory=dict)
+    charges_missing: str | None = None
+
+    @property
+    def charges(self) -> np.ndarray:
+        """Atomic charges (e); an error for an M-N4 metal without sourced site charges."""
+        if self.charges_missing is not None:
+            raise SolvmdError(self.charges_missing)
+        return self.q_e
 
     @property
     def n_atoms(self) -> int:
@@ -187,11 +198,12 @@ def _lj_params(spec: SurfaceSpec) -> tuple[dict[str, tuple[float, float]], dict[
 
 
 def _charges(spec: SurfaceSpec) -> dict[str, float]:
+    """Charges (e) by role; an unsourced M-N4 pair is 0 here and refused by ``Sheet.charges``."""
     ch = surface_parameters()["charges"]
     q = {"N_graphitic": float(ch["N_graphitic"]), "N_pyridinic": float(ch["N_pyridinic"])}
     if spec.metal is not None:
-        q["metal"] = float(ch["MN4"][spec.metal]["metal"])
-        q["N_site"] = float(ch["MN4"][spec.metal]["N_site"])
+        q["metal"] = float(ch["MN4"][spec.metal]["metal"] or 0.0)
+        q["N_site"] = float(ch["MN4"][spec.metal]["N_site"] or 0.0)
     q.update({k: float(v) for k, v in spec.charges.items()})
     return q
 
@@ -331,12 +343,15 @@ def _assemble(spec, cells, L, xyz, bonds, defects) -> Sheet:
         raise SolvmdError(f"surface: the sheet has net charge {net:+.3g} e; every defect must be neutral")
     q_out -= net / len(q_out)
     params, lj_sources = _lj_params(spec)
+    missing = missing_site_charges(spec)
+    if missing is not None:  # no placeholder numbers in the record: the site charges are unknown
+        q = {k: v for k, v in q.items() if k not in ("metal", "N_site")}
     counts = {"MN4_sites": sum(d.kind == "MN4" for d in defects),
               "pyridinic_N": 3 * sum(d.kind == "pyridinic" for d in defects),
               "graphitic_N": sum(d.kind == "graphitic" for d in defects), "vacancies": len(removed)}
     return Sheet(
         spec=spec, box_xy_nm=(float(L[0]), float(L[1])), n_cells=cells, elements=el, roles=ro, xyz_nm=xyz_out,
-        charges=q_out, sigma_nm=np.array([params[e][0] for e in el]), epsilon_kJ_mol=np.array([params[e][1] for e in el]),
+        q_e=q_out, sigma_nm=np.array([params[e][0] for e in el]), epsilon_kJ_mol=np.array([params[e][1] for e in el]),
         bonds=sorted(bonds_out), site_atoms=site_atoms, site_positions_nm=site_xy, defects=counts,
-        lj_sources=lj_sources, charge_sources=q,
+        lj_sources=lj_sources, charge_sources=q, charges_missing=missing,
     )
