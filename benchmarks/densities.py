@@ -1,11 +1,17 @@
 """Density validation: NPT runs of the pure solvents at 298.15 K, 1 atm vs experiment.
 
-    python benchmarks/densities.py --atoms 1500 --equilibrate-ps 50 --production-ps 150
+    python benchmarks/densities.py                                  # five solvents, defaults below
+    python benchmarks/densities.py --solvents TTE BTFE --max-runs 1 # one run per sitting
 
-Builds ``systems/pure_<solvent>.yaml`` at the requested size, runs solvmd md, and
-reports the production density +- standard error (pymbar statistical inefficiency)
-against the reference values of SCIENCE.md §5. Writes benchmarks/results/densities.{csv,md}.
-Not a test: it takes CPU-hours at full length (minutes on a GPU).
+Per solvent and packing k (``--packings``, default 1; packmol seed = the recipe's seed + k,
+velocity seed = 2024 + k): build ``systems/pure_<solvent>.yaml`` at ``--atoms``, run solvmd md
+with the annealed protocol (heat 5 ps, NVT anneal 450 K 200 ps, cool 100 ps, NPT 250 ps,
+production 500 ps, 4 fs with HMR) in ``<workdir>/<solvent>/packing<k+1>_seed<seed>/``, and report
+the production density +- standard error (pymbar statistical inefficiency) against the
+reference values of SCIENCE.md §5. Writes benchmarks/results/densities.{csv,md}, rebuilt after
+every run from the finished runs only; a run not finished gives its status, never a number.
+Resumable: rerun the same command (MD continues from its last checkpoint). Not a test: it takes
+CPU-hours at full length (minutes on a GPU).
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import numpy as np
 import pandas as pd
 from pymbar import timeseries
 
-from common import benchmark_protocol, write_merged_table
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, protocol_text, run_status,
+                    runs_this_sitting, same_protocol)
 from solvmd.build.system import build_system
+from solvmd.io import write_text_atomic
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_recipe
 
-ROOT = Path(__file__).resolve().parent.parent
 # reference densities at 298 K, g/cm3: (low, high, tolerance %, source) — SCIENCE.md §5
 REFERENCE = {
     "DME": (0.862, 0.868, 3.0, "SCIENCE.md §5 (CRC Handbook range 0.862-0.868)"),
@@ -41,41 +48,84 @@ def mean_and_sem(x: np.ndarray) -> tuple[float, float, float]:
     return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / len(x))), float(g)
 
 
+def recipe_path(solvent: str) -> Path:
+    return ROOT / "systems" / f"pure_{solvent.lower()}.yaml"
+
+
+def run_one(run: Run, args, protocol) -> None:
+    """Build (this packing's seed) and run (or resume) the MD of one solvent."""
+    work = run.folder(args.workdir)
+    if not (work / "build" / "manifest.json").exists():
+        recipe = load_recipe(recipe_path(run.system))
+        recipe = recipe.model_copy(update={"size": recipe.size.model_copy(update={"target_atoms": args.atoms}),
+                                           "packing": recipe.packing.model_copy(update={"seed": run.packmol_seed})})
+        build_system(recipe, work / "build")
+    run_md(work / "build", work / "md", run.protocol(protocol))
+
+
+def finished_md(work: Path, protocol) -> dict | None:
+    """md.json of a finished run with this protocol (None otherwise)."""
+    path = work / "md" / "md.json"
+    info = json.loads(path.read_text()) if path.exists() else None
+    return info if info is not None and same_protocol(info["protocol"], protocol) else None
+
+
+def density_row(run: Run, args, protocol) -> dict:
+    """The table row of one run: numbers only when its MD finished with this protocol."""
+    work = run.folder(args.workdir)
+    lo, hi, tol, source = REFERENCE[run.system]
+    row = {"solvent": run.system, "packing": run.k + 1, "rho_ref_g_cm3": f"{lo}-{hi}" if lo != hi else f"{lo}",
+           "tolerance_pct": tol, "reference_source": source}
+    info = finished_md(work, protocol)
+    if info is None:
+        status = "finished with another protocol" if (work / "md" / "md.json").exists() else run_status(work, protocol)
+        return {**row, "verdict": f"unfinished - {status}"}
+    thermo = pd.read_csv(work / "md" / "thermo.csv")
+    mean, sem, g = mean_and_sem(thermo.loc[thermo["stage"] == "production", "density_g_cm3"].to_numpy())
+    ref = 0.5 * (lo + hi)
+    dev = 100.0 * (mean - ref) / ref
+    manifest = json.loads((work / "build" / "manifest.json").read_text())
+    return {**row, "n_atoms": int(manifest["n_atoms"]), "rho_model_g_cm3": round(mean, 4), "sem_g_cm3": round(sem, 4),
+            "stat_ineff": round(g, 1), "deviation_pct": round(dev, 2), "verdict": "pass" if abs(dev) <= tol else "MISS",
+            "run_ps": protocol_text(info["protocol"]),
+            "seeds": f"packmol {manifest['seeds']['packmol']}, velocities {info['protocol']['seed']}",
+            "platform": info["platform"], "ns_per_day": info["ns_per_day"]}
+
+
+COLUMNS = ["solvent", "packing", "n_atoms", "rho_model_g_cm3", "sem_g_cm3", "stat_ineff", "rho_ref_g_cm3",
+           "deviation_pct", "tolerance_pct", "verdict", "run_ps", "seeds", "reference_source", "platform", "ns_per_day"]
+
+
+def write_table(rows: list[dict], out: Path) -> pd.DataFrame:
+    """``out/densities.{csv,md}`` (rebuilt from the rows, not merged with older tables)."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    write_text_atomic(out / "densities.csv", table.to_csv(index=False))
+    shown = table.astype(object).where(table.notna(), "")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
+    write_text_atomic(out / "densities.md", "\n".join(lines) + "\n")
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--solvents", nargs="+", default=list(REFERENCE))
+    ap.add_argument("--solvents", nargs="+", default=list(REFERENCE), choices=list(REFERENCE))
     ap.add_argument("--atoms", type=int, default=1500)
-    ap.add_argument("--equilibrate-ps", type=float, default=50.0)
-    ap.add_argument("--production-ps", type=float, default=150.0)
-    ap.add_argument("--platform", default="auto")
+    add_protocol_arguments(ap, equilibrate_ps=250.0, production_ps=500.0, frame_ps=1.0, checkpoint_ps=25.0,
+                           packings=1)
     ap.add_argument("--workdir", default=str(ROOT / "results" / "benchmarks" / "densities"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
-    protocol = benchmark_protocol(args.equilibrate_ps, args.production_ps, args.platform,
-                                  frame_interval_ps=5.0, checkpoint_interval_ps=25.0)
-    rows = []
-    for solvent in args.solvents:
-        recipe = load_recipe(ROOT / "systems" / f"pure_{solvent.lower()}.yaml")
-        recipe = recipe.model_copy(update={"size": recipe.size.model_copy(update={"target_atoms": args.atoms})})
-        work = Path(args.workdir) / solvent
-        if not (work / "build" / "manifest.json").exists():
-            build_system(recipe, work / "build")
-        info = run_md(work / "build", work / "md", protocol)
-        thermo = pd.read_csv(work / "md" / "thermo.csv")
-        rho = thermo.loc[thermo["stage"] == "production", "density_g_cm3"].to_numpy()
-        mean, sem, g = mean_and_sem(rho)
-        lo, hi, tol, source = REFERENCE[solvent]
-        ref = 0.5 * (lo + hi)
-        dev = 100.0 * (mean - ref) / ref
-        n_atoms = json.loads((work / "build" / "manifest.json").read_text())["n_atoms"]
-        rows.append({"solvent": solvent, "n_atoms": int(n_atoms),
-                     "rho_model_g_cm3": round(mean, 4), "sem_g_cm3": round(sem, 4), "stat_ineff": round(g, 1),
-                     "rho_ref_g_cm3": f"{lo}-{hi}" if lo != hi else f"{lo}", "deviation_pct": round(dev, 2),
-                     "tolerance_pct": tol, "verdict": "pass" if abs(dev) <= tol else "MISS",
-                     "production_ps": args.production_ps, "platform": info["platform"],
-                     "ns_per_day": round(info["ns_per_day"], 2), "reference_source": source})
-        print(rows[-1], file=sys.stderr)
-        table = write_merged_table(rows, Path(args.out), "densities", key="solvent")  # after every solvent, so a partial run still reports
+    protocol = annealed_protocol(args)
+    seeds = {s: load_recipe(recipe_path(s)).packing.seed for s in REFERENCE}
+    runs = make_runs(seeds, args.packings, protocol.seed)
+    todo = [r for r in runs if r.system in args.solvents and finished_md(r.folder(args.workdir), protocol) is None]
+    for run in [] if args.table_only else runs_this_sitting(todo, args.max_runs):
+        print(f"[densities] {run.system} packing {run.k + 1} (packmol seed {run.packmol_seed})", file=sys.stderr)
+        run_one(run, args, protocol)
+        write_table([density_row(r, args, protocol) for r in runs], Path(args.out))  # a partial sitting reports
+    table = write_table([density_row(r, args, protocol) for r in runs], Path(args.out))
     print(table.to_string(index=False))
     return 0
 

@@ -1,19 +1,28 @@
 """Solvation-structure validation: Li+ and Mg2+ electrolytes against SCIENCE.md §5.
 
-    python benchmarks/validation.py --atoms 1000 --equilibrate-ps 15 --production-ps 40
+    python benchmarks/validation.py                       # every system, 2 packings, defaults below
+    python benchmarks/validation.py --systems li_fsi_dme_1M --max-runs 1   # one run per sitting
 
-For each system: build (``systems/<recipe>.yaml`` at the requested size) -> MD
-(:func:`solvmd.md.engine.run_md`, minimize / NVT heat / NPT equilibrate / NPT production)
--> analysis (:func:`solvmd.analysis.run_analysis`) -> a few numbers (``metrics.json``) ->
-one table row per check: model value, reference value, source, pass/MISS.
-Writes ``benchmarks/results/validation.{csv,md}``; rows are merged by check id, so a run
-over some systems updates only their rows.
+Per system and packing k (``--packings``, default 2; packmol seed = the recipe's seed + k,
+velocity seed = 2024 + k): build (``systems/<recipe>.yaml`` at ``--atoms``) -> MD
+(:func:`solvmd.md.engine.run_md`: minimize, NVT heat 5 ps, NVT anneal ``--anneal-K`` 450 K for
+``--anneal-ps`` 200 ps, linear cool-down ``--cool-ps`` 100 ps, NPT equilibration 250 ps, NPT
+production 250 ps, 4 fs with HMR) -> analysis (:func:`solvmd.analysis.run_analysis`) ->
+``metrics.json`` in ``<workdir>/<system>/packing<k+1>_seed<packmol seed>/``.
 
-Resumable: a finished build (``manifest.json``), MD (``md.json``) or analysis
-(``metrics.json``) is not redone, and an interrupted MD continues from its checkpoint.
-Rerun the same command after a crash; ``--reanalyze`` redoes only the analysis of finished
-runs. Not a test: CPU-hours at full length, minutes on a GPU. Units: distances in angstrom,
-run lengths in ps, fractions 0-1 in ``metrics.json`` (percent in the table).
+The table (``benchmarks/results/validation.{csv,md}``) is rebuilt from the work folder after
+every run: one row per check with the mean over the packings and the spread (max - min) between
+them as the error bar, the per-packing values, seeds, run length, reference and source. Only
+finished, analysed runs with the requested protocol give numbers; a check with any run still
+missing says which and how far it got ("unfinished - ... MD in progress (120 of 805 ps)").
+
+Resumable over several sittings: a finished build, MD or analysis is not redone, an
+interrupted MD continues from its last checkpoint (``--checkpoint-ps``); rerun the same
+command. ``--max-runs N`` starts or continues at most N unfinished runs per sitting,
+``--systems`` limits the sitting to some systems, ``--table-only`` just rebuilds the table,
+``--reanalyze`` redoes the analysis of finished MD runs. Not a test: CPU-days at full length,
+hours on a GPU. Units: distances in angstrom, run lengths in ps, fractions 0-1 in
+``metrics.json`` (percent in the table).
 
 Checks (SCIENCE.md §5):
 
@@ -43,15 +52,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from solvmd.analysis import columns as C
-from solvmd.analysis.spec import spec_from_manifest
-from solvmd.analysis.workflow import run_analysis
-from solvmd.build.system import build_system
-from solvmd.md.engine import run_md
-from solvmd.md.protocol import load_protocol
-from solvmd.recipe import load_recipe
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs,  # noqa: E402
+                    protocol_text, run_status, runs_this_sitting, same_protocol)
+from solvmd.analysis import columns as C  # noqa: E402
+from solvmd.analysis.spec import spec_from_manifest  # noqa: E402
+from solvmd.analysis.workflow import run_analysis  # noqa: E402
+from solvmd.build.system import build_system  # noqa: E402
+from solvmd.io import write_json_atomic, write_text_atomic  # noqa: E402
+from solvmd.md.engine import run_md  # noqa: E402
+from solvmd.recipe import load_recipe  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 SCI = "SCIENCE.md §5"
 BOND_CUTOFF_A = {"O": 2.6, "Cl": 3.0}  # a start-geometry Mg-donor bond counts as kept below this
 
@@ -177,8 +188,9 @@ def system_metrics(name: str, sysdef: System, work: Path) -> dict:
     n_frames, n_cat = int(meta["n_frames_analysed"]), int(meta["n_cations"])
     m: dict = {
         "system": name, "n_atoms": int(manifest["n_atoms"]), "counts": {s["name"]: s["count"] for s in manifest["species"]},
-        "n_cations_analysed": n_cat, "frames": n_frames, "production_ps": md_info["protocol"]["production_ps"],
-        "equilibrate_ps": md_info["protocol"]["equilibrate_ps"], "heat_ps": md_info["protocol"]["heat_ps"],
+        "n_cations_analysed": n_cat, "frames": n_frames, "protocol": md_info["protocol"],
+        "run": protocol_text(md_info["protocol"]),
+        "seeds": {"packmol": manifest["seeds"]["packmol"], "velocities": md_info["protocol"]["seed"]},
         "platform": md_info.get("platform"), "ns_per_day": md_info.get("ns_per_day"),
         "density_g_cm3": md_info.get("density_production_mean_g_cm3"),
         "cn_donor_atoms_total": float(coord.loc[C.TOTAL, C.CN_DON]),
@@ -204,36 +216,40 @@ def system_metrics(name: str, sysdef: System, work: Path) -> dict:
 
 @dataclass(frozen=True)
 class Check:
-    """One table row: ``evaluate(metrics by system) -> (model value text, passed or None)``."""
+    """One table row. ``evaluate(metrics by system, one packing) -> (detail text, value)``; the
+    row reports the mean of the values over the packings, their spread (max - min) as the error
+    bar, and ``passes(mean)``. A value None means the check does not apply (verdict n/a)."""
 
     id: str
     systems: tuple[str, ...]
     quantity: str
+    unit: str
     reference: str
     source: str
-    evaluate: Callable[[dict[str, dict]], tuple[str, bool | None]]
+    evaluate: Callable[[dict[str, dict]], tuple[str, float | None]]
+    passes: Callable[[float], bool]
 
 
-def _in(x: float, lo: float, hi: float) -> bool:
-    return lo <= x <= hi
+def _within(lo: float, hi: float) -> Callable[[float], bool]:
+    return lambda x: lo <= x <= hi
 
 
 def _mg_cn(s: str):
     def f(M):
         cn = M[s]["cn_donor_atoms_total"]
         el = ", ".join(f"{k} {v:.2f}" for k, v in sorted(M[s]["cn_by_element"].items()))
-        return f"{cn:.2f} ({el})", abs(cn - 6.0) <= 0.25
+        return f"{cn:.2f} ({el})", cn
     return f
 
 
-def _peak(s: str, partner: str, lo: float, hi: float):
+def _peak(s: str, partner: str):
     def f(M):
         r = M[s]["peaks_A"].get(partner)
         if r is None:
-            return "no first-shell peak", False
+            return "no first-shell peak", float("nan")
         mean = M[s].get("mean_shell_r_A", {}).get(partner)
         extra = f" (RDF bin 0.05 A; mean first-shell distance {mean:.2f} A)" if mean is not None else ""
-        return f"{r:.2f} A{extra}", _in(r, lo, hi)
+        return f"{r:.2f} A{extra}", r
     return f
 
 
@@ -244,7 +260,7 @@ def _intact(s: str, name: str, n_bonds: int):
             return f"no {name} in the system", None
         return (f"{100 * cx['fraction_intact']:.1f} % of (frame, complex) with all {n_bonds} start bonds; "
                 f"{100 * cx['fraction_bonds_kept']:.1f} % of bonds kept ({cx['instances']} complex(es), "
-                f"{cx['frames']} frames)"), cx["all_intact_every_frame"]
+                f"{cx['frames']} frames)"), 100.0 * cx["fraction_intact"]
     return f
 
 
@@ -253,14 +269,14 @@ def _mgmg(s: str, name: str = "Mg2Cl3_THF6"):
         cx = M[s].get("complexes", {}).get(name)
         if not cx:
             return "no dimer in the system", None
-        return f"{cx['mm_mean_A']:.2f} +- {cx['mm_std_A']:.2f} A (max {cx['mm_max_A']:.2f})", _in(cx["mm_mean_A"], 3.1, 3.2)
+        return f"{cx['mm_mean_A']:.2f} +- {cx['mm_std_A']:.2f} A (max {cx['mm_max_A']:.2f})", cx["mm_mean_A"]
     return f
 
 
 def _li_cn_o(s: str):
     def f(M):
         cn = M[s]["cn_by_element"].get("O", 0.0)
-        return f"{cn:.2f} O (all donors {M[s]['cn_donor_atoms_total']:.2f})", _in(cn, 4.0, 5.0)
+        return f"{cn:.2f} O (all donors {M[s]['cn_donor_atoms_total']:.2f})", cn
     return f
 
 
@@ -269,7 +285,7 @@ def _diluent(s: str, dil: str):
         cn = M[s]["cn_molecules"].get(dil, 0.0)
         el = ", ".join(f"{k} {v:.2f}" for k, v in sorted(M[s].get("diluent_donors_by_element", {}).items()))
         return (f"{cn:.2f} {dil} molecules per Li+ (any O/F within the Li+ shell radius "
-                f"{M[s]['diluent_cutoff_A']:.2f} A; donor atoms per Li+: {el or 'n/a'})"), cn < 0.2
+                f"{M[s]['diluent_cutoff_A']:.2f} A; donor atoms per Li+: {el or 'n/a'})"), cn
     return f
 
 
@@ -278,14 +294,14 @@ def _cip_agg(s: str):
         sp = M[s]["speciation"]
         x = sp["anion_CIP"] + sp["anion_AGG"]
         return (f"{100 * x:.0f} % (CIP {100 * sp['anion_CIP']:.0f}, AGG {100 * sp['anion_AGG']:.0f}; "
-                f"cation-centric CIP+AGG {100 * (sp['cation_CIP'] + sp['cation_AGG']):.0f} %)"), x >= 0.8
+                f"cation-centric CIP+AGG {100 * (sp['cation_CIP'] + sp['cation_AGG']):.0f} %)"), 100.0 * x
     return f
 
 
 def _agg_rises(lo: str, hi: str):
     def f(M):
         a, b = M[lo]["speciation"]["anion_AGG"], M[hi]["speciation"]["anion_AGG"]
-        return f"AGG {100 * a:.0f} % (1 M) -> {100 * b:.0f} % (4 M)", b > a
+        return f"AGG {100 * a:.0f} % (1 M) -> {100 * b:.0f} % (4 M)", 100.0 * (b - a)
     return f
 
 
@@ -293,142 +309,191 @@ def _dol_vs_dme(dol: str, dme: str):
     def f(M):
         x = M[dol]["speciation"]["anion_CIP"] + M[dol]["speciation"]["anion_AGG"]
         y = M[dme]["speciation"]["anion_CIP"] + M[dme]["speciation"]["anion_AGG"]
-        return f"CIP+AGG DOL/TTE {100 * x:.0f} % vs DME/TTE {100 * y:.0f} %", x > y
+        return f"CIP+AGG DOL/TTE {100 * x:.0f} % vs DME/TTE {100 * y:.0f} %", 100.0 * (x - y)
     return f
+
+
+def _check(id, systems, quantity, unit, reference, source, evaluate, passes) -> Check:
+    return Check(id, tuple(systems), quantity, unit, reference, source, evaluate, passes)
 
 
 MG = "mgcl2_licl_thf_complexes"
 MGB = "mgcl2_licl_thf_complexes_bonded"  # same electrolyte, bonded Mg-Cl model (SOURCES.md: Complexes)
+CN6 = lambda x: abs(x - 6.0) <= 0.25  # noqa: E731
+INTACT = lambda x: x == 100.0  # noqa: E731 - every (frame, complex) intact
+POSITIVE = lambda x: x > 0  # noqa: E731
+SEED2 = SCI + "; seed 002"
 CHECKS: list[Check] = [
-    Check("mg_thf_cn", (MG,), "Mg2+ CN (O + Cl donor atoms), MgCl2-LiCl/THF", "6 (octahedral)", SCI, _mg_cn(MG)),
-    Check("mg_thf_o_peak", (MG,), "Mg-O(THF) first RDF peak", "2.0-2.1 A", SCI, _peak(MG, "THF", 2.0, 2.1)),
-    Check("mg_dimer_intact", (MG,), "[Mg2(mu-Cl)3(THF)6]+ intact over the production run",
-          "intact (every frame)", SCI, _intact(MG, "Mg2Cl3_THF6", 12)),
-    Check("mg_monomer_intact", (MG,), "MgCl(THF)5+ intact over the production run",
-          "intact (every frame)", "SCIENCE.md §2 (species of seed 003)", _intact(MG, "MgCl_THF5", 6)),
-    Check("mg_dimer_mgmg", (MG,), "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+", "3.1-3.2 A", SCI, _mgmg(MG)),
-    Check("mgb_thf_cn", (MGB,), "Mg2+ CN (O + Cl), MgCl2-LiCl/THF, bonded Mg-Cl", "6 (octahedral)", SCI, _mg_cn(MGB)),
-    Check("mgb_thf_o_peak", (MGB,), "Mg-O(THF) first RDF peak, bonded Mg-Cl", "2.0-2.1 A", SCI,
-          _peak(MGB, "THF", 2.0, 2.1)),
-    Check("mgb_dimer_intact", (MGB,), "[Mg2(mu-Cl)3(THF)6]+ intact, bonded Mg-Cl", "intact (every frame)", SCI,
-          _intact(MGB, "Mg2Cl3_THF6_bonded", 12)),
-    Check("mgb_monomer_intact", (MGB,), "MgCl(THF)5+ intact, bonded Mg-Cl", "intact (every frame)",
-          "SCIENCE.md §2 (species of seed 003)", _intact(MGB, "MgCl_THF5_bonded", 6)),
-    Check("mgb_dimer_mgmg", (MGB,), "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+, bonded Mg-Cl", "3.1-3.2 A", SCI,
-          _mgmg(MGB, "Mg2Cl3_THF6_bonded")),
-    Check("mg_dme_cn", ("mg_tfsi_dme",), "Mg2+ CN (donor atoms), 0.5 M Mg(TFSI)2/DME", "6 (octahedral)", SCI,
-          _mg_cn("mg_tfsi_dme")),
-    Check("mg_dme_o_peak", ("mg_tfsi_dme",), "Mg-O(DME) first RDF peak", "2.0-2.1 A", SCI,
-          _peak("mg_tfsi_dme", "DME", 2.0, 2.1)),
-    Check("li_dme_o_peak", ("li_fsi_dme_1M",), "Li-O(DME) first RDF peak, 1 M LiFSI/DME", "1.9-2.1 A", SCI,
-          _peak("li_fsi_dme_1M", "DME", 1.9, 2.1)),
-    Check("li_dme_cn", ("li_fsi_dme_1M",), "Li+ total CN (O atoms), 1 M LiFSI/DME", "4-5", SCI, _li_cn_o("li_fsi_dme_1M")),
-    Check("lhce_tte_diluent", ("lhce_fsi_dme_tte",), "TTE in Li+ first shell, LiFSI:DME:TTE 1:1.2:3", "< 0.2 per Li+",
-          SCI + "; seed 002", _diluent("lhce_fsi_dme_tte", "TTE")),
-    Check("lhce_tte_cip_agg", ("lhce_fsi_dme_tte",), "CIP + AGG (anion-centric), LiFSI:DME:TTE", ">= 80 %",
-          SCI + "; seed 002", _cip_agg("lhce_fsi_dme_tte")),
-    Check("lhce_btfe_diluent", ("lhce_fsi_dme_btfe",), "BTFE in Li+ first shell, LiFSI:DME:BTFE 1:1.2:3",
-          "< 0.2 per Li+", SCI + "; seed 002", _diluent("lhce_fsi_dme_btfe", "BTFE")),
-    Check("lhce_btfe_cip_agg", ("lhce_fsi_dme_btfe",), "CIP + AGG (anion-centric), LiFSI:DME:BTFE", ">= 80 %",
-          SCI + "; seed 002", _cip_agg("lhce_fsi_dme_btfe")),
-    Check("lhce_dol_diluent", ("lhce_fsi_dol_tte",), "TTE in Li+ first shell, LiFSI:DOL:TTE 1:1.2:3", "< 0.2 per Li+",
-          SCI + "; seed 002", _diluent("lhce_fsi_dol_tte", "TTE")),
-    Check("lhce_dol_cip_agg", ("lhce_fsi_dol_tte",), "CIP + AGG (anion-centric), LiFSI:DOL:TTE", ">= 80 %",
-          SCI + "; seed 002", _cip_agg("lhce_fsi_dol_tte")),
-    Check("agg_1M_to_4M", ("li_fsi_dme_1M", "li_fsi_dme_4M"), "AGG fraction, 1 M -> 4 M LiFSI/DME", "rises",
-          "seed 002 (HCE: more AGG)", _agg_rises("li_fsi_dme_1M", "li_fsi_dme_4M")),
-    Check("dol_vs_dme_lhce", ("lhce_fsi_dol_tte", "lhce_fsi_dme_tte"), "CIP + AGG, DOL vs DME in the TTE LHCE",
-          "DOL > DME", "seed 002", _dol_vs_dme("lhce_fsi_dol_tte", "lhce_fsi_dme_tte")),
+    _check("mg_thf_cn", [MG], "Mg2+ CN (O + Cl donor atoms), MgCl2-LiCl/THF", "donor atoms", "6 (octahedral)", SCI,
+           _mg_cn(MG), CN6),
+    _check("mg_thf_o_peak", [MG], "Mg-O(THF) first RDF peak", "A", "2.0-2.1 A", SCI, _peak(MG, "THF"),
+           _within(2.0, 2.1)),
+    _check("mg_dimer_intact", [MG], "[Mg2(mu-Cl)3(THF)6]+ intact over the production run", "% intact",
+           "intact (every frame)", SCI, _intact(MG, "Mg2Cl3_THF6", 12), INTACT),
+    _check("mg_monomer_intact", [MG], "MgCl(THF)5+ intact over the production run", "% intact",
+           "intact (every frame)", "SCIENCE.md §2 (species of seed 003)", _intact(MG, "MgCl_THF5", 6), INTACT),
+    _check("mg_dimer_mgmg", [MG], "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+", "A", "3.1-3.2 A", SCI, _mgmg(MG),
+           _within(3.1, 3.2)),
+    _check("mgb_thf_cn", [MGB], "Mg2+ CN (O + Cl), MgCl2-LiCl/THF, bonded Mg-Cl", "donor atoms", "6 (octahedral)",
+           SCI, _mg_cn(MGB), CN6),
+    _check("mgb_thf_o_peak", [MGB], "Mg-O(THF) first RDF peak, bonded Mg-Cl", "A", "2.0-2.1 A", SCI,
+           _peak(MGB, "THF"), _within(2.0, 2.1)),
+    _check("mgb_dimer_intact", [MGB], "[Mg2(mu-Cl)3(THF)6]+ intact, bonded Mg-Cl", "% intact",
+           "intact (every frame)", SCI, _intact(MGB, "Mg2Cl3_THF6_bonded", 12), INTACT),
+    _check("mgb_monomer_intact", [MGB], "MgCl(THF)5+ intact, bonded Mg-Cl", "% intact", "intact (every frame)",
+           "SCIENCE.md §2 (species of seed 003)", _intact(MGB, "MgCl_THF5_bonded", 6), INTACT),
+    _check("mgb_dimer_mgmg", [MGB], "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+, bonded Mg-Cl", "A", "3.1-3.2 A", SCI,
+           _mgmg(MGB, "Mg2Cl3_THF6_bonded"), _within(3.1, 3.2)),
+    _check("mg_dme_cn", ["mg_tfsi_dme"], "Mg2+ CN (donor atoms), 0.5 M Mg(TFSI)2/DME", "donor atoms",
+           "6 (octahedral)", SCI, _mg_cn("mg_tfsi_dme"), CN6),
+    _check("mg_dme_o_peak", ["mg_tfsi_dme"], "Mg-O(DME) first RDF peak", "A", "2.0-2.1 A", SCI,
+           _peak("mg_tfsi_dme", "DME"), _within(2.0, 2.1)),
+    _check("li_dme_o_peak", ["li_fsi_dme_1M"], "Li-O(DME) first RDF peak, 1 M LiFSI/DME", "A", "1.9-2.1 A", SCI,
+           _peak("li_fsi_dme_1M", "DME"), _within(1.9, 2.1)),
+    _check("li_dme_cn", ["li_fsi_dme_1M"], "Li+ total CN (O atoms), 1 M LiFSI/DME", "O atoms", "4-5", SCI,
+           _li_cn_o("li_fsi_dme_1M"), _within(4.0, 5.0)),
+    _check("lhce_tte_diluent", ["lhce_fsi_dme_tte"], "TTE in Li+ first shell, LiFSI:DME:TTE 1:1.2:3",
+           "molecules per Li+", "< 0.2 per Li+", SEED2, _diluent("lhce_fsi_dme_tte", "TTE"), lambda x: x < 0.2),
+    _check("lhce_tte_cip_agg", ["lhce_fsi_dme_tte"], "CIP + AGG (anion-centric), LiFSI:DME:TTE", "%", ">= 80 %",
+           SEED2, _cip_agg("lhce_fsi_dme_tte"), lambda x: x >= 80.0),
+    _check("lhce_btfe_diluent", ["lhce_fsi_dme_btfe"], "BTFE in Li+ first shell, LiFSI:DME:BTFE 1:1.2:3",
+           "molecules per Li+", "< 0.2 per Li+", SEED2, _diluent("lhce_fsi_dme_btfe", "BTFE"), lambda x: x < 0.2),
+    _check("lhce_btfe_cip_agg", ["lhce_fsi_dme_btfe"], "CIP + AGG (anion-centric), LiFSI:DME:BTFE", "%", ">= 80 %",
+           SEED2, _cip_agg("lhce_fsi_dme_btfe"), lambda x: x >= 80.0),
+    _check("lhce_dol_diluent", ["lhce_fsi_dol_tte"], "TTE in Li+ first shell, LiFSI:DOL:TTE 1:1.2:3",
+           "molecules per Li+", "< 0.2 per Li+", SEED2, _diluent("lhce_fsi_dol_tte", "TTE"), lambda x: x < 0.2),
+    _check("lhce_dol_cip_agg", ["lhce_fsi_dol_tte"], "CIP + AGG (anion-centric), LiFSI:DOL:TTE", "%", ">= 80 %",
+           SEED2, _cip_agg("lhce_fsi_dol_tte"), lambda x: x >= 80.0),
+    _check("agg_1M_to_4M", ["li_fsi_dme_1M", "li_fsi_dme_4M"], "AGG fraction, 1 M -> 4 M LiFSI/DME",
+           "percentage points (4 M - 1 M)", "rises", "seed 002 (HCE: more AGG)",
+           _agg_rises("li_fsi_dme_1M", "li_fsi_dme_4M"), POSITIVE),
+    _check("dol_vs_dme_lhce", ["lhce_fsi_dol_tte", "lhce_fsi_dme_tte"], "CIP + AGG, DOL vs DME in the TTE LHCE",
+           "percentage points (DOL - DME)", "DOL > DME", "seed 002",
+           _dol_vs_dme("lhce_fsi_dol_tte", "lhce_fsi_dme_tte"), POSITIVE),
 ]
 
 
-def check_rows(metrics: dict[str, dict]) -> list[dict]:
-    """One row per check whose systems all have metrics."""
-    rows = []
-    for c in CHECKS:
-        if not all(s in metrics for s in c.systems):
-            continue
-        value, ok = c.evaluate(metrics)
-        first = metrics[c.systems[0]]
-        rows.append({"check": c.id, "systems": " + ".join(c.systems), "quantity": c.quantity, "model": value,
-                     "reference": c.reference, "source": c.source,
-                     "verdict": "n/a" if ok is None else ("pass" if ok else "MISS"),
-                     "atoms": " / ".join(str(metrics[s]["n_atoms"]) for s in c.systems),
-                     "run_ps": f"{first['heat_ps']:g}+{first['equilibrate_ps']:g}+{first['production_ps']:g}",
-                     "frames": first["frames"]})
-    return rows
+# --------------------------------------------------------------------------- table
+
+
+def check_row(c: Check, n_packings: int, metrics: dict[tuple[str, int], dict], status: dict[tuple[str, int], str]) -> dict:
+    """One table row from the finished runs only: mean over the packings with the spread
+    (max - min) as error bar; while any of its runs is unfinished, its status and no number."""
+    row = {"check": c.id, "quantity": c.quantity, "unit": c.unit, "reference": c.reference, "source": c.source,
+           "systems": " + ".join(c.systems)}
+    keys = [(s, k) for s in c.systems for k in range(n_packings)]
+    waiting = [f"{s} packing {k + 1}: {status[(s, k)]}" for s, k in keys if (s, k) not in metrics]
+    if waiting:
+        return {**row, "model": "unfinished - " + "; ".join(waiting), "verdict": "unfinished"}
+    per = [c.evaluate({s: metrics[(s, k)] for s in c.systems}) for k in range(n_packings)]
+    values = [v for _, v in per]
+    first = [metrics[(c.systems[0], k)] for k in range(n_packings)]
+    row.update(
+        packings=n_packings,
+        seeds="; ".join(f"{s}: packmol " + "/".join(str(metrics[(s, k)]["seeds"]["packmol"]) for k in range(n_packings))
+                        + ", velocities " + "/".join(str(metrics[(s, k)]["seeds"]["velocities"]) for k in range(n_packings))
+                        for s in c.systems),
+        run_ps=first[0]["run"], atoms=" / ".join(str(metrics[key]["n_atoms"]) for key in keys),
+        frames=" / ".join(str(m["frames"]) for m in first),
+        detail=" | ".join(f"packing {k + 1}: {text}" for k, (text, _) in enumerate(per)))
+    if any(v is None for v in values):
+        return {**row, "model": per[0][0], "verdict": "n/a"}
+    mean, spread = float(np.mean(values)), float(np.max(values) - np.min(values))
+    agree = len({bool(c.passes(v)) for v in values}) == 1
+    row.update(value=round(mean, 4), spread=round(spread, 4), values=" / ".join(f"{v:.4g}" for v in values),
+               model=f"{mean:.2f} {c.unit} (spread {spread:.2f} over {n_packings} packings)",
+               verdict=("pass" if c.passes(mean) else "MISS") + ("" if agree else " (packings disagree)"))
+    return row
+
+
+COLUMNS = ["check", "quantity", "model", "value", "spread", "values", "unit", "reference", "source", "verdict",
+           "systems", "packings", "seeds", "run_ps", "atoms", "frames", "detail"]
 
 
 def write_tables(rows: list[dict], out: Path) -> pd.DataFrame:
-    """Merge ``rows`` into ``out/validation.csv`` (replacing rows with the same check id) and write a Markdown copy."""
+    """``out/validation.csv`` and ``validation.md``: every check, in CHECKS order (rebuilt, not merged)."""
     out.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame(rows)
-    csv = out / "validation.csv"
-    if csv.exists() and len(table):
-        old = pd.read_csv(csv)
-        table = pd.concat([old[~old["check"].isin(table["check"])], table], ignore_index=True)
-    elif csv.exists():
-        table = pd.read_csv(csv)
-    order = {c.id: k for k, c in enumerate(CHECKS)}
-    table = table.sort_values("check", key=lambda s: s.map(order).fillna(len(order))).reset_index(drop=True)
-    table.to_csv(csv, index=False)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    (out / "validation.md").write_text("\n".join(lines) + "\n")
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    write_text_atomic(out / "validation.csv", table.to_csv(index=False))
+    shown = table.astype(object).where(table.notna(), "")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
+    write_text_atomic(out / "validation.md", "\n".join(lines) + "\n")
     return table
 
 
-def sized_recipe(path: Path, atoms: int | None):
+# --------------------------------------------------------------------------- runs
+
+
+def sized_recipe(path: Path, atoms: int | None, packmol_seed: int | None = None):
+    """The recipe at ``atoms`` target atoms (None: its own size), packed with ``packmol_seed``."""
     recipe = load_recipe(path)
-    if atoms is None:
-        return recipe
-    return recipe.model_copy(update={"size": recipe.size.model_copy(update={"salt_units": None, "target_atoms": atoms})})
+    update = {}
+    if atoms is not None:
+        update["size"] = recipe.size.model_copy(update={"salt_units": None, "target_atoms": atoms})
+    if packmol_seed is not None:
+        update["packing"] = recipe.packing.model_copy(update={"seed": packmol_seed})
+    return recipe.model_copy(update=update)
 
 
-def run_system(name: str, args, protocol) -> dict:
-    """build -> md -> analysis -> metrics for one system; each finished step is skipped."""
-    sysdef = SYSTEMS[name]
-    work = Path(args.workdir) / name
-    metrics_path = work / "metrics.json"
-    if metrics_path.exists() and not args.reanalyze:
-        return json.loads(metrics_path.read_text())
+def finished_metrics(run: Run, workdir: Path, protocol) -> dict | None:
+    """The metrics of a finished, analysed run with this protocol (None otherwise)."""
+    path = run.folder(workdir) / "metrics.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    return m if same_protocol(m["protocol"], protocol) else None
+
+
+def run_one(run: Run, args, protocol) -> dict:
+    """build -> MD (resumed from its checkpoint) -> analysis -> metrics.json for one packing."""
+    sysdef, work = SYSTEMS[run.system], run.folder(args.workdir)
     if not (work / "build" / "manifest.json").exists():
         atoms = None if args.atoms is None else int(round(args.atoms * sysdef.atoms_factor))
-        build_system(sized_recipe(ROOT / sysdef.recipe, atoms), work / "build")
-    run_md(work / "build", work / "md", protocol)
-    m = system_metrics(name, sysdef, work)
-    metrics_path.write_text(json.dumps(m, indent=2) + "\n")
+        build_system(sized_recipe(ROOT / sysdef.recipe, atoms, run.packmol_seed), work / "build")
+    run_md(work / "build", work / "md", run.protocol(protocol))
+    m = system_metrics(run.system, sysdef, work)
+    write_json_atomic(work / "metrics.json", m)
     return m
+
+
+def all_runs(systems: list[str], n_packings: int, protocol) -> list[Run]:
+    return make_runs({s: load_recipe(ROOT / SYSTEMS[s].recipe).packing.seed for s in systems}, n_packings, protocol.seed)
+
+
+def table_from_workdir(args, protocol) -> pd.DataFrame:
+    """The validation table from whatever has finished under ``--workdir`` (all systems)."""
+    metrics, status = {}, {}
+    for run in all_runs(list(SYSTEMS), args.packings, protocol):
+        m = finished_metrics(run, Path(args.workdir), protocol)
+        if m is not None:
+            metrics[(run.system, run.k)] = m
+        else:
+            status[(run.system, run.k)] = run_status(run.folder(args.workdir), protocol)
+    return write_tables([check_row(c, args.packings, metrics, status) for c in CHECKS], Path(args.out))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
-    ap.add_argument("--atoms", type=int, default=1000, help="target atoms per system (recipe size replaced)")
-    ap.add_argument("--heat-ps", type=float, default=5.0)
-    ap.add_argument("--equilibrate-ps", type=float, default=15.0)
-    ap.add_argument("--production-ps", type=float, default=40.0)
-    ap.add_argument("--frame-ps", type=float, default=0.5, help="trajectory frame interval")
-    ap.add_argument("--platform", default="auto")
-    ap.add_argument("--reanalyze", action="store_true", help="redo the analysis of finished runs")
+    ap.add_argument("--atoms", type=int, default=3000, help="target atoms per system (recipe size replaced)")
+    add_protocol_arguments(ap, equilibrate_ps=250.0, production_ps=250.0, frame_ps=0.5, checkpoint_ps=10.0,
+                           packings=2)
+    ap.add_argument("--reanalyze", action="store_true", help="redo the analysis of finished MD runs")
     ap.add_argument("--workdir", default=str(ROOT / "results" / "benchmarks" / "validation"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
-    protocol = load_protocol(None, dict(heat_ps=args.heat_ps, equilibrate_ps=args.equilibrate_ps,
-                                        production_ps=args.production_ps, report_interval_ps=1.0,
-                                        frame_interval_ps=args.frame_ps, checkpoint_interval_ps=5.0,
-                                        platform=args.platform))
-    metrics: dict[str, dict] = {}
-    for p in Path(args.workdir).glob("*/metrics.json"):  # finished systems of earlier invocations
-        if p.parent.name in SYSTEMS:
-            metrics[p.parent.name] = json.loads(p.read_text())
-    table = None
-    for name in args.systems:
-        print(f"[validation] {name}", file=sys.stderr)
-        metrics[name] = run_system(name, args, protocol)
-        table = write_tables(check_rows(metrics), Path(args.out))  # after every system: partial runs report
-    if table is not None:
-        print(table[["check", "model", "reference", "verdict"]].to_string(index=False))
+    protocol = annealed_protocol(args)
+    runs = all_runs(args.systems, args.packings, protocol)
+    todo = [r for r in runs if args.reanalyze or finished_metrics(r, Path(args.workdir), protocol) is None]
+    if args.reanalyze:  # analysis only: finished MD runs, no new MD
+        todo = [r for r in todo if (r.folder(args.workdir) / "md" / "md.json").exists()]
+    for run in [] if args.table_only else runs_this_sitting(todo, args.max_runs):
+        print(f"[validation] {run.system} packing {run.k + 1} (packmol seed {run.packmol_seed})", file=sys.stderr)
+        run_one(run, args, protocol)
+        table_from_workdir(args, protocol)  # after every run: a partial sitting still reports
+    table = table_from_workdir(args, protocol)
+    print(table[["check", "model", "reference", "verdict"]].to_string(index=False))
     return 0
 
 
