@@ -110,3 +110,26 @@ def test_status_of_a_run_in_progress(tmp_path):
     assert V.run_status(work, protocol) == "built, MD not started"
     (work / "md" / "thermo.csv").write_text("step,time_ps,stage\n25,0.1,heat\n30000,120.0,anneal\n")
     assert V.run_status(work, protocol) == "MD in progress (120 of 805 ps)"
+
+
+def test_densities_report_only_finished_runs(tmp_path, monkeypatch):
+    """benchmarks/densities.py: a sitting with --max-runs 0 reports 'not started' and no density;
+    the next sitting runs it (tiny DME box, annealed protocol) and reports density, seeds, length."""
+    import densities as D
+
+    recipe = {"name": "tiny_dme", "solvents": [{"species": "DME", "volume_fraction": 1.0}],
+              "size": {"target_atoms": 400}, "forcefield": {"cutoff_nm": 0.6}, "packing": {"seed": 11}}
+    (tmp_path / "pure_dme.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.setattr(D, "recipe_path", lambda s: tmp_path / f"pure_{s.lower()}.yaml")
+    monkeypatch.setattr(D, "REFERENCE", {"DME": D.REFERENCE["DME"]})
+    args = ["--atoms", "400", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")] + SHORT
+    D.main(args + ["--max-runs", "0"])
+    t = pd.read_csv(tmp_path / "o" / "densities.csv")
+    assert list(t["verdict"]) == ["unfinished - not started"] and t["rho_model_g_cm3"].isna().all()
+    D.main(args)
+    row = pd.read_csv(tmp_path / "o" / "densities.csv").iloc[0]
+    thermo = pd.read_csv(tmp_path / "w" / "DME" / "packing1_seed11" / "md" / "thermo.csv")
+    rho = thermo.loc[thermo["stage"] == "production", "density_g_cm3"]
+    assert len(rho) == 10 and row["rho_model_g_cm3"] == pytest.approx(rho.mean(), abs=1e-4)
+    assert row["seeds"] == "packmol 11, velocities 2024" and "anneal 0.4 @ 400 K" in row["run_ps"]
+    assert row["deviation_pct"] == pytest.approx(100 * (rho.mean() - 0.865) / 0.865, abs=0.02)
