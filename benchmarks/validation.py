@@ -376,7 +376,16 @@ CHECKS: list[Check] = [
 # --------------------------------------------------------------------------- table
 
 
-def check_row(c: Check, n_packings: int, metrics: dict[tuple[str, int], dict], status: dict[tuple[str, int], str]) -> dict:
+Key = tuple[str, int]  # (system, packing index)
+
+
+def _seeds(s: str, n: int, metrics: dict[Key, dict]) -> str:
+    seeds = [metrics[(s, k)]["seeds"] for k in range(n)]
+    return (f"{s}: packmol " + "/".join(str(x["packmol"]) for x in seeds)
+            + ", velocities " + "/".join(str(x["velocities"]) for x in seeds))
+
+
+def check_row(c: Check, n_packings: int, metrics: dict[Key, dict], status: dict[Key, str]) -> dict:
     """One table row from the finished runs only: mean over the packings with the spread
     (max - min) as error bar; while any of its runs is unfinished, its status and no number."""
     row = {"check": c.id, "quantity": c.quantity, "unit": c.unit, "reference": c.reference, "source": c.source,
@@ -390,9 +399,7 @@ def check_row(c: Check, n_packings: int, metrics: dict[tuple[str, int], dict], s
     first = [metrics[(c.systems[0], k)] for k in range(n_packings)]
     row.update(
         packings=n_packings,
-        seeds="; ".join(f"{s}: packmol " + "/".join(str(metrics[(s, k)]["seeds"]["packmol"]) for k in range(n_packings))
-                        + ", velocities " + "/".join(str(metrics[(s, k)]["seeds"]["velocities"]) for k in range(n_packings))
-                        for s in c.systems),
+        seeds="; ".join(_seeds(s, n_packings, metrics) for s in c.systems),
         run_ps=first[0]["run"], atoms=" / ".join(str(metrics[key]["n_atoms"]) for key in keys),
         frames=" / ".join(str(m["frames"]) for m in first),
         detail=" | ".join(f"packing {k + 1}: {text}" for k, (text, _) in enumerate(per)))
@@ -458,7 +465,8 @@ def run_one(run: Run, args, protocol) -> dict:
 
 
 def all_runs(systems: list[str], n_packings: int, protocol) -> list[Run]:
-    return make_runs({s: load_recipe(ROOT / SYSTEMS[s].recipe).packing.seed for s in systems}, n_packings, protocol.seed)
+    seeds = {s: load_recipe(ROOT / SYSTEMS[s].recipe).packing.seed for s in systems}
+    return make_runs(seeds, n_packings, protocol.seed)
 
 
 def table_from_workdir(args, protocol) -> pd.DataFrame:

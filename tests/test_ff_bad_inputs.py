@@ -146,7 +146,8 @@ def test_build_with_a_stale_template_is_one_clear_error_and_writes_nothing(tte_w
     from solvmd.recipe import parse_recipe
 
     r = parse_recipe({"name": "stale", "salts": [{"cation": "Li", "anion": "FSI", "molarity_M": 1.0}],
-                      "solvents": [{"species": "DME", "volume_fraction": 0.5}, {"species": "TTE", "volume_fraction": 0.5}],
+                      "solvents": [{"species": "DME", "volume_fraction": 0.5},
+                                   {"species": "TTE", "volume_fraction": 0.5}],
                       "size": {"salt_units": 2}, "forcefield": {"cutoff_nm": 0.6}})
     with pytest.raises(SolvmdError, match="TTE.*make_xml.py"):
         build_system(r, tmp_path / "b")
