@@ -148,8 +148,11 @@ def test_mn4_defaults_name_their_source():
             assert tags or (metal == "Fe" and src.startswith("representative")), (metal, src)
             for tag in tags:
                 assert f"* [{tag}] " in sources_md, (metal, tag)
-    unsourced = [m for m in METALS if _charge_table()["MN4"][m]["metal"] is None]
-    assert sorted(unsourced) == ["Co", "Cu", "Mn", "Ni"]
+    # numbers exactly where the DFT fit wrote them (forcefields/qm/mn4_<M>.json); Fe: see above
+    qm = Path(__file__).resolve().parents[1] / "forcefields" / "qm"
+    for metal in METALS:
+        has_fit = (qm / f"mn4_{metal}.json").exists()
+        assert (_charge_table()["MN4"][metal]["metal"] is not None) == (has_fit or metal == "Fe"), metal
 
 
 @pytest.mark.parametrize("metal", ["Co", "Ni", "Mn", "Cu"])
