@@ -163,11 +163,13 @@ def test_demo_sac_dry_run_declares_the_interface_analysis_and_its_report_items(r
         if block.startswith("analyze") and "output:" in block:
             outs = [Path(o.strip()) for o in block.split("output:")[1].splitlines()[0].split(",")]
             declared[outs[0].parts[1]] = sorted(o.name for o in outs)
-    systems = yaml.safe_load(cfg.read_text())["systems"]
+    config = yaml.safe_load(cfg.read_text())
+    systems = config["systems"]
     assert sorted(declared) == sorted(systems)
     for system in systems:
         recipe = yaml.safe_load((root / "systems" / f"{system}.yaml").read_text())
-        assert declared[system] == sorted(records.analysis_outputs(**records.analysis_switches_for_recipe(recipe)))
+        switches = records.analysis_switches_for_recipe(recipe, config.get("analysis"))
+        assert declared[system] == sorted(records.analysis_outputs(**switches))
     assert "interface_site_rdf.png" in declared["demo_sac_li_znn4"]  # M-N4: the site g(r)
     assert "interface_site_rdf.png" not in declared["demo_sac_li_graphene"]
     assert {"interface_density.png", "interface_coordination.png"} <= set(declared["demo_sac_mg_ngraphene"])
