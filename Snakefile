@@ -177,8 +177,13 @@ _ANALYSIS_REPORT = {
     "coordination.png": ("coordination", "2. Solvation structure", "CN"),
     "shells.png": ("shells", "2. Solvation structure", "shells"),
     "speciation.png": ("speciation", "2. Solvation structure", "SSIP/CIP/AGG"),
+    # interface systems (a surface: block): rho(z), CN vs height, cation - metal site g(r)
+    "interface_density.png": ("interface_density", "2. Solvation structure", "rho(z)"),
+    "interface_coordination.png": ("interface_coordination", "2. Solvation structure", "CN vs height"),
+    "interface_site_rdf.png": ("interface_site_rdf", "2. Solvation structure", "site RDF"),
     **{f"{n}.csv": (f"{n}_csv", "3. Tables", f"{n}.csv") for n in
-       ("rdf", "coordination", "shells", "speciation", "clusters", "residence", "transport")},
+       ("rdf", "coordination", "shells", "speciation", "clusters", "residence", "transport", "interface",
+        "interface_shells")},
 }
 
 

@@ -37,6 +37,14 @@ from openmm import unit
 
 from solvmd.errors import SolvmdError
 
+# The short-cutoff correction force gets a force group of its own: the CUDA/OpenCL platforms
+# refuse two cutoffs in one force group ("All Forces in a single force group must use the same
+# cutoff distance"), and with a group of its own they build it a short neighbour list. The CPU
+# platform shares one neighbour list at the longest cutoff whatever the groups
+# (CpuPlatform::PlatformData::requestNeighborList), so there the correction still walks the
+# 1.0 nm list: the floor of its cost (benchmarks/md_speed.py --correction-cutoffs).
+CORRECTION_GROUP = 29
+
 MixingMode = Literal["exact", "fast"]
 MIXING_MODES = ("exact", "fast")
 GEOMETRIC = "a1*a2/r^12 - b1*b2/r^6"
@@ -132,6 +140,7 @@ def difference_force(nb: openmm.NonbondedForce, lj: LJParameters, correction_cut
     """
     force = custom_lj(DIFFERENCE, nb, lj, "LennardJonesGeometricCorrection", correction_cutoff_nm)
     force.setUseLongRangeCorrection(nb.getUseDispersionCorrection())
+    force.setForceGroup(CORRECTION_GROUP)
     return force
 
 

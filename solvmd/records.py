@@ -54,7 +54,7 @@ ANALYSIS_CSV_TRANSPORT = ("transport", "msd")
 ANALYSIS_PNG_ALWAYS = ("rdf", "coordination", "shells")
 INTERFACE_CSV = ("interface", "interface_density", "interface_coordination", "interface_shells",
                  "interface_site_rdf", "interface_coordination_lateral")
-INTERFACE_PNG = ("interface_density",)  # interface_coordination.png is drawn only when there is data: not declared
+INTERFACE_PNG = ("interface_density", "interface_coordination")  # + interface_site_rdf with metal sites
 INTERFACE_JSON = "interface.json"
 
 

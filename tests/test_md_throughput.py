@@ -186,3 +186,23 @@ def test_annealed_run_at_4fs_records_stages_timestep_and_mass(lhce_build, tmp_pa
     anneal = thermo[thermo.stage == "anneal"]
     assert anneal["T_K"].iloc[len(anneal) // 2:].mean() > 350.0
     assert info["n_frames"] == 4 and np.isfinite(thermo["Epot_kJ_mol"]).all()
+
+
+def _cutoffs_by_group(system: openmm.System) -> dict[int, set[float]]:
+    """Cutoff distances (nm) of the cutoff-using nonbonded forces, per force group."""
+    groups: dict[int, set[float]] = {}
+    for f in system.getForces():
+        if isinstance(f, (openmm.NonbondedForce, openmm.CustomNonbondedForce)) and f.usesPeriodicBoundaryConditions():
+            groups.setdefault(f.getForceGroup(), set()).add(round(f.getCutoffDistance().value_in_unit(unit.nanometer), 9))
+    return groups
+
+
+def test_one_cutoff_per_force_group_as_cuda_requires(lhce_build, tmp_path):
+    """CUDA/OpenCL refuse two cutoffs in one force group: the 0.5 nm correction has a group of its own,
+    on the bulk build and on an interface with a frozen sheet and a metal-Li override."""
+    raw = {**INTERFACE, "name": "iface_groups"}
+    build_interface(parse_interface_recipe(raw, "t.yaml"), tmp_path / "iface")
+    for system in (_lhce_system(lhce_build, "fast"), load_build(tmp_path / "iface")[1]):
+        groups = _cutoffs_by_group(system)
+        assert all(len(c) == 1 for c in groups.values()), groups
+        assert sorted(c.pop() for c in groups.values()) == [0.5, 0.8]

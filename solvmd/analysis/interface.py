@@ -321,11 +321,11 @@ def run_interface_analysis(spec: AnalysisSpec, settings: InterfaceSettings, out_
     for key in TABLES:
         with atomic_path(out / f"{key}.csv") as tmp:
             res[key].to_csv(tmp, index=False)
+    # the figures of records.analysis_outputs(interface=True, site_rdf=<metal sites>): always drawn
     plots.save(plots.plot_interface_density(res["interface_density"]), out / "interface_density.png")
-    if len(res["interface_coordination"]):
-        plots.save(plots.plot_interface_coordination(res["interface_coordination"], res["meta"]["contact_layer_A"]),
-                   out / "interface_coordination.png")
-    if len(res["interface_site_rdf"]):
+    plots.save(plots.plot_interface_coordination(res["interface_coordination"], res["meta"]["contact_layer_A"]),
+               out / "interface_coordination.png")
+    if res["meta"]["n_sites"]:
         plots.save(plots.plot_site_rdf(res["interface_site_rdf"]), out / "interface_site_rdf.png")
     summary = {r[C.QUANTITY]: r[C.VALUE] for r in res["interface"].to_dict("records")}
     write_text_atomic(out / "interface.json", json.dumps(_jsonable({**res["meta"], "summary": summary}), indent=2) + "\n")

@@ -132,7 +132,7 @@ def _binned_cn_rows(counts, sel_bins, bins: list[tuple], lo: str, hi: str, extra
 def cn_vs_height(counts, cat_h: np.ndarray, Lz: np.ndarray, height_bin_A: float) -> pd.DataFrame:
     """Cation CN per partner and total against the cation height (every cation falls in a bin)."""
     edges = np.arange(0, 0.5 * Lz.max() + height_bin_A, height_bin_A)
-    idx = np.digitize(cat_h, edges) - 1
+    idx = np.minimum(np.digitize(cat_h, edges) - 1, len(edges) - 2)  # a cation on the midplane: last bin
     bins = list(zip(edges[:-1], edges[1:]))
     rows = _binned_cn_rows(counts, lambda b: idx == b, bins, C.HEIGHT_LO, C.HEIGHT_HI,
                            lambda b: {C.HEIGHT: 0.5 * (edges[b] + edges[b + 1])})

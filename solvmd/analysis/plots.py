@@ -147,7 +147,8 @@ def plot_interface_density(density: pd.DataFrame) -> Figure:
 
 
 def plot_interface_coordination(coord: pd.DataFrame, contact_A: float) -> Figure:
-    """Cation CN (molecules) per partner against the cation height; the contact layer edge dotted."""
+    """Cation CN (molecules) per partner against the cation height (Å); the contact layer edge
+    (``contact_A``, Å) dotted. An empty table (no cation sampled) gives a figure that says so."""
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
     ax = fig.subplots()
     for k, (name, sub) in enumerate(coord.groupby(C.PARTNER, sort=False)):
@@ -157,7 +158,10 @@ def plot_interface_coordination(coord: pd.DataFrame, contact_A: float) -> Figure
     ax.axvline(contact_A, color="tab:red", ls=":", lw=1)
     ax.set_xlabel("cation height above the sheet (Å)")
     ax.set_ylabel("CN (molecules)")
-    ax.legend(fontsize=7)
+    if len(coord):
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no cation sampled", transform=ax.transAxes, ha="center", va="center")
     return fig
 
 
