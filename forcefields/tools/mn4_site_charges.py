@@ -142,14 +142,14 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -
 
 def coarse_guess(mf, log):
     """Start density for an open-shell flake: the same UKS on the coarsest grid (level 0) from
-    the superposition of atomic densities, converged to 1e-6 Eh with second-order SCF. From the
-    minao guess plain DIIS diverged for Fe (E rose by 120 Eh in one cycle). The final SCF on the
-    production grid starts from this density, so the guess changes the path, not the result."""
+    the superposition of atomic densities, heavily damped (level shift 0.3 Eh, damping 0.5, DIIS
+    from cycle 4), to 1e-6 Eh. From the minao guess plain DIIS on the production grid diverged
+    for Fe (E rose by 120 Eh in one cycle). The final SCF on the production grid starts from
+    this density, so the guess changes the path, not the result."""
     pre = mf.copy()
     pre.grids = type(mf.grids)(mf.mol)
-    pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 60, None
-    pre.init_guess = "atom"
-    pre = pre.newton()
+    pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 80, None
+    pre.init_guess, pre.level_shift, pre.damp, pre.diis_start_cycle = "atom", 0.3, 0.5, 4
     pre.kernel()
     log(f"coarse-grid guess: E = {pre.e_tot:.6f} Eh, converged {pre.converged}")
     return pre.make_rdm1()
