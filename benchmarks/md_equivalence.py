@@ -12,12 +12,13 @@ the same protocol apart from the timestep:
 
 Reported per run: production density +- standard error (pymbar statistical
 inefficiency), mean potential energy and its standard deviation, and for systems with
-Li+ the first Li-O(ether) g(r) peak and the per-atom coordination number at 0.28 nm
-(MDAnalysis InterRDF). For ``fast_2fs`` also ``exact_by_reweighting``: the exact form's
+Li+ the first Li-O(ether) g(r) peak and the per-Li O count within 0.28 nm (MDAnalysis
+InterRDF), each with an error bar (li_o_structure). For ``fast_2fs`` also ``exact_by_reweighting``: the exact form's
 density from the fast run's own frames, each weighted by exp(-(U_exact - U_fast)/kT)
 (both energies evaluated on the frame; the pV term is common), so the fast-vs-exact
 difference carries no independent-run noise. Verdicts: fast vs exact density within
-0.3 %, 4 fs vs 2 fs within 0.5 % (issue 11), each with the combined standard error.
+0.3 %, 4 fs vs 2 fs within 0.5 % (issue 11), each with the combined standard error; 4 fs
+vs 2 fs Li-O peak and CN equal within 2 combined error bars.
 Resumable (reruns skip finished runs). Writes benchmarks/results/md_equivalence.{csv,md}
 and md_equivalence_verdicts.{csv,md}. Not a test.
 """
@@ -72,18 +73,26 @@ def mean_sem(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / len(x)))
 
 
-def li_o_structure(md: Path) -> tuple[float | None, float | None]:
-    """First Li-O(ether) g(r) peak (nm) and per-Li O count within 0.28 nm (production frames)."""
+def li_o_structure(md: Path) -> dict:
+    """First Li-O(ether) g(r) peak (nm) and per-Li O count within 0.28 nm over the production
+    frames, each with an error bar: the CN's standard error from its per-frame series (pymbar
+    statistical inefficiency), the peak's as half the difference between the two halves of the
+    run combined with the 0.004 nm bin. Empty for systems without Li+ and ether O."""
     u = mda.Universe(str(md / "topology.pdb"), str(md / "traj.xtc"))
     li = u.select_atoms("element Li")
     oxygen = u.select_atoms("element O and resname DME DOL THF")
     if not len(li) or not len(oxygen):
-        return None, None
-    rdf = InterRDF(li, oxygen, nbins=150, range=(0.0, 6.0)).run()
-    peak_nm = float(rdf.results.bins[np.argmax(rdf.results.rdf)]) / 10.0
-    counts = [np.sum(mda.lib.distances.distance_array(li.positions, oxygen.positions, box=u.dimensions)
-                     < LI_O_CUTOFF_NM * 10.0) / len(li) for _ in u.trajectory]
-    return peak_nm, float(np.mean(counts))
+        return {}
+    n = len(u.trajectory)
+    peaks = []
+    for start, stop in ((0, n // 2), (n // 2, n), (0, n)):
+        rdf = InterRDF(li, oxygen, nbins=150, range=(0.0, 6.0)).run(start=start, stop=stop)
+        peaks.append(float(rdf.results.bins[np.argmax(rdf.results.rdf)]) / 10.0)
+    counts = np.array([np.sum(mda.lib.distances.distance_array(li.positions, oxygen.positions, box=u.dimensions)
+                              < LI_O_CUTOFF_NM * 10.0) / len(li) for _ in u.trajectory])
+    cn, cn_se = mean_sem(counts)
+    return {"Li_O_peak_nm": peaks[2], "Li_O_peak_err_nm": round(float(np.hypot(0.5 * abs(peaks[0] - peaks[1]), 0.004)), 4),
+            "Li_O_CN_0.28nm": round(cn, 3), "Li_O_CN_se": round(cn_se, 3)}
 
 
 def reweighted_exact_density(md: Path) -> tuple[float, float, float]:
@@ -121,13 +130,11 @@ def summarize(system: str, variant: str, md: Path) -> dict:
     thermo = pd.read_csv(md / "thermo.csv")
     prod = thermo[thermo.stage == "production"]
     rho, rho_se = mean_sem(prod["density_g_cm3"].to_numpy())
-    peak, cn = li_o_structure(md)
     row = {"system": system, "variant": variant, "key": f"{system}/{variant}",
             "production_ps": float(prod["time_ps"].iloc[-1] - prod["time_ps"].iloc[0]),
             "density_g_cm3": round(rho, 5), "density_se": round(rho_se, 5),
             "Epot_mean_kJ_mol": round(prod["Epot_kJ_mol"].mean(), 1), "Epot_std_kJ_mol": round(prod["Epot_kJ_mol"].std(), 1),
-            "T_mean_K": round(prod["T_K"].mean(), 2), "Li_O_peak_nm": peak, "Li_O_CN_0.28nm": cn,
-            "dU_std_kT": None}
+            "T_mean_K": round(prod["T_K"].mean(), 2), **li_o_structure(md), "dU_std_kT": None}
     if variant != "fast_2fs":
         return [row]
     rho_x, se_x, du_std = reweighted_exact_density(md)
@@ -150,6 +157,21 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 out.append({"system": system, "key": f"{system}/{a}-vs-{b}", "comparison": f"{a} vs {b}",
                             "density_diff_pct": round(diff, 3), "combined_se_pct": round(se, 3),
                             "tolerance_pct": tol, "verdict": "pass" if abs(diff) <= tol else "MISS"})
+        if (system, "fast_hmr_4fs") in by and (system, "fast_2fs") in by:
+            out += structure_verdicts(system, by[(system, "fast_hmr_4fs")], by[(system, "fast_2fs")])
+    return out
+
+
+def structure_verdicts(system: str, a: dict, b: dict) -> list[dict]:
+    """4 fs vs 2 fs Li-O peak and CN: equal within their combined error bars (2 sigma)."""
+    out = []
+    for value, err in (("Li_O_peak_nm", "Li_O_peak_err_nm"), ("Li_O_CN_0.28nm", "Li_O_CN_se")):
+        if pd.isna(a.get(value)) or pd.isna(b.get(value)) or pd.isna(a.get(err)) or pd.isna(b.get(err)):
+            continue
+        diff, se = a[value] - b[value], float(np.hypot(a[err], b[err]))
+        out.append({"system": system, "key": f"{system}/{value}/fast_hmr_4fs-vs-fast_2fs",
+                    "comparison": f"{value}: fast_hmr_4fs vs fast_2fs", "diff": round(diff, 4), "combined_err": round(se, 4),
+                    "verdict": "pass" if abs(diff) <= 2 * se else "MISS"})
     return out
 
 
