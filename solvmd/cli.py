@@ -134,19 +134,21 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
     spec = _pmf_spec(args)
     out, build = Path(args.out), Path(args.build)
     man = records.check_build(build)
-    n = pmf.n_windows(spec)
+    n_spec, n = pmf.n_windows(spec), pmf.n_windows(spec, out)  # + windows an estimate added
     if not 0 <= args.window < n:
-        raise SolvmdError(f"--window: {args.window} is not a window of pmf {spec.name} (0..{n - 1})")
+        raise SolvmdError(f"--window: {args.window} is not a window of pmf {spec.name} (0..{n - 1}); "
+                          f"{n_spec} in the spec, {n - n_spec} added by an estimate")
     records.check_identity(out, _pmf_identity(args, spec))
     cv = records.read_cv(out)
     if max(max(g) for g in cv.groups) >= man.n_atoms:
         raise SolvmdError(f"{out / records.CV_JSON}: groups: atom index beyond the build's {man.n_atoms} atoms; "
                           "it belongs to another system: rerun `solvmd pmf-prepare`")
     init = out / records.window_init_xml(args.window)
-    records.check_state(init, man.n_atoms, f"start state of window {args.window}")
-    records.load_openmm_xml(init, f"start state of window {args.window}", "State")
+    if args.window < n_spec or init.is_file():  # an added window's start is made from its neighbour
+        records.check_state(init, man.n_atoms, f"start state of window {args.window}")
+        records.load_openmm_xml(init, f"start state of window {args.window}", "State")
     records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
-    pmf.run_window(build / records.SYSTEM_XML, init, spec, args.window, out)
+    pmf.run_window(build / records.SYSTEM_XML, init if init.is_file() else None, spec, args.window, out)
 
 
 def _cmd_pmf_estimate(args: argparse.Namespace) -> None:

@@ -570,3 +570,27 @@ def test_real_process_prints_no_traceback(base, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "solvmd.cli", *argv], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "solvmd analyze: error: " in proc.stderr and "md.json is binary" in proc.stderr
+
+
+def test_a_window_added_by_an_estimate_runs_from_the_cli(base, tmp_path, monkeypatch):
+    """Positive control for `--window` range: a window listed in added_windows.json (index = spec
+    windows + j, no start structure of its own) is accepted, started from its nearest neighbour and
+    sampled at its own centre and force constant."""
+    from solvmd.pmf.windows import write_added_windows
+
+    d = _case_dir(base, tmp_path, "pmf-window")
+    monkeypatch.chdir(d)
+    P = d / "r" / "tiny" / "pmf" / "li_dme"
+    from openmm import app
+
+    atoms = list(app.PDBFile(str(d / "r" / "tiny" / "build" / records.SYSTEM_PDB)).topology.atoms())
+    cv = json.loads((P / records.CV_JSON).read_text())  # as pmf-prepare writes it: the molecule that moves
+    cv["meta"] = {**cv.get("meta", {}), "moving_atoms": [a.index for a in atoms if a.residue == atoms[12].residue]}
+    (P / records.CV_JSON).write_text(json.dumps(cv))
+    write_added_windows(P, [{"r0_nm": 0.215, "k_kJ_mol_nm2": 12000.0}], "test")
+    argv, _ = _argv("pmf-window:2", d)
+    assert main(argv) == 0
+    with np.load(P / records.window_npz(2)) as z:
+        assert float(z["r0_nm"]) == pytest.approx(0.215) and float(z["k_kJ_mol_nm2"]) == pytest.approx(12000.0)
+        assert abs(float(np.mean(z["cv_nm"])) - 0.215) < 0.03  # Li-O wall at 0.2 nm pushes the mean out
+    assert main(_argv("pmf-window:3", d)[0]) == 2  # one past the added window: refused

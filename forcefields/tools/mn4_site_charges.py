@@ -109,7 +109,7 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -
     """Converged density matrix (alpha+beta), energy (Eh), <S^2>; resumable via chkfile.
     ``stabilize``: level shift 0.2 Eh and damping 0.2 from the start (open d shells; plain
     DIIS from the minao guess diverged for the Ni flake). They change the path, not the result."""
-    from pyscf import dft, lib
+    from pyscf import dft, lib, scf
 
     done = wd / "scf.npz"
     if done.exists():
@@ -124,7 +124,8 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -
         dm0 = mf.from_chk(str(wd / "scf.chk"))
         log(f"restart from {wd / 'scf.chk'}")
     elif mol.spin:
-        dm0 = coarse_guess(mf, log)
+        dm0, mo, occ = coarse_guess(mf, log)
+        mf = scf.addons.mom_occ(mf, mo, occ)  # keep the coarse solution's occupation (no aufbau flips)
     e = mf.kernel(dm0)
     if not mf.converged:
         log("first-order SCF not converged; second-order (Newton) from the last density")
@@ -141,18 +142,22 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -
 
 
 def coarse_guess(mf, log):
-    """Start density for an open-shell flake: the same UKS on the coarsest grid (level 0) from
-    the superposition of atomic densities, heavily damped (level shift 0.3 Eh, damping 0.5, DIIS
-    from cycle 4), to 1e-6 Eh. From the minao guess plain DIIS on the production grid diverged
-    for Fe (E rose by 120 Eh in one cycle). The final SCF on the production grid starts from
-    this density, so the guess changes the path, not the result."""
+    """Start for an open-shell flake: the same UKS on the coarsest grid (level 0) from the
+    superposition of atomic densities, heavily damped (level shift 0.3 Eh, damping 0.5, DIIS from
+    cycle 4), to 1e-6 Eh; returns (density, orbitals, occupations). From the minao guess plain
+    DIIS on the production grid diverged for Fe (E rose by 120 Eh in one cycle), and the Fe flake's
+    near-degenerate d levels make aufbau occupations flip between cycles (the unshifted check
+    cycle after convergence jumped 1.5 Eh), so the production SCF keeps this solution's
+    occupation by maximum overlap (MOM). The guess changes the path; the state reached is
+    reported (energy, <S^2>) and must be the lowest of the spin states run."""
     pre = mf.copy()
     pre.grids = type(mf.grids)(mf.mol)
     pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 80, None
     pre.init_guess, pre.level_shift, pre.damp, pre.diis_start_cycle = "atom", 0.3, 0.5, 4
+    pre.conv_check = False  # no unshifted aufbau re-diagonalization after convergence
     pre.kernel()
     log(f"coarse-grid guess: E = {pre.e_tot:.6f} Eh, converged {pre.converged}")
-    return pre.make_rdm1()
+    return pre.make_rdm1(), pre.mo_coeff, pre.mo_occ
 
 
 def fit(el, xyz, roles, classes, points, esp, wd: Path) -> tuple[np.ndarray, float | None]:
