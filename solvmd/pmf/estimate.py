@@ -189,7 +189,9 @@ def solve_mbar_newton(u_kn, N_k, f_init, tol=1e-10, max_iter=50) -> np.ndarray:
             return f
         H = np.diag(Wk) - W @ W.T
         step = np.zeros(K)
-        step[1:] = np.linalg.solve(H[1:, 1:], -grad[1:])
+        # least squares = solve for a regular Hessian; windows without overlap make it singular
+        # (the objective is flat along the disconnected f_k), and the overlap check reports that
+        step[1:] = np.linalg.lstsq(H[1:, 1:], -grad[1:], rcond=None)[0]
         t = 1.0
         while True:
             fn = f + t * step
