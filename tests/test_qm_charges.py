@@ -159,3 +159,16 @@ def test_committed_mn4_charges_are_the_fit_and_in_surfaces_yaml(path):
     assert yaml_q["metal"] == pytest.approx(rec["q_metal"], abs=5e-5)
     assert yaml_q["N_site"] == pytest.approx(rec["q_N_site"], abs=5e-5)
     assert path.name in yaml_q["source"] and "[ESP26]" in yaml_q["source"]
+
+
+def test_a_non_aufbau_scf_state_is_refused_before_any_fit(tmp_path):
+    """An occupied orbital above an empty one of the same spin (an excited configuration that level
+    shifts or MOM can converge to, as the Fe flake's S = 2 run did) stops the charge run; an aufbau
+    occupation, or alpha HOMO above the beta LUMO (allowed at fixed spin), passes."""
+    mn4 = _tool("mn4_site_charges")
+    occ = np.array([1.0, 1.0, 0.0])
+    mn4.check_aufbau(np.array([[-0.5, -0.3, -0.1], [-0.6, -0.4, -0.35]]), np.array([occ, occ]), tmp_path)
+    with pytest.raises(qm_esp.ChargeFitError, match=r"beta occupation is not aufbau \(HOMO -0.2000 Eh above LUMO -0.3000"):
+        mn4.check_aufbau(np.array([[-0.5, -0.3, -0.1], [-0.6, -0.2, -0.3]]), np.array([occ, occ]), tmp_path)
+    with pytest.raises(qm_esp.ChargeFitError, match="closed shell occupation"):
+        mn4.check_aufbau(np.array([-0.5, -0.1, -0.3]), np.array([2.0, 2.0, 0.0]), tmp_path)

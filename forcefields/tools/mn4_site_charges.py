@@ -133,12 +133,28 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -
         e = mf.kernel(mf.make_rdm1())
     if not mf.converged:
         raise qm_esp.ChargeFitError(f"SCF not converged in {wd}")
+    check_aufbau(mf.mo_energy, mf.mo_occ, wd)
     dm = mf.make_rdm1()
     dm = dm[0] + dm[1] if dm.ndim == 3 else dm
     s2 = float(mf.spin_square()[0]) if mol.spin else 0.0
     lib.chkfile.save(str(wd / "scf.chk"), "solvmd_done", {"e": e})
     qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2)
     return dm, float(e), s2
+
+
+def check_aufbau(mo_energy, mo_occ, wd: Path, tol_Eh: float = 1e-4) -> None:
+    """Refuse a converged SCF whose occupation is not aufbau in each spin channel (an occupied
+    orbital above an empty one of the same spin): an excited configuration, not the ground state
+    of that spin. Level shifts and MOM can converge to such states (the Fe flake did: alpha HOMO
+    -0.022 Eh above its LUMO -0.094 Eh), so the charges would describe the wrong state."""
+    channels = [(mo_energy, mo_occ)] if np.ndim(mo_energy) == 1 else list(zip(mo_energy, mo_occ))
+    for name, (e, o) in zip(("alpha", "beta") if len(channels) == 2 else ("closed shell",), channels):
+        e, o = np.asarray(e), np.asarray(o)
+        homo, lumo = e[o > 0].max(), e[o == 0].min()
+        if homo > lumo + tol_Eh:
+            raise qm_esp.ChargeFitError(
+                f"{wd}: the converged {name} occupation is not aufbau (HOMO {homo:.4f} Eh above LUMO {lumo:.4f} Eh): "
+                "an excited configuration; try another start (smearing, other guess) before fitting charges")
 
 
 def coarse_guess(mf, log):
