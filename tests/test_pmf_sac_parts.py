@@ -95,3 +95,14 @@ def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():
     assert len(prop) == n and all(p["k_kJ_mol_nm2"] == 4000.0 and p["between"] == [6] for p in prop)
     t = 0.8 + (np.arange(n) + 0.5) * 0.1 / n
     np.testing.assert_allclose([p["r0_nm"] for p in prop], t + 122.0 / 4000.0, atol=1e-5)
+
+
+def test_gap_proposals_stiffen_where_a_window_slid_far():
+    """A neighbour that slid more than 3 restraint widths marks a steep PMF: the windows that close
+    the gap get 4x its force constant (softer ones would slide again on the next round)."""
+    a = SimpleNamespace(k=7, r0=0.32, kspring=2500.0, x=np.full(10, 0.445))  # 0.125 nm = 4.0 widths
+    b = SimpleNamespace(k=8, r0=0.43, kspring=2500.0, x=np.full(10, 0.451))
+    prop = propose_windows([a, b], np.array([0.007]), 0.03, KT, 0.1)
+    assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(10000.0) for p in prop)
+    soft = SimpleNamespace(k=7, r0=0.42, kspring=2500.0, x=np.full(10, 0.445))  # 0.8 width: not stiffened
+    assert all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in propose_windows([soft, b], np.array([0.007]), 0.03, KT, 0.1))

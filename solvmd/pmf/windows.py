@@ -137,15 +137,22 @@ def check_windows(spec: PMFSpec, warn: bool = True, strict: bool = False) -> lis
     return msgs
 
 
+def _drift_widths(w, kT: float) -> float:
+    """How far window ``w``'s sampled mean sits from its centre, in restraint widths sqrt(kT/k)."""
+    return abs(float(np.mean(w.x)) - w.r0) / math.sqrt(kT / w.kspring)
+
+
 def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: float,
-                    min_predicted_overlap: float) -> list[dict]:
+                    min_predicted_overlap: float, stiffen: float = 4.0, slid_widths: float = 3.0) -> list[dict]:
     """Windows that close each neighbour gap with MBAR overlap below ``min_overlap``.
 
     ``wins``: sampled windows sorted by centre, each with ``r0``, ``kspring``, ``x`` (samples, nm).
     A window that slid from its centre measures the local mean force: F'(mean) ~ k (r0 - mean).
-    New windows (force constant of the stiffer neighbour) go at evenly spaced targets
-    between the two sampled means, each centre shifted by F'/k (F' interpolated linearly) so
-    that its sampled mean lands on the target; spacing <= the one giving ``min_predicted_overlap``.
+    New windows (force constant of the stiffer neighbour, times ``stiffen`` when a neighbour slid
+    more than ``slid_widths`` restraint widths: the PMF is steep there and windows as soft as it
+    slide again, round after round) go at evenly spaced targets between the two sampled means,
+    each centre shifted by F'/k (F' interpolated linearly) so that its sampled mean lands on the
+    target; spacing <= the one giving ``min_predicted_overlap``.
     Returns [{r0_nm, k_kJ_mol_nm2, target_nm, between}].
     """
     out = []
@@ -153,7 +160,7 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
         a, b = wins[i], wins[i + 1]
         ma, mb = float(np.mean(a.x)), float(np.mean(b.x))
         lo, hi = min(ma, mb), max(ma, mb)
-        k = max(a.kspring, b.kspring)
+        k = max(a.kspring, b.kspring) * (stiffen if max(_drift_widths(a, kT), _drift_widths(b, kT)) > slid_widths else 1.0)
         n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))) - 1)
         fa, fb = a.kspring * (a.r0 - ma), b.kspring * (b.r0 - mb)  # mean force at each sampled mean, kJ/mol/nm
         for t in np.linspace(lo, hi, n + 2)[1:-1]:
