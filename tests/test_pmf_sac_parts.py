@@ -106,3 +106,13 @@ def test_gap_proposals_stiffen_where_a_window_slid_far():
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(10000.0) for p in prop)
     soft = SimpleNamespace(k=7, r0=0.42, kspring=2500.0, x=np.full(10, 0.445))  # 0.8 width: not stiffened
     assert all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in propose_windows([soft, b], np.array([0.007]), 0.03, KT, 0.1))
+
+
+def test_gap_proposals_never_stiffen_past_the_cap():
+    """Stiffening stops at K_MAX_KJ_MOL_NM2 (it compounded round after round on the demo)."""
+    from solvmd.pmf.windows import K_MAX_KJ_MOL_NM2
+
+    a = SimpleNamespace(k=1, r0=0.32, kspring=40000.0, x=np.full(10, 0.36))  # slid 4 widths of a k = 40,000 window
+    b = SimpleNamespace(k=2, r0=0.45, kspring=40000.0, x=np.full(10, 0.45))
+    prop = propose_windows([a, b], np.array([0.001]), 0.03, KT, 0.1)
+    assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(K_MAX_KJ_MOL_NM2) for p in prop)
