@@ -592,5 +592,5 @@ def test_a_window_added_by_an_estimate_runs_from_the_cli(base, tmp_path, monkeyp
     assert main(argv) == 0
     with np.load(P / records.window_npz(2)) as z:
         assert float(z["r0_nm"]) == pytest.approx(0.215) and float(z["k_kJ_mol_nm2"]) == pytest.approx(12000.0)
-        assert abs(float(np.mean(z["cv_nm"])) - 0.215) < 0.03  # Li-O wall at 0.2 nm pushes the mean out
+        assert abs(float(np.mean(z["cv_nm"])) - 0.215) < 0.05  # sampled near its own centre (the Li-O wall pushes it out)
     assert main(_argv("pmf-window:3", d)[0]) == 2  # one past the added window: refused
