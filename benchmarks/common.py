@@ -21,6 +21,20 @@ def benchmark_protocol(equilibrate_ps: float, production_ps: float, platform: st
                                     checkpoint_interval_ps=checkpoint_interval_ps, platform=platform))
 
 
+def write_fresh_table(rows: list[dict], out: Path, stem: str, columns: list[str]) -> pd.DataFrame:
+    """``out/<stem>.csv`` and ``<stem>.md`` rebuilt from ``rows`` (not merged with older tables), atomically."""
+    from solvmd.io import write_text_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    write_text_atomic(out / f"{stem}.csv", table.to_csv(index=False))
+    shown = table.astype(object).where(table.notna(), "")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
+    write_text_atomic(out / f"{stem}.md", "\n".join(lines) + "\n")
+    return table
+
+
 def write_merged_table(rows: list[dict], out: Path, stem: str, key: str) -> pd.DataFrame:
     """Merge ``rows`` into ``out/<stem>.csv`` (rows with the same ``key`` value are replaced,
     others kept, so benchmarks can be run one system at a time) and write ``<stem>.md``."""

@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 from pymbar import timeseries
 
-from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, protocol_text, run_status,
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, protocol_text, run_status, write_fresh_table,
                     runs_this_sitting, same_protocol)
 from solvmd.build.system import build_system
-from solvmd.io import write_text_atomic
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_recipe
 
@@ -98,14 +97,7 @@ COLUMNS = ["solvent", "packing", "n_atoms", "rho_model_g_cm3", "sem_g_cm3", "sta
 
 def write_table(rows: list[dict], out: Path) -> pd.DataFrame:
     """``out/densities.{csv,md}`` (rebuilt from the rows, not merged with older tables)."""
-    out.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    write_text_atomic(out / "densities.csv", table.to_csv(index=False))
-    shown = table.astype(object).where(table.notna(), "")
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
-    write_text_atomic(out / "densities.md", "\n".join(lines) + "\n")
-    return table
+    return write_fresh_table(rows, out, "densities", COLUMNS)
 
 
 def main(argv=None) -> int:

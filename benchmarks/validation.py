@@ -53,13 +53,13 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs,  # noqa: E402
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, write_fresh_table,  # noqa: E402
                     protocol_text, run_status, runs_this_sitting, same_protocol)
 from solvmd.analysis import columns as C  # noqa: E402
 from solvmd.analysis.spec import spec_from_manifest  # noqa: E402
 from solvmd.analysis.workflow import run_analysis  # noqa: E402
 from solvmd.build.system import build_system  # noqa: E402
-from solvmd.io import write_json_atomic, write_text_atomic  # noqa: E402
+from solvmd.io import write_json_atomic  # noqa: E402
 from solvmd.md.engine import run_md  # noqa: E402
 from solvmd.recipe import load_recipe  # noqa: E402
 
@@ -419,14 +419,7 @@ COLUMNS = ["check", "quantity", "model", "value", "spread", "values", "unit", "r
 
 def write_tables(rows: list[dict], out: Path) -> pd.DataFrame:
     """``out/validation.csv`` and ``validation.md``: every check, in CHECKS order (rebuilt, not merged)."""
-    out.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    write_text_atomic(out / "validation.csv", table.to_csv(index=False))
-    shown = table.astype(object).where(table.notna(), "")
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
-    write_text_atomic(out / "validation.md", "\n".join(lines) + "\n")
-    return table
+    return write_fresh_table(rows, out, "validation", COLUMNS)
 
 
 # --------------------------------------------------------------------------- runs
