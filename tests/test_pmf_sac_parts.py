@@ -105,7 +105,9 @@ def test_gap_proposals_stiffen_where_a_window_slid_far():
     prop = propose_windows([a, b], np.array([0.007]), 0.03, KT, 0.1)
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(10000.0) for p in prop)
     soft = SimpleNamespace(k=7, r0=0.42, kspring=2500.0, x=np.full(10, 0.445))  # 0.8 width: not stiffened
-    assert all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in propose_windows([soft, b], np.array([0.007]), 0.03, KT, 0.1))
+    far = SimpleNamespace(k=8, r0=0.52, kspring=2500.0, x=np.full(10, 0.53))  # (b's own place would be a repeat)
+    prop = propose_windows([soft, far], np.array([0.007]), 0.03, KT, 0.1)
+    assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in prop)
 
 
 def test_gap_proposals_never_stiffen_past_the_cap():
@@ -116,3 +118,35 @@ def test_gap_proposals_never_stiffen_past_the_cap():
     b = SimpleNamespace(k=2, r0=0.45, kspring=40000.0, x=np.full(10, 0.45))
     prop = propose_windows([a, b], np.array([0.001]), 0.03, KT, 0.1)
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(K_MAX_KJ_MOL_NM2) for p in prop)
+
+
+def test_a_gap_proposal_never_repeats_a_window_that_already_slid():
+    """The demo re-proposed the same soft window (r0 0.313 nm, k 2500) four times; each slid the
+    same way. A proposal landing within half a width of a sampled window of the same k is made 4x
+    stiffer instead, and its centre re-shifted by the mean force over the new k."""
+    a = SimpleNamespace(k=0, r0=0.25, kspring=2500.0, x=np.full(10, 0.30))   # slid 2 widths: no 4x rule
+    b = SimpleNamespace(k=1, r0=0.40, kspring=2500.0, x=np.full(10, 0.40))
+    first = propose_windows([a, b], np.array([0.001]), 0.03, KT, 0.1)
+    assert first and all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in first)
+    # the same gap again, with the first proposal sampled (it slid like its neighbour)
+    done = [SimpleNamespace(k=2 + j, r0=p["r0_nm"], kspring=p["k_kJ_mol_nm2"], x=np.full(10, 0.33))
+            for j, p in enumerate(first)]
+    again = propose_windows([a, b] + done, np.array([0.001]), 0.03, KT, 0.1)
+    again = [p for p in again if p["between"] == [0, 1]]
+    assert again and all(p["k_kJ_mol_nm2"] == pytest.approx(10000.0) for p in again)
+    for p in again:  # r0 = target + F/k with F interpolated between a (F=-125) and b (F=0)
+        force = -125.0 + 125.0 * (p["target_nm"] - 0.30) / 0.10
+        assert p["r0_nm"] == pytest.approx(p["target_nm"] + force / 10000.0, abs=1e-5)
+
+
+def test_cut_overlap_counts_a_bridge_over_a_crowded_gap():
+    """Windows ordered by sampled mean: a stiff window sitting between two soft ones overlaps
+    neither much, but the soft pair bridges the cut; a real gap has no bridge."""
+    from solvmd.pmf.estimate import cut_overlaps
+
+    O = np.array([[0.60, 0.01, 0.39], [0.01, 0.98, 0.01], [0.39, 0.01, 0.60]])
+    np.testing.assert_allclose(cut_overlaps(O), [0.39, 0.39])
+    gap = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.001], [0.0, 0.001, 0.999]])
+    np.testing.assert_allclose(cut_overlaps(gap), [0.1, 0.001])
+    chain = np.array([[0.7, 0.3, 0.0], [0.2, 0.6, 0.2], [0.0, 0.3, 0.7]])  # neighbours only
+    np.testing.assert_allclose(cut_overlaps(chain), [0.2, 0.2])  # min of O_ab and O_ba

@@ -102,3 +102,16 @@ def test_missing_window_and_bad_atoms(tmp_path):
     bad = toy.toy_spec("height", **dict(SHORT, cv={"kind": "height", "cation_atoms": [3], "z0_nm": 0.0}))
     with pytest.raises(CVSelectionError, match=r"atoms \[3\] that do not exist"):
         prepare_windows(sx, st, bad, tmp_path / "bad")
+
+
+def test_gap_proposals_stop_at_max_added_windows(tmp_path):
+    """Windows that keep sliding are not fixed by ever more windows: past max_added_windows the
+    estimate still refuses, proposes nothing new and says to sample longer."""
+    sx, st = _inputs(tmp_path)
+    spec = toy.toy_spec("height", **dict(SHORT, k_kJ_mol_nm2=20000.0, max_added_windows=0))
+    with pytest.warns(PMFWarning):
+        run_windows(sx, st, spec, tmp_path / "pmf")
+    with pytest.raises(PMFOverlapError, match="max_added_windows=0") as e:
+        estimate_pmf(tmp_path / "pmf", spec)
+    assert "raise equil_ps/sample_ps" in str(e.value)
+    assert not (tmp_path / "pmf" / "added_windows.json").exists()

@@ -343,7 +343,19 @@ def step_mbar(windows, st: Settings):
         mbar = MBAR(u_kn, N_k)
     f_k = np.asarray(mbar.f_k, float)
     O = np.asarray(mbar.compute_overlap()["matrix"], float)
-    return x_n, N_k, u_kn, f_k, O, np.array([O[i, i + 1] for i in range(len(windows) - 1)])
+    return x_n, N_k, u_kn, f_k, O, cut_overlaps(O)
+
+
+def cut_overlaps(O: np.ndarray) -> np.ndarray:
+    """Overlap across each cut between windows i and i+1 (ordered by sampled mean): the largest
+    min(O[a, b], O[b, a]) over pairs a <= i < b, i.e. the best bridge any two windows make across it.
+
+    Equal to the neighbour overlap O[i, i+1] for evenly spaced windows of one force constant; where
+    windows crowd (stiff windows added next to soft ones, or a window that slid onto another's
+    place), a pair other than the two adjacent ones can carry the connection MBAR needs."""
+    O = np.minimum(O, O.T)
+    n = len(O)
+    return np.array([float(O[: i + 1, i + 1:].max()) for i in range(n - 1)])
 
 
 def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
@@ -358,6 +370,8 @@ def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
         "statistical_inefficiency": [w.g for w in windows], "n_uncorrelated": N_k.tolist(),
         "window_mean_nm": [float(np.mean(w.x)) for w in windows], "window_sd_nm": [float(np.std(w.x)) for w in windows],
         "window_drift_sigma": drift, "neighbour_overlap": nbr.tolist(), "min_neighbour_overlap": float(nbr.min()),
+        "neighbour_overlap_is": "overlap across the cut between windows adjacent in sampled mean: the best "
+                                "min(O_ab, O_ba) of any pair bridging it (solvmd.pmf.estimate.cut_overlaps)",
         "min_overlap_threshold": st.min_overlap, "overlap_matrix": O.tolist(),
         "bin_width_nm": float(edges[1] - edges[0]), "n_bootstrap": int(st.n_bootstrap),
         "bootstrap_seed": int(st.seed), "f_k_kT": f_k.tolist(), "newton_vs_pymbar_max_diff_kT": newton,
@@ -387,12 +401,30 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
         info["proposed_windows"] = prop
         atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
         desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
-        if spec.add_windows:
+        if _over_the_cap(spec, out_dir, prop):
+            msg += _cap_message(spec, out_dir)
+        elif spec.add_windows:
             write_added_windows(out_dir, prop, f"overlap gaps below {st.min_overlap:g}")
             msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
         else:
             msg += f" Proposed windows (add_windows is off): {desc}."
     raise PMFOverlapError(msg)
+
+
+def _over_the_cap(spec: PMFSpec, out_dir: Path, prop: list[dict]) -> bool:
+    from solvmd.pmf.windows import added_windows
+
+    return len(added_windows(out_dir)) + len(prop) > spec.max_added_windows
+
+
+def _cap_message(spec: PMFSpec, out_dir: Path) -> str:
+    from solvmd.pmf.windows import added_windows
+
+    return (f" Nothing added: {len(added_windows(out_dir))} windows were added already and more would pass "
+            f"max_added_windows={spec.max_added_windows}. Windows that keep sliding from their centres mean the "
+            f"PMF changes faster than equil_ps={spec.equil_ps:g} + sample_ps={spec.sample_ps:g} ps let the "
+            "liquid follow: raise equil_ps/sample_ps (and k_kJ_mol_nm2 near the contact wall), delete "
+            "added_windows.json and rerun.")
 
 
 def _empty_segments(edges, counts) -> list[tuple[float, float]]:
@@ -427,9 +459,12 @@ def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Pat
 
         prop = propose_for_empty(windows, _empty_segments(edges, counts), st.kT_kJ_mol, spec.min_predicted_overlap)
         info["proposed_windows"] = prop
-        write_added_windows(out_dir, prop, "unsampled parts of the range")
-        desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
-        msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+        if _over_the_cap(spec, out_dir, prop):
+            msg += _cap_message(spec, out_dir)
+        else:
+            write_added_windows(out_dir, prop, "unsampled parts of the range")
+            desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
+            msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
     atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
     raise PMFCoverageError(msg)
 

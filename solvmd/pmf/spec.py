@@ -186,6 +186,8 @@ class PMFSpec(_Strict):
                                    "restraint widths from its centre is reported when it ends")
     add_windows: bool = Field(True, description="on an overlap gap, write the proposed windows to "
                               "added_windows.json so a rerun samples only them")
+    max_added_windows: int = Field(40, ge=0, description="stop proposing windows once this many were added: "
+                                   "windows that keep sliding need longer sampling, not more windows")
     profile_cutoff_nm: float | None = Field(None, gt=0.0, description="first-shell cutoff of the desolvation "
                                             "profile; None: cv.shell_cutoff_nm")
     barrier_volume_term: Literal["removed", "included"] = "removed"

@@ -172,9 +172,27 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
         fa, fb = a.kspring * (a.r0 - ma), b.kspring * (b.r0 - mb)  # mean force at each sampled mean, kJ/mol/nm
         for t in np.linspace(lo, hi, n + 2)[1:-1]:
             slope = fa + (fb - fa) * (t - ma) / (mb - ma) if mb != ma else 0.5 * (fa + fb)
-            out.append({"r0_nm": round(float(t + slope / k), 5), "k_kJ_mol_nm2": round(k, 3),
-                        "target_nm": round(float(t), 5), "between": [a.k, b.k]})
+            out.append(_not_a_repeat(float(t), slope, k, wins + out, kT, stiffen) | {"between": [a.k, b.k]})
     return out
+
+
+def _not_a_repeat(target: float, force: float, k: float, existing: list, kT: float, stiffen: float) -> dict:
+    """A window aimed at ``target`` (nm) against the mean force ``force`` (kJ/mol/nm): centre
+    target + force/k. Where a window of the same k already sits within half a width of that centre
+    (sampled, or proposed in this round), it slid away once and would again: k is raised by
+    ``stiffen`` (up to K_MAX_KJ_MOL_NM2) until the proposal is new."""
+    def taken(r0: float, kk: float) -> bool:
+        for w in existing:
+            w_r0, w_k = (w.r0, w.kspring) if hasattr(w, "kspring") else (w["r0_nm"], w["k_kJ_mol_nm2"])
+            if math.isclose(w_k, kk, rel_tol=1e-3) and abs(w_r0 - r0) < 0.5 * math.sqrt(kT / kk):
+                return True
+        return False
+
+    r0 = target + force / k
+    while taken(r0, k) and k < K_MAX_KJ_MOL_NM2:
+        k = min(k * stiffen, K_MAX_KJ_MOL_NM2)
+        r0 = target + force / k
+    return {"r0_nm": round(r0, 5), "k_kJ_mol_nm2": round(k, 3), "target_nm": round(target, 5)}
 
 
 def propose_for_empty(wins: list, segments: list[tuple[float, float]], kT: float,
@@ -191,8 +209,7 @@ def propose_for_empty(wins: list, segments: list[tuple[float, float]], kT: float
         force = w.kspring * (w.r0 - float(np.mean(w.x)))
         n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))))
         for t in lo + (np.arange(n) + 0.5) * (hi - lo) / n:
-            out.append({"r0_nm": round(float(t + force / k), 5), "k_kJ_mol_nm2": round(k, 3),
-                        "target_nm": round(float(t), 5), "between": [w.k]})
+            out.append(_not_a_repeat(float(t), force, k, wins + out, kT, stiffen) | {"between": [w.k]})
     return out
 
 
