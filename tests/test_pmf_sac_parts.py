@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from solvmd.errors import SolvmdError
 from solvmd.pmf.profile import ShellCounter, profile_table
 from solvmd.pmf.sac import compare_sac
 from solvmd.pmf.windows import max_spacing_nm, pair_overlap, propose_windows
@@ -71,13 +72,47 @@ def test_sac_row_from_records(tmp_path):
         "min_neighbour_overlap": 0.12, "n_windows": 7, "sampled_ps_per_window": 3.0,
         "mbar_wham_max_diff_kJ_mol": 0.4}))
     pd.DataFrame({"r0_nm": [0.9, 0.25], "n_shell_total": [4.0, 2.5]}).to_csv(pmf / "profile.csv", index=False)
+    with pytest.raises(SolvmdError, match="no 'adsorption' block"):  # a height PMF estimated before 2026-12
+        compare_sac([pmf], tmp_path / "sac.csv")
+    barrier = json.loads((pmf / "barrier.json").read_text())
+    barrier["adsorption"] = {"dG_ads_kJ_mol": -8.0, "dG_ads_err_kJ_mol": 1.0, "dG_barrier_in_kJ_mol": 3.0,
+                             "dG_barrier_in_err_kJ_mol": 0.7, "plateau_drift_kJ_mol": 0.2,
+                             "plateau_drift_err_kJ_mol": 0.5, "plateau_flat": True, "contact_cv_nm": 0.27,
+                             "ts_in_cv_nm": 0.5, "plateau_nm": [0.75, 0.9]}
+    (pmf / "barrier.json").write_text(json.dumps(barrier))
     df = compare_sac([pmf], tmp_path / "sac.csv", tmp_path / "sac.png")
     row = df.iloc[0]
     assert (row["ion"], row["surface"], row["coordinate"]) == ("Li", "Zn-N4", "li_height")
     assert row["dG_ads_kJ_mol"] == -8.0 and row["dG_ads_err_kJ_mol"] == 1.0  # F(contact) - F(bulk plateau)
     assert (row["cn_bulk"], row["cn_contact"]) == (4.0, 2.5)
-    assert pd.read_csv(tmp_path / "sac.csv")["dG_barrier_kJ_mol"].tolist() == [12.5]
+    # a height row's barrier is the one on the way in from bulk (SCIENCE.md §3), not F(TS) - F(bound)
+    assert pd.read_csv(tmp_path / "sac.csv")["dG_barrier_kJ_mol"].tolist() == [3.0]
+    assert (row["bound_cv_nm"], row["ts_cv_nm"], bool(row["plateau_flat"])) == (0.27, 0.5, True)
     assert (tmp_path / "sac.png").stat().st_size > 10000
+
+
+def _noisy(F, sd=0.3, n=200, seed=1):
+    rng = np.random.default_rng(seed)
+    return F[None, :] + rng.normal(0.0, sd, (n, len(F)))
+
+
+def test_adsorption_numbers_on_an_analytic_height_pmf():
+    """Contact well -10 kJ/mol at 0.30 nm, barrier +6 at 0.50 nm, flat bulk beyond: dG_ads = -10,
+    dG_barrier_in = +6 (both from the bulk plateau), plateau flat; errors = the bootstrap sd of the
+    same difference (sqrt(2) x 0.3 for two independent bins)."""
+    from solvmd.pmf.barrier import find_adsorption
+
+    z = np.arange(0.26, 0.90, 0.02)
+    F = -10.0 * np.exp(-(((z - 0.30) / 0.05) ** 2)) + 6.0 * np.exp(-(((z - 0.50) / 0.04) ** 2))
+    a = find_adsorption(z, F, _noisy(F))
+    assert a["dG_ads"][0] == pytest.approx(-10.0, abs=0.01) and a["contact_cv_nm"] == pytest.approx(0.30)
+    assert a["dG_barrier_in"][0] == pytest.approx(6.0, abs=0.01) and a["ts_in_cv_nm"] == pytest.approx(0.50)
+    assert a["dG_barrier_in"][1] == pytest.approx(0.3 * np.sqrt(1 + 1 / 8), rel=0.2)  # bin vs an 8-bin mean
+    assert a["plateau_flat"] is True
+    downhill = -10.0 * np.exp(-(((z - 0.30) / 0.05) ** 2))  # no barrier on the way in
+    assert find_adsorption(z, downhill, _noisy(downhill))["dG_barrier_in"][0] == pytest.approx(0.0, abs=0.01)
+    sloped = F + np.where(z > 0.6, 8.0 * (z - 0.6), 0.0)  # still rising by 1.2 kJ/mol over the plateau
+    assert find_adsorption(z, sloped, _noisy(sloped, sd=0.1))["plateau_flat"] is False
 
 
 def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():

@@ -97,6 +97,61 @@ def find_barrier(cv, F, boot=None, bound_side: str = "low", prominence_kJ_mol: f
     }
 
 
+# Interfacial coordinates (SCIENCE.md §3): the bulk plateau is the far end of the range, the contact
+# state the lowest point near the sheet; widths in nm of the range ends that count as each.
+PLATEAU_NM = 0.15
+CONTACT_NM = 0.15
+
+
+def find_adsorption(cv, F, boot=None, plateau_nm: float = PLATEAU_NM, contact_nm: float = CONTACT_NM) -> dict:
+    """Adsorption numbers of a height or site-distance PMF (contact at the low end of ``cv``, nm).
+
+    - F_bulk: mean F over the last ``plateau_nm`` of the range (the bulk plateau);
+    - contact: the lowest F within ``contact_nm`` of the low end;
+    - dG_ads = F(contact) - F_bulk (kJ/mol);
+    - dG_barrier_in = highest F between contact and the plateau - F_bulk: what an ion coming from
+      bulk pays to shed solvent and reach contact (0 or less: no barrier on the way in);
+    - plateau_drift = F(far end) - F(plateau start): flat within error where bulk is reached.
+    Errors: bootstrap standard deviations of the same differences (``boot``: (B, nbins) kJ/mol)."""
+    cv, F = np.asarray(cv, float), np.asarray(F, float)
+    if not np.isfinite(F).all():
+        raise ValueError("PMF has empty bins; cannot locate the contact state and the bulk plateau")
+    plat = np.nonzero(cv >= cv[-1] - plateau_nm - 1e-9)[0]
+    if plat[0] == 0:
+        plat = plat[1:]
+    near = np.nonzero(cv <= cv[0] + contact_nm + 1e-9)[0]
+    near = near[near < plat[0]] if (near < plat[0]).any() else near[:1]
+    contact = int(near[np.argmin(F[near])])
+    ts = contact + int(np.argmax(F[contact: plat[0] + 1]))
+
+    def diff(f_a, f_b):
+        val = float(f_a(F) - f_b(F))
+        if boot is None or len(boot) < 2:
+            return val, float("nan")
+        return val, float(np.nanstd(f_a(boot.T) - f_b(boot.T), ddof=1))
+
+    bulk = lambda y: np.mean(y[plat], axis=0)  # noqa: E731
+    at = lambda i: (lambda y: y[i])  # noqa: E731
+    drift = diff(at(plat[-1]), at(plat[0]))
+    return {"dG_ads": diff(at(contact), bulk), "dG_barrier_in": diff(at(ts), bulk), "plateau_drift": drift,
+            "plateau_flat": bool(abs(drift[0]) <= 2.0 * drift[1]) if np.isfinite(drift[1]) else None,
+            "contact_cv_nm": float(cv[contact]), "ts_in_cv_nm": float(cv[ts]),
+            "plateau_nm": [float(cv[plat[0]]), float(cv[plat[-1]])]}
+
+
+def adsorption_block(cv, F, boot) -> dict:
+    """The ``adsorption`` block of barrier.json (rounded numbers and their definitions)."""
+    a = find_adsorption(cv, F, boot)
+    out = {f"{k}_kJ_mol": round(a[k][0], 4) for k in ("dG_ads", "dG_barrier_in", "plateau_drift")}
+    out.update({f"{k}_err_kJ_mol": round(a[k][1], 4) for k in ("dG_ads", "dG_barrier_in", "plateau_drift")})
+    out.update({k: a[k] for k in ("plateau_flat", "contact_cv_nm", "ts_in_cv_nm", "plateau_nm")})
+    out["definitions"] = (f"F_bulk = mean F over the last {PLATEAU_NM} nm of the range; contact = lowest F within "
+                          f"{CONTACT_NM} nm of the low end; dG_ads = F(contact) - F_bulk; dG_barrier_in = highest F "
+                          "between contact and the plateau - F_bulk; plateau_drift = F(far end) - F(plateau start), "
+                          "flat when within 2 bootstrap sd (SCIENCE.md §3)")
+    return out
+
+
 def _numbers(fb: dict) -> dict:
     out = {}
     for key in ("dG_barrier", "dG", "dG_reverse"):
@@ -108,8 +163,9 @@ def _numbers(fb: dict) -> dict:
     return out
 
 
-def barrier_from_result(result, bound_side: str = "low") -> dict:
-    """barrier.json content from a :class:`solvmd.pmf.estimate.PMFResult`."""
+def barrier_from_result(result, bound_side: str = "low", cv_kind: str | None = None) -> dict:
+    """barrier.json content from a :class:`solvmd.pmf.estimate.PMFResult`; a height or site-distance
+    coordinate (``cv_kind``) also gets the ``adsorption`` block (:func:`find_adsorption`)."""
     cv = result.cv_nm
     conv = result.volume_term if result.radial else "none"
     fb = find_barrier(cv, result.F, result.boot(), bound_side)
@@ -145,6 +201,12 @@ def barrier_from_result(result, bound_side: str = "low") -> dict:
             "transition_state_cv_nm": round(float(cv[fo["idx"]["ts"]]), 5),
             "ts_at_range_end": fo["ts_at_range_end"],
         }
+    if cv_kind in ("height", "site_distance") and bound_side == "low":
+        out["adsorption"] = adsorption_block(cv, result.F, result.boot())
+        if out["adsorption"]["plateau_flat"] is False:
+            fb["warnings"].append("no bulk plateau: F still changes %.1f +- %.1f kJ/mol over the last %g nm; "
+                                  "extend range_nm" % (out["adsorption"]["plateau_drift_kJ_mol"],
+                                                       out["adsorption"]["plateau_drift_err_kJ_mol"], PLATEAU_NM))
     for w in fb["warnings"]:
         warnings.warn(w, RuntimeWarning, stacklevel=2)
     return out

@@ -592,7 +592,8 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
     result.profile = write_profile(paths, out_dir / "profile.csv") if all(p.is_file() for p in paths) else None
     if spec is not None:
         info["cv"], info["cv_kind"] = spec.name, spec.cv.kind
-    result.barrier = barrier_from_result(result, bound_side=spec.bound_side if spec is not None else "low")
+    result.barrier = barrier_from_result(result, bound_side=spec.bound_side if spec is not None else "low",
+                                         cv_kind=info.get("cv_kind"))
     result.barrier.update({
         "system": system or _system_from_path(out_dir), "cv": info.get("cv", out_dir.name),
         "cv_kind": info.get("cv_kind", "distance" if st.radial else "height"),

@@ -4,10 +4,16 @@ Reads only records: ``results/<system>/pmf/<cv>/{barrier,estimate,spec,cv}.json`
 ``profile.csv``, and ``results/<system>/build/manifest.json`` for the surface label.
 Columns (energies in kJ/mol, errors are bootstrap standard deviations):
 
-- ``dG_barrier_kJ_mol``: F(transition state) - F(bound state), the desolvation/adsorption barrier;
+- ``dG_barrier_kJ_mol``: the desolvation barrier. Bulk (ion-solvent distance): F(transition
+  state) - F(bound state), one solvent leaving the shell. Height / site coordinates (SCIENCE.md §3):
+  the highest F between contact and the bulk plateau - F(bulk plateau), what an ion coming from
+  bulk pays to shed solvent and reach the surface (barrier.json ``adsorption`` block);
 - ``dG_kJ_mol``: F(far end) - F(bound state), end to end;
 - ``dG_ads_kJ_mol`` (height / site coordinates only): F(contact) - F(bulk plateau), the
-  adsorption free energy, contact = the low end of the range, plateau = the far end;
+  adsorption free energy; contact = the lowest F within 0.15 nm of the low end of the range,
+  plateau = mean F over its last 0.15 nm;
+- ``plateau_drift_kJ_mol`` (height / site): F(far end) - F(plateau start), ``plateau_flat`` when
+  within 2 bootstrap sd: far from the sheet the PMF must flatten to bulk;
 - ``cn_bulk`` / ``cn_contact``: first-shell solvent + anion molecules around the ion in the
   window nearest the far end / the low end (from ``profile.csv``);
 - ``min_neighbour_overlap``, ``n_windows``, ``sampled_ps_per_window``, ``mbar_wham_max_diff_kJ_mol``;
@@ -29,6 +35,7 @@ from solvmd.pmf.io import atomic_write_text
 COLUMNS = [
     "system", "ion", "surface", "coordinate", "cv_kind", "dG_barrier_kJ_mol", "dG_barrier_err_kJ_mol",
     "dG_kJ_mol", "dG_err_kJ_mol", "dG_ads_kJ_mol", "dG_ads_err_kJ_mol", "cn_bulk", "cn_contact",
+    "plateau_drift_kJ_mol", "plateau_drift_err_kJ_mol", "plateau_flat",
     "min_neighbour_overlap", "n_windows", "sampled_ps_per_window", "mbar_wham_max_diff_kJ_mol", "volume_term",
     "ts_cv_nm", "bound_cv_nm", "warnings",
 ]
@@ -75,21 +82,28 @@ def sac_row(pmf_dir) -> dict:
     spec = _json(pmf_dir / records.SPEC_JSON, "pmf-prepare")
     kind = b.get("cv_kind", spec.get("cv", {}).get("kind"))
     cn_bulk, cn_contact = _cn(pmf_dir)
-    ads = kind in ("height", "site_distance")
-    far, bound = b["far_end"], b["bound_state"]
-    low_is_bound = bound["cv_nm"] <= far["cv_nm"]
+    ads = b.get("adsorption")
+    if kind in ("height", "site_distance") and ads is None:
+        raise SolvmdError(f"{pmf_dir / records.BARRIER_JSON} has no 'adsorption' block (written by solvmd "
+                          "pmf-estimate since 2026-12): rerun pmf-estimate on that folder")
+    barrier = ("dG_barrier_in", ads) if ads else ("dG_barrier", b)
     return {
         "system": b.get("system") or pmf_dir.parent.parent.name, "ion": _ion(pmf_dir, spec),
         "surface": _surface_label(pmf_dir), "coordinate": b.get("cv", pmf_dir.name), "cv_kind": kind,
-        "dG_barrier_kJ_mol": b["dG_barrier_kJ_mol"], "dG_barrier_err_kJ_mol": b["dG_barrier_err_kJ_mol"],
+        "dG_barrier_kJ_mol": barrier[1][f"{barrier[0]}_kJ_mol"],
+        "dG_barrier_err_kJ_mol": barrier[1][f"{barrier[0]}_err_kJ_mol"],
         "dG_kJ_mol": b["dG_kJ_mol"], "dG_err_kJ_mol": b["dG_err_kJ_mol"],
-        "dG_ads_kJ_mol": -b["dG_kJ_mol"] if (ads and low_is_bound) else (np.nan if not ads else b["dG_kJ_mol"]),
-        "dG_ads_err_kJ_mol": b["dG_err_kJ_mol"] if ads else np.nan,
+        "dG_ads_kJ_mol": ads["dG_ads_kJ_mol"] if ads else np.nan,
+        "dG_ads_err_kJ_mol": ads["dG_ads_err_kJ_mol"] if ads else np.nan,
+        "plateau_drift_kJ_mol": ads["plateau_drift_kJ_mol"] if ads else np.nan,
+        "plateau_drift_err_kJ_mol": ads["plateau_drift_err_kJ_mol"] if ads else np.nan,
+        "plateau_flat": ads["plateau_flat"] if ads else None,
         "cn_bulk": cn_bulk, "cn_contact": cn_contact,
         "min_neighbour_overlap": b.get("min_neighbour_overlap"), "n_windows": b.get("n_windows"),
         "sampled_ps_per_window": b.get("sampled_ps_per_window"),
         "mbar_wham_max_diff_kJ_mol": b.get("mbar_wham_max_diff_kJ_mol"), "volume_term": b.get("volume_term"),
-        "ts_cv_nm": b["transition_state"]["cv_nm"], "bound_cv_nm": bound["cv_nm"],
+        "ts_cv_nm": ads["ts_in_cv_nm"] if ads else b["transition_state"]["cv_nm"],
+        "bound_cv_nm": ads["contact_cv_nm"] if ads else b["bound_state"]["cv_nm"],
         "warnings": "; ".join(b.get("warnings", [])),
     }
 
