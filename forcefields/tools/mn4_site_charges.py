@@ -18,13 +18,14 @@ Model (see forcefields/SOURCES.md, "M-N4 site charges"):
   ``SPIN``; Fe is run in both S = 1 and S = 2 and the lower PBE energy is used.
 * Open-shell SCF route (``anneal`` -> ``converge`` -> ``check_aufbau``): UKS with Fermi-Dirac
   smearing at fixed 2S (separate alpha/beta Fermi levels), sigma 0.02 -> 0.01 -> 0.005 Eh on
-  the coarse grid (level 0), each step from the previous density and the first from the
-  atomic-density guess; then an unsmeared SCF (integer aufbau occupations, level shift 0.2 Eh
-  only to damp the path, removed in PySCF's final check diagonalization) on the production
-  grid; a state that is not aufbau in either spin channel is refused (no charges).
-  ``--stability`` adds UKS internal stability analysis with a restart from the rotated
-  orbitals (costly; off by default). Smearing replaces the earlier coarse guess + MOM, which
-  locked the Fe flake into an excited configuration.
+  the coarse grid (level 0), each step from the previous density, the first from a
+  level-shifted coarse SCF (or from ``--guess-chk``, an earlier SCF of the flake); then an
+  unsmeared SCF on the production grid (integer aufbau occupations; level shift 0.2 Eh only
+  to steady the path, removed in PySCF's final check diagonalization). A state that is not
+  aufbau in either spin channel is refused (no charges). ``--stability`` adds UKS internal
+  stability analysis with a restart from the rotated orbitals (costly; off by default).
+  Smearing replaces the earlier coarse guess + MOM, which locked the Fe flake into an
+  excited configuration.
 * Fit: ESP on Merz-Kollman points (4 shells, 1 point/A^2), one-stage RESP (qwt 0.0005,
   hyperbolic, H free: no sp3 groups, so the second RESP stage of Bayly 1993 does not apply),
   atoms equal under the flake's D2h symmetry, and the defect M + 4 N + 8 alpha-C
@@ -192,8 +193,8 @@ def anneal(mf, wd: Path, log, guess_chk: Path | None = None) -> np.ndarray:
     sigma annealed ``ANNEAL_SIGMA_EH`` (Eh) towards zero, each step from the previous density,
     on the coarse grid (level 0), to 1e-6 Eh. Smearing lets the near-degenerate Fe d levels fill
     by aufbau with fractional occupations instead of locking a configuration in (the earlier
-    coarse guess + MOM kept an excited one). First step from the atomic-density guess, or
-    from ``guess_chk`` (an earlier SCF of the same flake); cached in ``anneal.npz``."""
+    coarse guess + MOM kept an excited one). First step from ``coarse_start``, or from
+    ``guess_chk`` (an earlier SCF of the same flake, any 2S); cached in ``anneal.npz``."""
     from pyscf import scf
 
     cache = wd / "anneal.npz"
@@ -204,8 +205,8 @@ def anneal(mf, wd: Path, log, guess_chk: Path | None = None) -> np.ndarray:
     pre.grids = type(mf.grids)(mf.mol)
     pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 100, None
     pre.init_guess, pre.level_shift, pre.damp, pre.diis_start_cycle = "atom", 0.0, 0.5, 4
+    dm = mf.from_chk(str(guess_chk)) if guess_chk else coarse_start(pre, log)
     sm = scf.addons.smearing(pre, sigma=ANNEAL_SIGMA_EH[0], method="fermi", fix_spin=True)
-    dm = mf.from_chk(str(guess_chk)) if guess_chk else None
     for sigma in ANNEAL_SIGMA_EH:
         sm.sigma = sigma
         sm.kernel(dm)
@@ -215,6 +216,18 @@ def anneal(mf, wd: Path, log, guess_chk: Path | None = None) -> np.ndarray:
             f"fractional orbitals alpha/beta {frac}")
     qm_esp.save_npz_atomic(cache, dm=dm)
     return dm
+
+
+def coarse_start(pre, log) -> np.ndarray:
+    """Density to start the smearing from: the unsmeared UKS on the coarse grid from the atomic
+    densities, level shift 0.3 Eh and damping 0.5 (DIIS from cycle 4), to 1e-5 Eh. Smearing
+    straight from the atomic guess diverged for the Fe flake (E up by 1600 Eh in 4 cycles at
+    sigma 0.02 Eh); the level shift holds the path, its occupation is then freed by the smearing."""
+    shifted = pre.copy()
+    shifted.level_shift, shifted.conv_tol, shifted.max_cycle, shifted.conv_check = 0.3, 1e-5, 80, False
+    shifted.kernel()
+    log(f"coarse level-shifted start: E = {shifted.e_tot:.6f} Eh, converged {shifted.converged}")
+    return shifted.make_rdm1()
 
 
 def stable_restart(mf, wd: Path, log, rounds: int = 2):
