@@ -176,8 +176,8 @@ def test_a_non_aufbau_scf_state_is_refused_before_any_fit(tmp_path):
 
 @needs_pyscf
 def test_open_shell_route_smearing_then_aufbau_reaches_the_plain_ground_state(tmp_path):
-    """The open-shell route of the M-N4 tool (Fermi smearing at fixed 2S annealed 0.02 -> 0.005 Eh,
-    then an unsmeared aufbau SCF) on triplet O2 (UKS PBE/STO-3G, 1.21 A): it ends aufbau in both
+    """The open-shell route of the M-N4 tool (level-shifted coarse start, Fermi smearing at fixed 2S
+    annealed 0.02 -> 0.005 Eh, then an unsmeared aufbau SCF) on triplet O2 (UKS PBE/STO-3G, 1.21 A): it ends aufbau in both
     spin channels, with the spin fixed, at the energy a plain UKS from PySCF's default guess finds."""
     from pyscf import dft, gto
 
@@ -191,7 +191,8 @@ def test_open_shell_route_smearing_then_aufbau_reaches_the_plain_ground_state(tm
     msgs = []
     dm0 = mn4.anneal(mf, tmp_path, msgs.append)
     assert np.einsum("ij,ji", dm0[0] - dm0[1], mol.intor("int1e_ovlp")) == pytest.approx(2.0)  # 2S fixed
-    assert len(msgs) == len(mn4.ANNEAL_SIGMA_EH) and (tmp_path / "anneal.npz").exists()
+    assert msgs[0].startswith("coarse level-shifted start") and (tmp_path / "anneal.npz").exists()
+    assert [m.split(" Eh")[0] for m in msgs[1:]] == [f"smearing sigma {s}" for s in mn4.ANNEAL_SIGMA_EH]
     mf = mn4.converge(mf, dm0, tmp_path, msgs.append)
     mn4.check_aufbau(mf.mo_energy, mf.mo_occ, tmp_path)
     assert [int(o.sum()) for o in mf.mo_occ] == [9, 7]
