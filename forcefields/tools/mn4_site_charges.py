@@ -25,7 +25,9 @@ Model (see forcefields/SOURCES.md, "M-N4 site charges"):
   aufbau in either spin channel is refused (no charges). ``--stability`` adds UKS internal
   stability analysis with a restart from the rotated orbitals (costly; off by default).
   Smearing replaces the earlier coarse guess + MOM, which locked the Fe flake into an
-  excited configuration.
+  excited configuration. On the Fe flake (S = 2) this route did not converge either (smeared
+  DIIS diverged at sigma 0.02 and 0.005 Eh; SOURCES.md lists what was measured), so Fe has no
+  charges from it yet.
 * Fit: ESP on Merz-Kollman points (4 shells, 1 point/A^2), one-stage RESP (qwt 0.0005,
   hyperbolic, H free: no sp3 groups, so the second RESP stage of Bayly 1993 does not apply),
   atoms equal under the flake's D2h symmetry, and the defect M + 4 N + 8 alpha-C
@@ -158,8 +160,10 @@ def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False,
 
 def converge(mf, dm0, wd: Path, log):
     """Unsmeared SCF with aufbau occupations from ``dm0``; second-order (Newton) if DIIS stalls.
-    PySCF's final unshifted check diagonalization re-occupies by aufbau, so an occupation that
-    flips there leaves the SCF unconverged. Returns the converged SCF object; error if none."""
+    With a level shift PySCF assigns occupations from the shifted orbital energies, so the SCF
+    holds the start's configuration; its final unshifted check diagonalization re-occupies by
+    aufbau, so a configuration that flips there leaves the SCF unconverged. Returns the
+    converged SCF object; error if none."""
     mf.kernel(dm0)
     if not mf.converged:
         log("first-order SCF not converged; second-order (Newton) from the last density")
