@@ -172,3 +172,29 @@ def test_a_non_aufbau_scf_state_is_refused_before_any_fit(tmp_path):
         mn4.check_aufbau(np.array([[-0.5, -0.3, -0.1], [-0.6, -0.2, -0.3]]), np.array([occ, occ]), tmp_path)
     with pytest.raises(qm_esp.ChargeFitError, match="closed shell occupation"):
         mn4.check_aufbau(np.array([-0.5, -0.1, -0.3]), np.array([2.0, 2.0, 0.0]), tmp_path)
+
+
+@needs_pyscf
+def test_open_shell_route_smearing_then_aufbau_reaches_the_plain_ground_state(tmp_path):
+    """The open-shell route of the M-N4 tool (level-shifted coarse start, Fermi smearing at fixed 2S
+    annealed 0.02 -> 0.005 Eh, then an unsmeared aufbau SCF) on triplet O2 (UKS PBE/STO-3G, 1.21 A): it ends aufbau in both
+    spin channels, with the spin fixed, at the energy a plain UKS from PySCF's default guess finds."""
+    from pyscf import dft, gto
+
+    mn4 = _tool("mn4_site_charges")
+    mol = gto.M(atom="O 0 0 0; O 0 0 1.21", basis="sto-3g", spin=2, verbose=0)
+    ref = dft.UKS(mol).density_fit(auxbasis=mn4.AUXBASIS)
+    ref.xc = "pbe"
+    e_ref = ref.kernel()
+    mf = dft.UKS(mol).density_fit(auxbasis=mn4.AUXBASIS)
+    mf.xc, mf.conv_tol, mf.level_shift = "pbe", 1e-9, 0.2
+    msgs = []
+    dm0 = mn4.anneal(mf, tmp_path, msgs.append)
+    assert np.einsum("ij,ji", dm0[0] - dm0[1], mol.intor("int1e_ovlp")) == pytest.approx(2.0)  # 2S fixed
+    assert msgs[0].startswith("coarse level-shifted start") and (tmp_path / "anneal.npz").exists()
+    assert [m.split(" Eh")[0] for m in msgs[1:]] == [f"smearing sigma {s}" for s in mn4.ANNEAL_SIGMA_EH]
+    mf = mn4.converge(mf, dm0, tmp_path, msgs.append)
+    mn4.check_aufbau(mf.mo_energy, mf.mo_occ, tmp_path)
+    assert [int(o.sum()) for o in mf.mo_occ] == [9, 7]
+    assert mf.e_tot == pytest.approx(e_ref, abs=1e-6)
+    assert mf.spin_square()[0] == pytest.approx(2.0, abs=0.02)

@@ -16,6 +16,18 @@ Model (see forcefields/SOURCES.md, "M-N4 site charges"):
 * DFT: PySCF, PBE/def2-SVP, density fitting (def2-universal-jfit), grids level 2, no
   geometry optimization (the MD sheet is frozen in this geometry). Spin state per metal in
   ``SPIN``; Fe is run in both S = 1 and S = 2 and the lower PBE energy is used.
+* Open-shell SCF route (``anneal`` -> ``converge`` -> ``check_aufbau``): UKS with Fermi-Dirac
+  smearing at fixed 2S (separate alpha/beta Fermi levels), sigma 0.02 -> 0.01 -> 0.005 Eh on
+  the coarse grid (level 0), each step from the previous density, the first from a
+  level-shifted coarse SCF (or from ``--guess-chk``, an earlier SCF of the flake); then an
+  unsmeared SCF on the production grid (integer aufbau occupations; level shift 0.2 Eh only
+  to steady the path, removed in PySCF's final check diagonalization). A state that is not
+  aufbau in either spin channel is refused (no charges). ``--stability`` adds UKS internal
+  stability analysis with a restart from the rotated orbitals (costly; off by default).
+  Smearing replaces the earlier coarse guess + MOM, which locked the Fe flake into an
+  excited configuration. On the Fe flake (S = 2) this route did not converge either (smeared
+  DIIS diverged at sigma 0.02 and 0.005 Eh; SOURCES.md lists what was measured), so Fe has no
+  charges from it yet.
 * Fit: ESP on Merz-Kollman points (4 shells, 1 point/A^2), one-stage RESP (qwt 0.0005,
   hyperbolic, H free: no sp3 groups, so the second RESP stage of Bayly 1993 does not apply),
   atoms equal under the flake's D2h symmetry, and the defect M + 4 N + 8 alpha-C
@@ -24,8 +36,10 @@ Model (see forcefields/SOURCES.md, "M-N4 site charges"):
   fitted alpha-C charge. Charges are full (unscaled) like every other sheet charge.
 
 Resumable: the SCF checkpoint (``<workdir>/<M>_S<2S>/scf.chk``) seeds a restart; a finished
-SCF (``scf.npz``) and a finished ESP (``esp.npz``) are not recomputed. The result JSON
-(``forcefields/qm/mn4_<M>.json``) is written atomically only after the fit passed its checks.
+SCF (``scf.npz``), annealed start (``anneal.npz``) and ESP (``esp.npz``) are not recomputed; each
+state's record is kept as ``<workdir>/<M>_S<2S>_.../record.json``. The result JSON
+(``forcefields/qm/mn4_<M>.json``) is written atomically only after every spin state of ``SPIN``
+passed its checks (``run <M> --spins 2S`` runs one state; a later ``run <M>`` reuses it).
 """
 from __future__ import annotations
 
@@ -49,6 +63,7 @@ GRID_LEVEL = 2  # PySCF DFT grid level (Treutler-Ahlrichs radial, Lebedev angula
 # 2S per metal: M(II) in a square-planar N4 field, as in the metal phthalocyanines
 # (ZnPc, NiPc S = 0; CoPc, CuPc S = 1/2; FePc S = 1; MnPc S = 3/2). Fe also at S = 2
 # (the PBE+U ground state of [HWO23]); the lower PBE energy is kept.
+ANNEAL_SIGMA_EH = (0.02, 0.01, 0.005)  # Fermi smearing widths of the open-shell start (Eh)
 SPIN = {"Zn": (0,), "Ni": (0,), "Co": (1,), "Cu": (1,), "Fe": (2, 4), "Mn": (3,)}
 
 
@@ -105,41 +120,60 @@ def make_mol(el: list[str], xyz: np.ndarray, spin2: int, basis: str = BASIS):
                  unit="Angstrom", verbose=4, max_memory=6000)
 
 
-def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False) -> tuple[np.ndarray, float, float]:
-    """Converged density matrix (alpha+beta), energy (Eh), <S^2>; resumable via chkfile.
-    ``stabilize``: level shift 0.2 Eh and damping 0.2 from the start (open d shells; plain
-    DIIS from the minao guess diverged for the Ni flake). They change the path, not the result."""
-    from pyscf import dft, lib, scf
+def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False,
+            guess_chk: Path | None = None, stability: bool = False) -> tuple[np.ndarray, float, float, str]:
+    """Converged aufbau density matrix (alpha+beta), energy (Eh), <S^2>, stability status;
+    resumable via chkfile. Open shells start from ``anneal`` (Fermi smearing to zero), then an
+    unsmeared aufbau SCF; ``stabilize``: level shift 0.2 Eh (open d shells; plain DIIS from the
+    minao guess diverged for the Ni flake). The path changes, not the state's definition:
+    the result must pass ``check_aufbau`` (and, with ``stability``, UKS internal stability)."""
+    from pyscf import dft, lib
 
     done = wd / "scf.npz"
     if done.exists():
         z = np.load(done)
-        return z["dm"], float(z["energy"]), float(z["s2"])
+        return z["dm"], float(z["energy"]), float(z["s2"]), str(z["stability"]) if "stability" in z else "not run"
     mf = (dft.UKS(mol) if mol.spin else dft.RKS(mol)).density_fit(auxbasis=AUXBASIS)
     mf.xc, mf.grids.level, mf.conv_tol, mf.max_cycle = xc, GRID_LEVEL, 1e-8, 150
     mf.chkfile = str(wd / "scf.chk")
-    mf.level_shift, mf.damp = (0.2, 0.2) if (mol.spin or stabilize) else (0.0, 0.0)
+    mf.level_shift = 0.2 if (mol.spin or stabilize) else 0.0
     dm0 = None
     if (wd / "scf.chk").exists():
         dm0 = mf.from_chk(str(wd / "scf.chk"))
         log(f"restart from {wd / 'scf.chk'}")
     elif mol.spin:
-        dm0, mo, occ = coarse_guess(mf, log)
-        mf = scf.addons.mom_occ(mf, mo, occ)  # keep the coarse solution's occupation (no aufbau flips)
-    e = mf.kernel(dm0)
-    if not mf.converged:
-        log("first-order SCF not converged; second-order (Newton) from the last density")
-        mf = mf.newton()
-        e = mf.kernel(mf.make_rdm1())
-    if not mf.converged:
-        raise qm_esp.ChargeFitError(f"SCF not converged in {wd}")
+        dm0 = anneal(mf, wd, log, guess_chk)
+    mf = converge(mf, dm0, wd, log)
     check_aufbau(mf.mo_energy, mf.mo_occ, wd)
+    status = "not run"
+    if stability and mol.spin:
+        mf, status = stable_restart(mf, wd, log)
+        check_aufbau(mf.mo_energy, mf.mo_occ, wd)
+    e = mf.e_tot
     dm = mf.make_rdm1()
     dm = dm[0] + dm[1] if dm.ndim == 3 else dm
     s2 = float(mf.spin_square()[0]) if mol.spin else 0.0
     lib.chkfile.save(str(wd / "scf.chk"), "solvmd_done", {"e": e})
-    qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2)
-    return dm, float(e), s2
+    qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2, stability=status)
+    return dm, float(e), s2, status
+
+
+def converge(mf, dm0, wd: Path, log):
+    """Unsmeared SCF with aufbau occupations from ``dm0``; second-order (Newton) if DIIS stalls.
+    With a level shift PySCF assigns occupations from the shifted orbital energies, so the SCF
+    holds the start's configuration; its final unshifted check diagonalization re-occupies by
+    aufbau, so a configuration that flips there leaves the SCF unconverged. Returns the
+    converged SCF object; error if none."""
+    mf.kernel(dm0)
+    if not mf.converged:
+        log("first-order SCF not converged; second-order (Newton) from the last density")
+        dm = mf.make_rdm1()
+        mf = mf.newton()
+        mf.kernel(dm)
+    if not mf.converged:
+        raise qm_esp.ChargeFitError(f"SCF not converged in {wd}")
+    log(f"unsmeared SCF: E = {mf.e_tot:.8f} Eh")
+    return mf
 
 
 def check_aufbau(mo_energy, mo_occ, wd: Path, tol_Eh: float = 1e-4) -> None:
@@ -157,23 +191,59 @@ def check_aufbau(mo_energy, mo_occ, wd: Path, tol_Eh: float = 1e-4) -> None:
                 "an excited configuration; try another start (smearing, other guess) before fitting charges")
 
 
-def coarse_guess(mf, log):
-    """Start for an open-shell flake: the same UKS on the coarsest grid (level 0) from the
-    superposition of atomic densities, heavily damped (level shift 0.3 Eh, damping 0.5, DIIS from
-    cycle 4), to 1e-6 Eh; returns (density, orbitals, occupations). From the minao guess plain
-    DIIS on the production grid diverged for Fe (E rose by 120 Eh in one cycle), and the Fe flake's
-    near-degenerate d levels make aufbau occupations flip between cycles (the unshifted check
-    cycle after convergence jumped 1.5 Eh), so the production SCF keeps this solution's
-    occupation by maximum overlap (MOM). The guess changes the path; the state reached is
-    reported (energy, <S^2>) and must be the lowest of the spin states run."""
+def anneal(mf, wd: Path, log, guess_chk: Path | None = None) -> np.ndarray:
+    """Start density for an open-shell flake: UKS with Fermi-Dirac smearing at fixed 2S (separate
+    alpha/beta Fermi levels, PySCF ``scf.addons.smearing(..., method="fermi", fix_spin=True)``),
+    sigma annealed ``ANNEAL_SIGMA_EH`` (Eh) towards zero, each step from the previous density,
+    on the coarse grid (level 0), to 1e-6 Eh. Smearing lets the near-degenerate Fe d levels fill
+    by aufbau with fractional occupations instead of locking a configuration in (the earlier
+    coarse guess + MOM kept an excited one). First step from ``coarse_start``, or from
+    ``guess_chk`` (an earlier SCF of the same flake, any 2S); cached in ``anneal.npz``."""
+    from pyscf import scf
+
+    cache = wd / "anneal.npz"
+    if cache.exists():
+        log(f"annealed density from {cache}")
+        return np.load(cache)["dm"]
     pre = mf.copy()
     pre.grids = type(mf.grids)(mf.mol)
-    pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 80, None
-    pre.init_guess, pre.level_shift, pre.damp, pre.diis_start_cycle = "atom", 0.3, 0.5, 4
-    pre.conv_check = False  # no unshifted aufbau re-diagonalization after convergence
-    pre.kernel()
-    log(f"coarse-grid guess: E = {pre.e_tot:.6f} Eh, converged {pre.converged}")
-    return pre.make_rdm1(), pre.mo_coeff, pre.mo_occ
+    pre.grids.level, pre.conv_tol, pre.max_cycle, pre.chkfile = 0, 1e-6, 100, None
+    pre.init_guess, pre.level_shift, pre.damp, pre.diis_start_cycle = "atom", 0.0, 0.5, 4
+    dm = mf.from_chk(str(guess_chk)) if guess_chk else coarse_start(pre, log)
+    sm = scf.addons.smearing(pre, sigma=ANNEAL_SIGMA_EH[0], method="fermi", fix_spin=True)
+    for sigma in ANNEAL_SIGMA_EH:
+        sm.sigma = sigma
+        sm.kernel(dm)
+        dm = sm.make_rdm1()
+        frac = [int(((o > 0.01) & (o < 0.99)).sum()) for o in sm.mo_occ]
+        log(f"smearing sigma {sigma} Eh: E = {sm.e_tot:.6f} Eh, converged {sm.converged}, "
+            f"fractional orbitals alpha/beta {frac}")
+    qm_esp.save_npz_atomic(cache, dm=dm)
+    return dm
+
+
+def coarse_start(pre, log) -> np.ndarray:
+    """Density to start the smearing from: the unsmeared UKS on the coarse grid from the atomic
+    densities, level shift 0.3 Eh and damping 0.5 (DIIS from cycle 4), to 1e-5 Eh. Smearing
+    straight from the atomic guess diverged for the Fe flake (E up by 1600 Eh in 4 cycles at
+    sigma 0.02 Eh); the level shift holds the path, its occupation is then freed by the smearing."""
+    shifted = pre.copy()
+    shifted.level_shift, shifted.conv_tol, shifted.max_cycle, shifted.conv_check = 0.3, 1e-5, 80, False
+    shifted.kernel()
+    log(f"coarse level-shifted start: E = {shifted.e_tot:.6f} Eh, converged {shifted.converged}")
+    return shifted.make_rdm1()
+
+
+def stable_restart(mf, wd: Path, log, rounds: int = 2):
+    """UKS internal stability analysis (``mf.stability()``); if a lower state exists, restart the
+    unsmeared SCF from the rotated orbitals (at most ``rounds`` times). Returns (SCF, "stable")."""
+    for _ in range(rounds):
+        mo, _, stable, _ = mf.stability(internal=True, external=False, return_status=True)
+        log(f"internal stability: {'stable' if stable else 'unstable'} at E = {mf.e_tot:.8f} Eh")
+        if stable:
+            return mf, "stable"
+        mf = converge(mf, mf.make_rdm1(mo, mf.mo_occ), wd, log)
+    raise qm_esp.ChargeFitError(f"{wd}: UKS still internally unstable after {rounds} restarts")
 
 
 def fit(el, xyz, roles, classes, points, esp, wd: Path) -> tuple[np.ndarray, float | None]:
@@ -206,9 +276,10 @@ def _z(symbol: str) -> int:
 
 
 def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str = BASIS,
-        radius_a: float = RADIUS_A) -> dict:
-    """SCF + ESP + RESP for one metal and spin (2S = ``spin2``); returns the record (not yet
-    written). ``xc``/``basis``/``radius_a`` other than the defaults are for tests only."""
+        radius_a: float = RADIUS_A, guess_chk: Path | None = None, stability: bool = False) -> dict:
+    """SCF + ESP + RESP for one metal and spin (2S = ``spin2``); returns the record, also kept as
+    ``<wd>/record.json``. ``xc``/``basis``/``radius_a`` other than the defaults are for tests only;
+    ``guess_chk``/``stability``: see ``anneal``/``stable_restart``."""
     wd = workdir / f"{metal}_S{spin2}_{xc}_{basis}_{radius_a:g}"
     wd.mkdir(parents=True, exist_ok=True)
     logf = open(wd / "progress.log", "a")
@@ -223,7 +294,9 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
     mol.output = str(wd / "pyscf.log")
     mol.build()
     log(f"{metal} 2S={spin2}: {len(el)} atoms, {mol.nao} basis functions, {mol.nelectron} electrons")
-    dm, energy, s2 = run_scf(mol, wd, log, xc, stabilize=metal != "Zn")
+    t0 = time.time()
+    dm, energy, s2, stable = run_scf(mol, wd, log, xc, metal != "Zn", guess_chk, stability)
+    log(f"SCF wall time this call: {time.time() - t0:.0f} s")
     log(f"SCF done E = {energy:.8f} Eh <S^2> = {s2:.4f}")
     if (wd / "esp.npz").exists():
         z = np.load(wd / "esp.npz")
@@ -239,23 +312,34 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
     pick = {r: float(np.mean([x for x, rr in zip(q, roles) if rr == r])) for r in ("metal", "N_site", "C_alpha")}
     alpha_classes = sorted({round(float(x), 6) for x, rr in zip(q, roles) if rr == "C_alpha"})
     log(f"fit: q(M) {pick['metal']:+.4f} q(N) {pick['N_site']:+.4f} q(Ca) {pick['C_alpha']:+.4f} RRMS {rrms}")
-    return {"metal": metal, "two_S": spin2, "functional": xc, "basis": basis, "auxbasis": AUXBASIS,
-            "energy_Eh": energy, "S2": s2, "n_esp_points": int(len(points)), "resp_rrms": rrms,
+    rec = {"metal": metal, "two_S": spin2, "functional": xc, "basis": basis, "auxbasis": AUXBASIS,
+           "scf_start": "Fermi smearing " + "->".join(map(str, ANNEAL_SIGMA_EH)) + " Eh, then unsmeared aufbau"
+           if spin2 else "default guess", "aufbau": True, "internal_stability": stable,
+           "energy_Eh": energy, "S2": s2, "n_esp_points": int(len(points)), "resp_rrms": rrms,
             "q_metal": pick["metal"], "q_N_site": pick["N_site"], "q_C_alpha": pick["C_alpha"],
             "q_C_alpha_classes": alpha_classes,
             "radius_A": radius_a, "elements": el, "roles": roles, "xyz_A": np.round(xyz, 5).tolist(),
             "charges": np.round(q, 6).tolist(), "pyscf": __import__("pyscf").__version__}
-
-
-def cmd_run(metal: str, workdir: Path, spins: list[int] | None = None) -> None:
-    """Run the spin states (2S values; default all of SPIN[metal]) and write the result of
-    the lowest-energy one, with every state run listed."""
     from solvmd.io import write_json_atomic
 
-    recs = [run(metal, s, workdir) for s in (spins or SPIN[metal])]
+    write_json_atomic(wd / "record.json", rec)
+    return rec
+
+
+def cmd_run(metal: str, workdir: Path, spins: list[int] | None = None, guess_chk: Path | None = None,
+            stability: bool = False) -> None:
+    """Run the spin states (2S values; default all of SPIN[metal]); once every state of
+    SPIN[metal] is done (finished ones are cached), write the lowest-energy one, all listed."""
+    from solvmd.io import write_json_atomic
+
+    recs = [run(metal, s, workdir, guess_chk=guess_chk, stability=stability) for s in (spins or SPIN[metal])]
+    if {r["two_S"] for r in recs} != set(SPIN[metal]):
+        print(f"ran 2S = {[r['two_S'] for r in recs]}; {RESULTS / f'mn4_{metal}.json'} is written only by a run "
+              f"over all of {SPIN[metal]} (cached states are not recomputed)")
+        return
     best = min(recs, key=lambda r: r["energy_Eh"])
-    best = dict(best, spin_states_run=[{k: r[k] for k in ("two_S", "energy_Eh", "S2", "q_metal", "q_N_site",
-                                                          "q_C_alpha")} for r in recs])
+    best = dict(best, spin_states_run=[{k: r[k] for k in ("two_S", "energy_Eh", "S2", "internal_stability",
+                                                          "q_metal", "q_N_site", "q_C_alpha")} for r in recs])
     write_json_atomic(RESULTS / f"mn4_{metal}.json", best)
     print(f"wrote {RESULTS / f'mn4_{metal}.json'}: q(M) {best['q_metal']:+.4f}, q(N) {best['q_N_site']:+.4f}")
 
@@ -293,9 +377,11 @@ if __name__ == "__main__":
     r.add_argument("metal", choices=sorted(SPIN))
     r.add_argument("--workdir", type=Path, default=ROOT / "build" / "qm")
     r.add_argument("--spins", type=int, nargs="+", help="2S values to run (default: all in SPIN)")
+    r.add_argument("--guess-chk", type=Path, help="PySCF chkfile of an earlier SCF of the same flake to start from")
+    r.add_argument("--stability", action="store_true", help="UKS internal stability check + restart")
     sub.add_parser("update")
     a = ap.parse_args()
     if a.cmd == "run":
-        cmd_run(a.metal, a.workdir, a.spins)
+        cmd_run(a.metal, a.workdir, a.spins, a.guess_chk, a.stability)
     else:
         print(f"surfaces.yaml updated for {cmd_update()}")
