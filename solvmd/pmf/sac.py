@@ -41,6 +41,11 @@ COLUMNS = [
 ]
 
 
+# barrier.json's warning about its generic TS (bound minimum -> first maximum); a height or site
+# row reports the barrier on the way in from the adsorption block instead, so it does not apply
+GENERIC_TS_WARNING = "the maximum is at the end of the range"
+
+
 def _json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise SolvmdError(f"{path} does not exist: run the {what} for that PMF first")
@@ -104,7 +109,7 @@ def sac_row(pmf_dir) -> dict:
         "mbar_wham_max_diff_kJ_mol": b.get("mbar_wham_max_diff_kJ_mol"), "volume_term": b.get("volume_term"),
         "ts_cv_nm": ads["ts_in_cv_nm"] if ads else b["transition_state"]["cv_nm"],
         "bound_cv_nm": ads["contact_cv_nm"] if ads else b["bound_state"]["cv_nm"],
-        "warnings": "; ".join(b.get("warnings", [])),
+        "warnings": "; ".join(w for w in b.get("warnings", []) if not (ads and w.startswith(GENERIC_TS_WARNING))),
     }
 
 

@@ -152,8 +152,11 @@ def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndar
 # Placement only has to clear the clashes the rigid move made (the window's equilibration does
 # the rest): a loose tolerance and few iterations keep preparation a small part of the PMF's MD.
 # The bias is PLACE_STIFFNESS times stiffer while minimising, so the liquid makes room for the
-# tagged molecule instead of pushing it back to the hole it came from.
-PLACE_MIN_TOL_KJ_MOL_NM = 50.0
+# tagged molecule instead of pushing it back to the hole it came from. Tolerance (OpenMM: RMS
+# force, kJ/mol/nm; a liquid's thermal RMS force is ~10^3): on the demo Li+/Zn-N4 height PMF, 13
+# windows took 61 s at 50, 28 s at 200, 21 s at 500, every start within 0.12 restraint widths of
+# its centre at each; 200 brings preparation from ~13 % to ~6 % of the demo PMFs' window MD.
+PLACE_MIN_TOL_KJ_MOL_NM = 200.0
 PLACE_MIN_ITERATIONS = 200
 PLACE_STIFFNESS = 50.0
 
