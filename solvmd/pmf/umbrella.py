@@ -153,10 +153,11 @@ def _place(rcv: ResolvedCV, pos: np.ndarray, box, target: float, rng) -> np.ndar
 # the rest): a loose tolerance and few iterations keep preparation a small part of the PMF's MD.
 # The bias is PLACE_STIFFNESS times stiffer while minimising, so the liquid makes room for the
 # tagged molecule instead of pushing it back to the hole it came from. Tolerance (OpenMM: RMS
-# force, kJ/mol/nm; a liquid's thermal RMS force is ~10^3): on the demo Li+/Zn-N4 height PMF, 13
-# windows took 61 s at 50, 28 s at 200, 21 s at 500, every start within 0.12 restraint widths of
-# its centre at each; 200 brings preparation from ~13 % to ~6 % of the demo PMFs' window MD.
-PLACE_MIN_TOL_KJ_MOL_NM = 200.0
+# force, kJ/mol/nm): on the demo Li+/Zn-N4 height PMF, 13 windows took 61 s at 50, 28 s at 200,
+# 21 s at 500, every start within 0.12 restraint widths of its centre. Kept at 50 for now: at 200
+# the positive control of tests/test_pmf_null_sheet.py (a trajectory-sensitive, marginal test)
+# lost its margin; raising it needs that test made robust first.
+PLACE_MIN_TOL_KJ_MOL_NM = 50.0
 PLACE_MIN_ITERATIONS = 200
 PLACE_STIFFNESS = 50.0
 
