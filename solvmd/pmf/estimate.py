@@ -402,7 +402,7 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
     are proposed (and with ``add_windows`` written to added_windows.json for the rerun)."""
     if nbr.min() >= st.min_overlap:
         return
-    from solvmd.pmf.windows import ADDED, propose_windows, write_added_windows
+    from solvmd.pmf.windows import ADDED, propose_windows
 
     i = int(np.argmin(nbr))
     atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
@@ -419,30 +419,28 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
         info["proposed_windows"] = prop
         atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
         desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
-        if _over_the_cap(spec, out_dir, prop):
-            msg += _cap_message(spec, out_dir)
-        elif spec.add_windows:
-            write_added_windows(out_dir, prop, f"overlap gaps below {st.min_overlap:g}")
-            msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+        if spec.add_windows:
+            msg += _add_proposals(spec, out_dir, prop, f"overlap gaps below {st.min_overlap:g}")
         else:
             msg += f" Proposed windows (add_windows is off): {desc}."
     raise PMFOverlapError(msg)
 
 
-def _over_the_cap(spec: PMFSpec, out_dir: Path, prop: list[dict]) -> bool:
-    from solvmd.pmf.windows import added_windows
+def _add_proposals(spec: PMFSpec, out_dir: Path, prop: list[dict], reason: str) -> str:
+    """Write ``prop`` to added_windows.json unless that passes ``max_added_windows``; the sentence
+    for the error message either way."""
+    from solvmd.pmf.windows import ADDED, added_windows, write_added_windows
 
-    return len(added_windows(out_dir)) + len(prop) > spec.max_added_windows
-
-
-def _cap_message(spec: PMFSpec, out_dir: Path) -> str:
-    from solvmd.pmf.windows import added_windows
-
-    return (f" Nothing added: {len(added_windows(out_dir))} windows were added already and more would pass "
-            f"max_added_windows={spec.max_added_windows}. Windows that keep sliding from their centres mean the "
-            f"PMF changes faster than equil_ps={spec.equil_ps:g} + sample_ps={spec.sample_ps:g} ps let the "
-            "liquid follow: raise equil_ps/sample_ps (and k_kJ_mol_nm2 near the contact wall), delete "
-            "added_windows.json and rerun.")
+    n_added = len(added_windows(out_dir))
+    if n_added + len(prop) > spec.max_added_windows:
+        return (f" Nothing added: {n_added} windows were added already and more would pass "
+                f"max_added_windows={spec.max_added_windows}. Windows that keep sliding from their centres mean the "
+                f"PMF changes faster than equil_ps={spec.equil_ps:g} + sample_ps={spec.sample_ps:g} ps let the "
+                "liquid follow: raise equil_ps/sample_ps (and k_kJ_mol_nm2 near the contact wall), delete "
+                "added_windows.json and rerun.")
+    write_added_windows(out_dir, prop, reason)
+    desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
+    return f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
 
 
 def _empty_segments(edges, counts) -> list[tuple[float, float]]:
@@ -473,16 +471,11 @@ def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Pat
     if missing:
         msg += f" Added windows {missing} are not sampled yet: rerun the same command."
     elif spec is not None and spec.add_windows:
-        from solvmd.pmf.windows import ADDED, propose_for_empty, write_added_windows
+        from solvmd.pmf.windows import propose_for_empty
 
         prop = propose_for_empty(windows, _empty_segments(edges, counts), st.kT_kJ_mol, spec.min_predicted_overlap)
         info["proposed_windows"] = prop
-        if _over_the_cap(spec, out_dir, prop):
-            msg += _cap_message(spec, out_dir)
-        else:
-            write_added_windows(out_dir, prop, "unsampled parts of the range")
-            desc = ", ".join(f"r0={p['r0_nm']:.4g} nm k={p['k_kJ_mol_nm2']:g}" for p in prop)
-            msg += f" Proposed and added to {out_dir / ADDED}: {desc}; rerun the same command to sample only these."
+        msg += _add_proposals(spec, out_dir, prop, "unsampled parts of the range")
     atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
     raise PMFCoverageError(msg)
 
