@@ -6,7 +6,7 @@ Three steps on top of ``openmm.app.ForceField.createSystem``:
    charge multiplied by ``charge_scale``; intramolecular 1-4 charge products of ions
    are scaled by ``charge_scale**2`` accordingly.
 2. OPLS geometric combining rules (OpenMM's NonbondedForce uses Lorentz-Berthelot), in
-   the ``exact`` or ``fast`` form of :mod:`solvmd.mixing`; 1-4 pairs get geometric sigma
+   the ``exact``, ``split`` or ``fast`` form of :mod:`solvmd.mixing`; 1-4 pairs get geometric sigma
    and 0.5 x geometric epsilon (OPLS fudgeLJ), explicit pair overrides stay exact.
 3. Long-range dispersion correction, cutoff and switching copied from the settings;
    optional hydrogen mass repartitioning (``createSystem(hydrogenMass=...)``).
@@ -155,7 +155,7 @@ def create_system(
         dispersion_correction: analytic long-range LJ correction.
         constraints: OpenMM constraints (``app.HBonds`` default).
         overrides: explicit LJ pair parameters (geometric mixing only).
-        mixing: ``exact`` or ``fast`` form of geometric mixing (:mod:`solvmd.mixing`).
+        mixing: ``exact``, ``split`` or ``fast`` form of geometric mixing (:mod:`solvmd.mixing`).
         correction_cutoff_nm: cutoff of the fast form's geometric - LB correction, nm.
         hydrogen_mass_amu: hydrogen mass after repartitioning (None: natural masses), amu.
     """

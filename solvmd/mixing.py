@@ -9,7 +9,19 @@ forms give the geometric pair energy, selected by ``mode``:
     per-particle a = 2 sqrt(eps) sigma^6, b = 2 sqrt(eps) sigma^3 (exactly the geometric
     pair energy) over the full cutoff; the NonbondedForce keeps charges only.
 
-``fast`` (the default; benchmarks/md_speed.py, benchmarks/results/mixing_accuracy.csv)
+``split`` (the default; benchmarks/md_speed.py, benchmarks/results/md_speed_CPU.csv)
+    The geometric pair energy is a sum of two separable products, a_i a_j / r^12 - b_i b_j / r^6,
+    and a NonbondedForce whose particles share one sigma mixes separably: with sigma = S for
+    all, its LB pair energy is 4 sqrt(eps_i eps_j) [(S/r)^12 - (S/r)^6]. So the NonbondedForce
+    keeps the charges (PME) and carries the repulsion with S = ``SPLIT_SIGMA_REPULSION_NM``
+    (10 nm: its r^-6 leak is < 1e-8 of the dispersion), and a second, charge-free
+    NonbondedForce (``LennardJonesDispersion``) carries the dispersion with S =
+    ``SPLIT_SIGMA_DISPERSION_NM`` (0.01 nm: its r^-12 leak is < 1e-6 of the repulsion).
+    Both run OpenMM's SIMD nonbonded kernel over the full cutoff with their analytic
+    long-range corrections: the exact geometric energy to round-off, at about the cost of
+    one more charge-free nonbonded pass (tests/test_mixing.py; benchmarks/md_speed.py).
+
+``fast`` (the previous default, kept selectable)
     The NonbondedForce keeps each atom's own sigma, eps, so its SIMD kernel computes the
     LB pair energy over the full cutoff with its analytic long-range correction. A
     CustomNonbondedForce adds the difference (geometric - LB) for r < ``correction_cutoff_nm``
@@ -45,8 +57,11 @@ from solvmd.errors import SolvmdError
 # 1.0 nm list: the floor of its cost (benchmarks/md_speed.py --correction-cutoffs).
 CORRECTION_GROUP = 29
 
-MixingMode = Literal["exact", "fast"]
-MIXING_MODES = ("exact", "fast")
+MixingMode = Literal["exact", "split", "fast"]
+MIXING_MODES = ("exact", "split", "fast")
+DISPERSION_FORCE_NAME = "LennardJonesDispersion"
+SPLIT_SIGMA_REPULSION_NM = 10.0
+SPLIT_SIGMA_DISPERSION_NM = 0.01
 GEOMETRIC = "a1*a2/r^12 - b1*b2/r^6"
 LB_PAIR = "4*e1*e2*x6*(x6 - 1)"  # Lorentz-Berthelot pair energy, with ...
 LB_X6 = "x6 = (0.5*(s1 + s2)/r)^6"  # ... its (sigma_ij / r)^6
@@ -84,8 +99,9 @@ class LJParameters:
 
 
 def nonbonded_force(system: openmm.System) -> openmm.NonbondedForce:
-    """The one NonbondedForce of ``system``."""
-    forces = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    """The one NonbondedForce of ``system`` holding the charges (not the split form's dispersion force)."""
+    forces = [f for f in system.getForces()
+              if isinstance(f, openmm.NonbondedForce) and f.getName() != DISPERSION_FORCE_NAME]
     if len(forces) != 1:
         raise SolvmdError(f"expected exactly one NonbondedForce, found {len(forces)}")
     return forces[0]
@@ -171,7 +187,45 @@ def override_base(ov: PairOverride, mode: MixingMode, wall: set[int]) -> Literal
     if touches_wall and not (set(ov.atoms_a) <= wall or set(ov.atoms_b) <= wall):
         raise SolvmdError("an LJ pair override mixes sheet and liquid atoms on one side; "
                           "give the sheet atoms on one side and liquid atoms on the other")
-    return "geometric" if touches_wall or mode == "exact" else "fast"
+    return "geometric" if touches_wall or mode != "fast" else "fast"
+
+
+def _dispersion_nonbonded(nb: openmm.NonbondedForce) -> openmm.NonbondedForce:
+    """An empty, charge-free NonbondedForce with ``nb``'s cutoff, switching and correction settings."""
+    method = nb.getNonbondedMethod()
+    if method == openmm.NonbondedForce.LJPME:
+        raise SolvmdError("forcefield.mixing 'split' does not combine with LJPME; use mixing 'exact'")
+    periodic = method in (openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald, openmm.NonbondedForce.CutoffPeriodic)
+    disp = openmm.NonbondedForce()
+    disp.setName(DISPERSION_FORCE_NAME)
+    disp.setNonbondedMethod(openmm.NonbondedForce.CutoffPeriodic if periodic else method)
+    disp.setCutoffDistance(nb.getCutoffDistance())
+    disp.setUseSwitchingFunction(nb.getUseSwitchingFunction())
+    disp.setSwitchingDistance(nb.getSwitchingDistance())
+    disp.setUseDispersionCorrection(nb.getUseDispersionCorrection())
+    disp.setForceGroup(nb.getForceGroup())
+    return disp
+
+
+def split_lj(nb: openmm.NonbondedForce, lj: LJParameters) -> openmm.NonbondedForce:
+    """Turn ``nb``'s LJ (and its exceptions) into the exact geometric repulsion; return the
+    dispersion NonbondedForce to add to the System (module docstring, ``split``).
+
+    ``lj`` gives each particle's geometric a, b; exceptions keep their own pair sigma, eps.
+    """
+    s_rep, s_disp = SPLIT_SIGMA_REPULSION_NM, SPLIT_SIGMA_DISPERSION_NM
+    disp = _dispersion_nonbonded(nb)
+    for i, (a, b) in enumerate(zip(lj.a, lj.b)):  # a_i a_j = 4 sqrt(e_i e_j) S^12 with sqrt(e_i) = a_i / (2 S^6)
+        q = nb.getParticleParameters(i)[0]
+        nb.setParticleParameters(i, q, s_rep, float(a / (2.0 * s_rep**6)) ** 2)
+        disp.addParticle(0.0, s_disp, float(b / (2.0 * s_disp**3)) ** 2)
+    for k in range(nb.getNumExceptions()):
+        i, j, qq, sig, eps = nb.getExceptionParameters(k)
+        c6 = 4.0 * eps.value_in_unit(unit.kilojoule_per_mole) * sig.value_in_unit(unit.nanometer) ** 6
+        c12 = c6 * sig.value_in_unit(unit.nanometer) ** 6
+        nb.setExceptionParameters(k, i, j, qq, s_rep, c12 / (4.0 * s_rep**12))
+        disp.addException(i, j, 0.0, s_disp, c6 / (4.0 * s_disp**6))
+    return disp
 
 
 def wall_force(nb: openmm.NonbondedForce, lj: LJParameters, wall: list[int], fluid: list[int]) -> openmm.CustomNonbondedForce:
@@ -218,13 +272,13 @@ def check_mixing(mode: str, correction_cutoff_nm: float, cutoff_nm: float) -> No
 def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] | tuple = (),
                            lj14_scale: float = 0.5, mode: MixingMode = "exact",
                            correction_cutoff_nm: float = 0.6,
-                           fluid_atoms: list[int] | None = None) -> list[openmm.CustomNonbondedForce]:
-    """OPLS geometric mixing in ``system`` (in place), in the ``exact`` or ``fast`` form.
+                           fluid_atoms: list[int] | None = None) -> list[openmm.Force]:
+    """OPLS geometric mixing in ``system`` (in place), in the ``exact``, ``split`` or ``fast`` form.
 
     ``fluid_atoms`` (default: all) are the atoms whose LJ is mixed here; the others (a
     frozen sheet) interact with the fluid through exact geometric LJ in their own force
-    (:func:`wall_force`) and not with each other. Returns the custom forces added (main or
-    correction force first, then the wall force if any, then one per override).
+    (:func:`wall_force`) and not with each other. Returns the forces added (main, dispersion
+    or correction force first, then the wall force if any, then one per override).
     """
     nb = nonbonded_force(system)
     check_mixing(mode, correction_cutoff_nm, nb.getCutoffDistance().value_in_unit(unit.nanometer))
@@ -242,6 +296,8 @@ def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] 
         main.setUseLongRangeCorrection(nb.getUseDispersionCorrection())
         nb.setUseDispersionCorrection(False)
         zero_nonbonded_lj(nb, range(n))
+    elif mode == "split":
+        main = split_lj(nb, fluid_lj)
     else:
         main = difference_force(nb, fluid_lj, correction_cutoff_nm)
         zero_nonbonded_lj(nb, others)
@@ -249,7 +305,8 @@ def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] 
     forces += [override_force(nb, lj, ov, k, base, correction_cutoff_nm)
                for k, (ov, base) in enumerate(zip(overrides, overrides_base))]
     for force in forces:
-        for i, j in excluded:
-            force.addExclusion(i, j)
+        if isinstance(force, openmm.CustomNonbondedForce):  # the split dispersion force has its exceptions
+            for i, j in excluded:
+                force.addExclusion(i, j)
         system.addForce(force)
     return forces

@@ -171,14 +171,16 @@ class Packing(_Strict):
 
 class ForceFieldSettings(_Strict):
     """Nonbonded settings: cutoff (nm), PME tolerance, long-range dispersion correction;
-    the form of geometric mixing (``fast``: LB + correction inside ``correction_cutoff_nm``,
-    ``exact``: the reference; solvmd.mixing) and hydrogen mass repartitioning (amu, None = off)."""
+    the form of geometric mixing (``split``: exact, repulsion and dispersion in two OpenMM
+    NonbondedForces; ``exact``: the reference CustomNonbondedForce; ``fast``: LB + correction
+    inside ``correction_cutoff_nm``; solvmd.mixing) and hydrogen mass repartitioning (amu,
+    None = off)."""
 
     cutoff_nm: float = Field(default=1.0, gt=0)
     ewald_error_tolerance: float = Field(default=5e-4, gt=0)
     dispersion_correction: bool = True
     combining_rule: Literal["geometric", "lorentz-berthelot"] = "geometric"
-    mixing: Literal["fast", "exact"] = "fast"
+    mixing: Literal["split", "exact", "fast"] = "split"
     correction_cutoff_nm: float = Field(default=0.5, gt=0)
     hydrogen_mass_amu: float | None = Field(default=3.0, ge=1.0, le=3.1)
 

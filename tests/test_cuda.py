@@ -8,6 +8,7 @@ import pytest
 from openmm import unit
 
 from solvmd.build.system import build_system, load_build
+from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import load_protocol
 from solvmd.recipe import parse_recipe
@@ -46,8 +47,12 @@ def _forces(system, positions, name, props):
     return ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
 
 
-def test_fast_mixing_forces_on_cuda_match_cpu(build):
-    pdb, system, _ = load_build(build)
+@pytest.mark.parametrize("mixing", ["split", "fast"])
+def test_mixing_forces_on_cuda_match_cpu(build, mixing):
+    pdb, _, manifest = load_build(build)
+    names = [row["name"] for row in manifest["species"]]
+    system = create_system(pdb.topology, names, cutoff_nm=0.9, mixing=mixing, correction_cutoff_nm=0.5,
+                           hydrogen_mass_amu=3.0)
     f_cpu = _forces(system, pdb.positions, "CPU", {"Threads": "1"})
     f_gpu = _forces(system, pdb.positions, "CUDA", {"Precision": "mixed"})
     rms = np.sqrt((f_cpu**2).sum(1).mean())

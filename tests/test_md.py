@@ -56,9 +56,9 @@ def test_build_outputs(build_dir):
     total = sum(charges.getParticleParameters(i)[0]._value for i in range(system.getNumParticles()))
     assert total == pytest.approx(0.0, abs=1e-6)
     assert "CONECT" in (build_dir / "system.pdb").read_text()
-    # default: the fast form of geometric mixing (solvmd.mixing), recorded in the manifest, with HMR
-    assert manifest["mixing"] == "fast" and manifest["hydrogen_mass_amu"] == 3.0
-    assert any(f.getName() == "LennardJonesGeometricCorrection" for f in system.getForces())
+    # default: the split (exact) form of geometric mixing (solvmd.mixing), recorded in the manifest, with HMR
+    assert manifest["mixing"] == "split" and manifest["hydrogen_mass_amu"] == 3.0
+    assert any(f.getName() == "LennardJonesDispersion" for f in system.getForces())
 
 
 def test_md_outputs_and_readers(md_run, build_dir):

@@ -1,4 +1,4 @@
-"""Issue 11: fast geometric mixing against the exact form, HMR masses, 4 fs / anneal / bad input."""
+"""Issue 11: split and fast geometric mixing against the exact form, HMR masses, 4 fs / anneal / bad input."""
 
 import numpy as np
 import openmm
@@ -83,17 +83,54 @@ def test_fast_mixing_matches_exact_forces_and_energy(lhce_build):
     assert errors[0.5] < 0.05 * lb_error  # the correction really removes the LB error
 
 
-def test_fast_mixing_interface_with_frozen_sheet_and_override(tmp_path):
-    """Zn-N4 sheet + Li/TFSI/DME with a metal-Li override: the fast build reproduces the exact one."""
+def test_split_mixing_is_the_exact_geometric_energy(lhce_build):
+    """Li+, FSI-, DME, TTE (1-4 pairs included): the split form (two NonbondedForces) gives the
+    exact form's forces and energy to single-precision round-off, 1000x closer than the fast form."""
+    pdb, _, _ = load_build(lhce_build)
+    exact = _lhce_system(lhce_build, "exact")
+    pos = _relaxed(exact, pdb.positions)
+    f_ref, e_ref = _forces_energy(exact, pos)
+    split = _lhce_system(lhce_build, "split")
+    assert [f.getName() for f in split.getForces() if isinstance(f, openmm.NonbondedForce)][1] == "LennardJonesDispersion"
+    assert not any(isinstance(f, openmm.CustomNonbondedForce) for f in split.getForces())
+    f, e = _forces_energy(split, pos)
+    rms = np.sqrt((f_ref**2).sum(1).mean())
+    assert np.sqrt(((f - f_ref) ** 2).sum(1).mean()) < 1e-5 * rms
+    assert abs(e - e_ref) < 1e-6 * abs(e_ref) + 1e-3 * len(f) ** 0.5, (e, e_ref)
+
+
+def test_split_mixing_long_range_correction_is_the_exact_one(lhce_build):
+    """The dispersion-correction energy (both split NonbondedForces) equals the exact form's."""
+    pdb, _, _ = load_build(lhce_build)
+    energies = {}
+    for mixing in ("exact", "split"):
+        system = _lhce_system(lhce_build, mixing)
+        for f in system.getForces():
+            f.setForceGroup(1 if isinstance(f, (openmm.NonbondedForce, openmm.CustomNonbondedForce)) else 0)
+        on = _forces_energy(system, pdb.positions)[1]
+        for f in system.getForces():
+            if isinstance(f, openmm.NonbondedForce):
+                f.setUseDispersionCorrection(False)
+            elif isinstance(f, openmm.CustomNonbondedForce):
+                f.setUseLongRangeCorrection(False)
+        energies[mixing] = on - _forces_energy(system, pdb.positions)[1]
+    assert energies["exact"] < -10.0  # a real correction (kJ/mol), not zero
+    assert energies["split"] == pytest.approx(energies["exact"], rel=1e-4)
+
+
+@pytest.mark.parametrize("mixing, tolerance", [("fast", 2e-3), ("split", 1e-5)])
+def test_mixing_interface_with_frozen_sheet_and_override(tmp_path, mixing, tolerance):
+    """Zn-N4 sheet + Li/TFSI/DME with a metal-Li override: the fast and split builds reproduce the
+    exact one (rms force error below ``tolerance`` x the rms force)."""
     builds = {}
-    for mixing in ("exact", "fast"):
+    for mixing in ("exact", mixing):
         raw = {**INTERFACE, "name": f"iface_{mixing}",
                "electrolyte": {**INTERFACE["electrolyte"],
                                "forcefield": {"cutoff_nm": 0.8, "mixing": mixing}}}
         build_interface(parse_interface_recipe(raw, "t.yaml"), tmp_path / mixing)
         builds[mixing] = load_build(tmp_path / mixing)
-    (pdb, exact, man_e), (_, fast, man_f) = builds["exact"], builds["fast"]
-    assert (man_e["mixing"], man_f["mixing"]) == ("exact", "fast")
+    (pdb, exact, man_e), (_, fast, man_f) = builds["exact"], builds[mixing]
+    assert (man_e["mixing"], man_f["mixing"]) == ("exact", mixing)
     frozen = range(*man_f["frozen_atoms"])
     assert all(fast.getParticleMass(i).value_in_unit(unit.dalton) == 0.0 for i in frozen)
     pos = _relaxed(exact, pdb.positions)
@@ -101,11 +138,12 @@ def test_fast_mixing_interface_with_frozen_sheet_and_override(tmp_path):
     f, e = _forces_energy(fast, pos)
     mobile = [i for i in range(len(f)) if i not in frozen]
     rms = np.sqrt((f_ref[mobile] ** 2).sum(1).mean())
-    assert np.sqrt(((f - f_ref)[mobile] ** 2).sum(1).mean()) < 2e-3 * rms
-    assert abs(e - e_ref) / len(f) < 0.02
+    assert np.sqrt(((f - f_ref)[mobile] ** 2).sum(1).mean()) < tolerance * rms
+    assert abs(e - e_ref) / len(f) < 10 * tolerance
 
 
-def test_override_is_exact_beyond_the_correction_cutoff():
+@pytest.mark.parametrize("mixing", ["fast", "split"])
+def test_override_is_exact_beyond_the_correction_cutoff(mixing):
     """A pair override between two particles at 0.7 nm (outside the 0.5 nm correction) is exact."""
     system = openmm.System()
     nb = openmm.NonbondedForce()
@@ -117,17 +155,19 @@ def test_override_is_exact_beyond_the_correction_cutoff():
     system.addForce(nb)
     system.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*row) * 4.0 for row in np.eye(3)))
     from solvmd.mixing import PairOverride
-    apply_geometric_mixing(system, [PairOverride((0,), (1,), 0.30, 1.5)], mode="fast", correction_cutoff_nm=0.5)
+    apply_geometric_mixing(system, [PairOverride((0,), (1,), 0.30, 1.5)], mode=mixing, correction_cutoff_nm=0.5)
     for f in system.getForces():
         f.setForceGroup(1 if f.getName().startswith("LennardJonesOverride") or isinstance(f, openmm.NonbondedForce)
                         or f.getName() == "LennardJonesGeometricCorrection" else 0)
         if isinstance(f, openmm.CustomNonbondedForce):
             f.setUseLongRangeCorrection(False)
-    nb.setUseDispersionCorrection(False)
+        if isinstance(f, openmm.NonbondedForce):
+            f.setForceGroup(1)
+            f.setUseDispersionCorrection(False)
     for r in (0.33, 0.7):
         ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
         ctx.setPositions([[1.0, 1.0, 1.0], [1.0 + r, 1.0, 1.0]])
-        energy = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        energy = ctx.getState(getEnergy=True, groups={1}).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         assert energy == pytest.approx(4 * 1.5 * ((0.30 / r) ** 12 - (0.30 / r) ** 6), rel=1e-6)
 
 
@@ -174,7 +214,7 @@ def test_annealed_run_at_4fs_records_stages_timestep_and_mass(lhce_build, tmp_pa
     protocol = dict(friction_per_ps=5.0, heat_ps=0.4, anneal_K=450.0, anneal_ps=0.8, cool_ps=0.4, equilibrate_ps=0.4, production_ps=0.8,
                     report_interval_ps=0.2, frame_interval_ps=0.2, checkpoint_interval_ps=0.4, platform="CPU")
     info = run_md(lhce_build, tmp_path / "md", load_protocol(None, protocol))
-    assert info["timestep_fs"] == 4.0 and info["hydrogen_mass_amu"] == 3.0 and info["mixing"] == "fast"
+    assert info["timestep_fs"] == 4.0 and info["hydrogen_mass_amu"] == 3.0 and info["mixing"] == "split"
     assert list(info["stages"]) == ["minimize", "heat", "anneal", "cool", "equilibrate", "production"]
     assert info["stages"]["anneal"] == {"start_step": 100, "steps": 200, "npt": False, "T_from_K": 450.0,
                                         "T_to_K": 450.0}
@@ -200,9 +240,11 @@ def _cutoffs_by_group(system: openmm.System) -> dict[int, set[float]]:
 def test_one_cutoff_per_force_group_as_cuda_requires(lhce_build, tmp_path):
     """CUDA/OpenCL refuse two cutoffs in one force group: the 0.5 nm correction has a group of its own,
     on the bulk build and on an interface with a frozen sheet and a metal-Li override."""
-    raw = {**INTERFACE, "name": "iface_groups"}
+    raw = {**INTERFACE, "name": "iface_groups",
+           "electrolyte": {**INTERFACE["electrolyte"], "forcefield": {"cutoff_nm": 0.8, "mixing": "fast"}}}
     build_interface(parse_interface_recipe(raw, "t.yaml"), tmp_path / "iface")
     for system in (_lhce_system(lhce_build, "fast"), load_build(tmp_path / "iface")[1]):
         groups = _cutoffs_by_group(system)
         assert all(len(c) == 1 for c in groups.values()), groups
         assert sorted(c.pop() for c in groups.values()) == [0.5, 0.8]
+    assert _cutoffs_by_group(_lhce_system(lhce_build, "split")) == {0: {0.8}}  # split: one cutoff only
