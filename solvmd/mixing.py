@@ -228,6 +228,62 @@ def split_lj(nb: openmm.NonbondedForce, lj: LJParameters) -> openmm.NonbondedFor
     return disp
 
 
+def long_range_correction_kJ_mol(forces: list[openmm.NonbondedForce], box, zero_atoms=()) -> float:
+    """OpenMM's analytic LJ long-range correction energy (kJ/mol) of ``forces`` in the periodic
+    ``box`` (three Vec3, nm), with the LJ of ``zero_atoms`` switched off.
+
+    Measured, not re-derived: the energy of charge-free copies of the forces with the
+    correction minus without it, on the Reference platform (the pair terms cancel exactly).
+    """
+    n, zero = forces[0].getNumParticles(), set(zero_atoms)
+    system = openmm.System()
+    system.setDefaultPeriodicBoxVectors(*box)
+    for force in forces:
+        copy = openmm.NonbondedForce()
+        copy.setNonbondedMethod(openmm.NonbondedForce.CutoffPeriodic)
+        copy.setCutoffDistance(force.getCutoffDistance())
+        copy.setUseSwitchingFunction(force.getUseSwitchingFunction())
+        copy.setSwitchingDistance(force.getSwitchingDistance())
+        for i in range(n):
+            _, sig, eps = force.getParticleParameters(i)
+            copy.addParticle(0.0, sig, 0.0 if i in zero else eps)
+        system.addForce(copy)
+    for _ in range(n):
+        system.addParticle(1.0)
+    side = int(np.ceil(n ** (1 / 3)))
+    grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] / side
+    lengths = np.array([box[k][k].value_in_unit(unit.nanometer) if unit.is_quantity(box[k][k]) else box[k][k]
+                        for k in range(3)])
+    energies = []
+    for use in (True, False):
+        for force in system.getForces():
+            force.setUseDispersionCorrection(use)
+        ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+        ctx.setPositions(grid * lengths)
+        energies.append(ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    return energies[0] - energies[1]
+
+
+def sheet_correction_removal(system: openmm.System, forces: list[openmm.NonbondedForce],
+                             sheet: list[int]) -> openmm.CustomVolumeForce:
+    """A volume-only energy that cancels the long-range correction of every pair involving
+    ``sheet`` atoms in ``forces`` (the homogeneous-fluid correction does not describe a wall;
+    with it, a sheet adds a spurious uniform attraction, ~ -90 bar on the demo interface).
+
+    OpenMM's correction is C / V with C fixed by the particles, so -(C_all - C_no_sheet) / V
+    removes exactly the sheet's share at every box volume the barostat visits.
+    """
+    if not hasattr(openmm, "CustomVolumeForce"):
+        raise SolvmdError("forcefield.mixing 'split' on an interface needs OpenMM >= 8.3 (CustomVolumeForce); "
+                          "upgrade OpenMM or use mixing 'exact'")
+    box = system.getDefaultPeriodicBoxVectors()
+    volume = float(np.prod([box[k][k].value_in_unit(unit.nanometer) for k in range(3)]))
+    share = volume * (long_range_correction_kJ_mol(forces, box) - long_range_correction_kJ_mol(forces, box, sheet))
+    force = openmm.CustomVolumeForce(f"{-share!r}/v")
+    force.setName("SheetLongRangeCorrectionRemoval")
+    return force
+
+
 def wall_force(nb: openmm.NonbondedForce, lj: LJParameters, wall: list[int], fluid: list[int]) -> openmm.CustomNonbondedForce:
     """Exact geometric LJ between a frozen sheet (``wall``) and the liquid, full cutoff.
 
@@ -276,9 +332,13 @@ def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] 
     """OPLS geometric mixing in ``system`` (in place), in the ``exact``, ``split`` or ``fast`` form.
 
     ``fluid_atoms`` (default: all) are the atoms whose LJ is mixed here; the others (a
-    frozen sheet) interact with the fluid through exact geometric LJ in their own force
-    (:func:`wall_force`) and not with each other. Returns the forces added (main, dispersion
-    or correction force first, then the wall force if any, then one per override).
+    frozen sheet) interact with the fluid through exact geometric LJ and not with each other
+    (the caller excludes their pairs within the cutoff), with no long-range correction. In
+    the ``split`` form the sheet sits in the split NonbondedForces and a volume term removes
+    its share of their correction (:func:`sheet_correction_removal`); in the others its LJ
+    goes to a force of its own (:func:`wall_force`). Returns the forces added (main,
+    dispersion or correction force first, then the wall force or the removal term if any,
+    then one per override).
     """
     nb = nonbonded_force(system)
     check_mixing(mode, correction_cutoff_nm, nb.getCutoffDistance().value_in_unit(unit.nanometer))
@@ -297,11 +357,15 @@ def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] 
         nb.setUseDispersionCorrection(False)
         zero_nonbonded_lj(nb, range(n))
     elif mode == "split":
-        main = split_lj(nb, fluid_lj)
+        main = split_lj(nb, lj)
     else:
         main = difference_force(nb, fluid_lj, correction_cutoff_nm)
         zero_nonbonded_lj(nb, others)
-    forces = [main] + ([wall_force(nb, lj, others, fluid)] if others else [])
+    forces = [main]
+    if others and mode != "split":
+        forces.append(wall_force(nb, lj, others, fluid))
+    elif others and nb.getUseDispersionCorrection():
+        forces.append(sheet_correction_removal(system, [nb, main], others))
     forces += [override_force(nb, lj, ov, k, base, correction_cutoff_nm)
                for k, (ov, base) in enumerate(zip(overrides, overrides_base))]
     for force in forces:

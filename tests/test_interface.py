@@ -108,8 +108,9 @@ def test_bad_input_found_at_build_names_the_field(tmp_path, over, field):
 # --------------------------------------------------------------------------- the System
 
 
-def test_pair_override_and_geometric_mixing_energies():
-    """One Li above a Zn-N4 sheet: the LJ energy (custom forces only) relative to Li far away equals an
+@pytest.mark.parametrize("mixing", ["exact", "split"])
+def test_pair_override_and_geometric_mixing_energies(mixing):
+    """One Li above a Zn-N4 sheet: the LJ energy (charges off) relative to Li far away equals an
     independent sum over sheet atoms, geometric mixing except the overridden Zn-Li pair."""
     spec = SurfaceSpec(kind="MN4", metal="Zn", size_nm=(2.0, 2.0), charges={"metal": 0.0, "N_site": 0.0})
     sheet = build_sheet(spec, cutoff_nm=0.9)
@@ -123,16 +124,25 @@ def test_pair_override_and_geometric_mixing_energies():
     overrides, rows = pair_overrides([LJOverrideSpec(a="metal", b="Li", sigma_nm=0.26, epsilon_kJ_mol=0.2)],
                                      sheet, start, top, {"Li": 1})
     assert rows[0]["n_a"] == 1 and rows[0]["n_b"] == 1
-    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides)
+    finish_interface_nonbonded(system, (start, start + sheet.n_atoms), overrides, mixing=mixing)
     assert all(system.getParticleMass(start + k).value_in_unit(unit.dalton) == 0 for k in range(sheet.n_atoms))
-    # the homogeneous long-range correction sees the liquid only; sheet-liquid LJ has its own force without it
+    # the homogeneous long-range correction sees the liquid only
     forces = {system.getForce(i).getName(): system.getForce(i) for i in range(system.getNumForces())}
-    main, wall = forces["LennardJonesGeometric"], forces["LennardJonesSheet"]
-    assert main.getUseLongRangeCorrection() and not wall.getUseLongRangeCorrection()
-    assert all(main.getParticleParameters(start + k) == (0.0, 0.0) for k in range(sheet.n_atoms))
-    assert wall.getNumInteractionGroups() == 1
+    if mixing == "exact":  # sheet-liquid LJ has its own force without the correction
+        main, wall = forces["LennardJonesGeometric"], forces["LennardJonesSheet"]
+        assert main.getUseLongRangeCorrection() and not wall.getUseLongRangeCorrection()
+        assert all(main.getParticleParameters(start + k) == (0.0, 0.0) for k in range(sheet.n_atoms))
+        assert wall.getNumInteractionGroups() == 1
+    else:  # the sheet sits in the split NonbondedForces; a volume term removes its correction share
+        assert "LennardJonesSheet" not in forces and "SheetLongRangeCorrectionRemoval" in forces
+    nb = forces["NonbondedForce"]
+    for i in range(system.getNumParticles()):  # charges off: what is left is LJ
+        nb.setParticleParameters(i, 0.0, *nb.getParticleParameters(i)[1:])
+    for k in range(nb.getNumExceptions()):
+        i, j, _, sig, eps = nb.getExceptionParameters(k)
+        nb.setExceptionParameters(k, i, j, 0.0, sig, eps)
     for i, f in enumerate(system.getForces()):
-        f.setForceGroup(1 if isinstance(f, openmm.CustomNonbondedForce) else 0)
+        f.setForceGroup(1 if isinstance(f, (openmm.CustomNonbondedForce, openmm.NonbondedForce)) else 0)
     ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
     (m,) = sheet.site_atoms
     site = sheet.xyz_nm[m]

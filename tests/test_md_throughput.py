@@ -140,6 +140,12 @@ def test_mixing_interface_with_frozen_sheet_and_override(tmp_path, mixing, toler
     rms = np.sqrt((f_ref[mobile] ** 2).sum(1).mean())
     assert np.sqrt(((f - f_ref)[mobile] ** 2).sum(1).mean()) < tolerance * rms
     assert abs(e - e_ref) / len(f) < 10 * tolerance
+    if mixing == "split":  # the sheet's long-range-correction share stays removed when the barostat grows the box
+        assert any(f.getName() == "SheetLongRangeCorrectionRemoval" for f in fast.getForces())
+        for system in (exact, fast):
+            a, b, c = system.getDefaultPeriodicBoxVectors()
+            system.setDefaultPeriodicBoxVectors(a, b, c * 1.2)
+        assert _forces_energy(fast, pos)[1] == pytest.approx(_forces_energy(exact, pos)[1], abs=10 * tolerance * len(f))
 
 
 @pytest.mark.parametrize("mixing", ["fast", "split"])
