@@ -15,7 +15,7 @@ load affects all alike:
 - ``solvmd_default``: solvmd's defaults (split mixing, HMR 3.0 amu, 4 fs)
 
 ns/day and the ratio to ``stock_LB_2fs`` measured in the same run are written to
-``benchmarks/results/md_speed_<platform>.csv``. With ``--whole-run-ps`` it also runs
+``benchmarks/results/md_speed_<platform>.csv`` (merged: rows of other box sizes are kept). With ``--whole-run-ps`` it also runs
 ``solvmd md`` end to end on the demo box with the default protocol scaled to that length
 and reports md.json's whole-run ns/day (setup, minimization, output included) against
 the stock 2 fs row. Not a test.
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import openmm
-import pandas as pd
 from openmm import app, unit
 
+from common import RESULTS, write_merged_table
 from solvmd.build.system import build_system
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
@@ -134,10 +134,9 @@ def main(argv=None) -> int:
                          "platform": platform.getName(), "threads": props.get("Threads", "default"), "ns_per_day": info["ns_per_day"],
                          "ratio_to_stock_LB_2fs": round(info["ns_per_day"] / speeds["stock_LB_2fs"], 3)})
             print(rows[-1], file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"md_speed_{platform.getName()}.csv", index=False)
+    for row in rows:
+        row["key"] = f"{row['n_atoms']}/{row['variant']}"
+    table = write_merged_table(rows, RESULTS, f"md_speed_{platform.getName()}", "key")
     print(table.to_string(index=False))
     return 0
 

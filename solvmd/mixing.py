@@ -274,7 +274,7 @@ def sheet_correction_removal(system: openmm.System, forces: list[openmm.Nonbonde
     removes exactly the sheet's share at every box volume the barostat visits.
     """
     if not hasattr(openmm, "CustomVolumeForce"):
-        raise SolvmdError("forcefield.mixing 'split' on an interface needs OpenMM >= 8.3 (CustomVolumeForce); "
+        raise SolvmdError("forcefield.mixing 'split' on an interface needs an OpenMM with CustomVolumeForce; "
                           "upgrade OpenMM or use mixing 'exact'")
     box = system.getDefaultPeriodicBoxVectors()
     volume = float(np.prod([box[k][k].value_in_unit(unit.nanometer) for k in range(3)]))
