@@ -19,6 +19,7 @@ RESULTS = config.get("results_dir", "results")
 RECIPES = Path(config.get("recipes_dir", Path(workflow.basedir) / "systems"))
 SYSTEMS = config["systems"]
 RES = config.get("resources", {})
+PMF_THREADS = RES.get("pmf_threads", RES.get("md_threads", 2))  # threads of one umbrella window
 ANALYSIS_OPTIONS = config.get("analysis", {})
 
 from solvmd import records  # file names of the results layout and the outputs of each step
@@ -240,7 +241,7 @@ rule pmf_prepare:
         f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_prepare.log",
-    threads: RES.get("md_threads", 2)
+    threads: PMF_THREADS
     resources:
         gpu=RES.get("md_gpus", 0),
     shell:
@@ -259,7 +260,7 @@ rule pmf_window:
         f"{RESULTS}/{{system}}/pmf/{{cv}}/" + records.window_npz("{k}"),
     log:
         f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_window_{{k}}.log",
-    threads: RES.get("md_threads", 2)
+    threads: PMF_THREADS
     resources:
         gpu=RES.get("md_gpus", 0),
         runtime=RES.get("md_runtime_min", 60),
