@@ -226,8 +226,11 @@ class MDRun:
             try:
                 sim.step(n)
             except openmm.OpenMMException as err:
+                advice = ("the box is too small for the cutoff under NPT fluctuations: build a larger system "
+                          "(size.salt_units / size.target_atoms) or lower forcefield.cutoff_nm"
+                          if "twice the nonbonded cutoff" in str(err) else "Lower the timestep or equilibrate longer")
                 raise SimulationError(f"stage {stage.name}: simulation failed before step {sim.currentStep + n}: "
-                                      f"{err}. Lower the timestep or equilibrate longer") from None
+                                      f"{err}. {advice}") from None
 
     def _finish(self, sim: app.Simulation, resumed_from: dict | None) -> dict:
         state = sim.context.getState(getPositions=True, getVelocities=True, getEnergy=True)
