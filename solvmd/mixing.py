@@ -1,7 +1,7 @@
 """OPLS geometric combining rules on top of OpenMM's Lorentz-Berthelot NonbondedForce.
 
 OPLS mixes sigma_ij = sqrt(sigma_i sigma_j), eps_ij = sqrt(eps_i eps_j); OpenMM's
-NonbondedForce mixes sigma_ij = (sigma_i + sigma_j) / 2 (Lorentz-Berthelot, LB). Two
+NonbondedForce mixes sigma_ij = (sigma_i + sigma_j) / 2 (Lorentz-Berthelot, LB). Three
 forms give the geometric pair energy, selected by ``mode``:
 
 ``exact`` (the reference)
@@ -19,7 +19,7 @@ forms give the geometric pair energy, selected by ``mode``:
     ``SPLIT_SIGMA_DISPERSION_NM`` (0.01 nm: its r^-12 leak is < 1e-6 of the repulsion).
     Both run OpenMM's SIMD nonbonded kernel over the full cutoff with their analytic
     long-range corrections: the exact geometric energy to round-off, at about the cost of
-    one more charge-free nonbonded pass (tests/test_mixing.py; benchmarks/md_speed.py).
+    one more charge-free nonbonded pass (tests/test_md_throughput.py; benchmarks/md_speed.py).
 
 ``fast`` (the previous default, kept selectable)
     The NonbondedForce keeps each atom's own sigma, eps, so its SIMD kernel computes the
