@@ -230,7 +230,7 @@ def split_lj(nb: openmm.NonbondedForce, lj: LJParameters) -> openmm.NonbondedFor
 
 def long_range_correction_kJ_mol(forces: list[openmm.NonbondedForce], box, zero_atoms=()) -> float:
     """OpenMM's analytic LJ long-range correction energy (kJ/mol) of ``forces`` in the periodic
-    ``box`` (three Vec3, nm), with the LJ of ``zero_atoms`` switched off.
+    ``box`` (System.getDefaultPeriodicBoxVectors()), with the LJ of ``zero_atoms`` switched off.
 
     Measured, not re-derived: the energy of charge-free copies of the forces with the
     correction minus without it, on the Reference platform (the pair terms cancel exactly).
@@ -252,8 +252,7 @@ def long_range_correction_kJ_mol(forces: list[openmm.NonbondedForce], box, zero_
         system.addParticle(1.0)
     side = int(np.ceil(n ** (1 / 3)))
     grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] / side
-    lengths = np.array([box[k][k].value_in_unit(unit.nanometer) if unit.is_quantity(box[k][k]) else box[k][k]
-                        for k in range(3)])
+    lengths = np.array([box[k][k].value_in_unit(unit.nanometer) for k in range(3)])
     energies = []
     for use in (True, False):
         for force in system.getForces():
