@@ -2,7 +2,7 @@
 
     python benchmarks/hmr_smoke.py --atoms 1500 --heat-ps 4 --npt-ps 8
 
-Each recipe is built with the defaults (fast mixing, hydrogen mass 3.0 amu) at a small
+Each recipe is built with the defaults (split mixing, hydrogen mass 3.0 amu) at a small
 size (bulk recipes: ``--atoms`` atoms; interface recipes: their own sheet and slab, with the
 estimated liquid density when the bulk run they name has not been made), then
 minimized, heated (with the anneal at 450 K for ``--anneal-ps`` when given) and run NPT
@@ -68,7 +68,7 @@ def smoke(path: Path, args, work: Path) -> dict:
     half = len(prod) // 2
     drift = (prod[half:].mean() - prod[:half].mean()) / max(prod.std(), 1e-9)
     return {**row, "finished": True, "n_atoms": json.loads((work / "build" / "manifest.json").read_text())["n_atoms"],
-            "hydrogen_mass_amu": info["hydrogen_mass_amu"], "timestep_fs": info["timestep_fs"],
+            "mixing": info.get("mixing"), "hydrogen_mass_amu": info["hydrogen_mass_amu"], "timestep_fs": info["timestep_fs"],
             "T_mean_K": round(float(thermo[thermo.stage == "production"]["T_K"].mean()), 1),
             "Epot_drift_in_std": round(float(drift), 2), "ns_per_day": info["ns_per_day"], "error": ""}
 
