@@ -1,10 +1,13 @@
 """Fast mixing and 4 fs HMR against the references: density, Li-O structure, energies.
 
     python benchmarks/md_equivalence.py --systems pure_dme pure_thf demo_li_tfsi_dol_dme \
-        --atoms 900 --equilibrate-ps 20 --production-ps 100
+        --atoms 900 --equilibrate-ps 20 --production-ps 100 --anneal-K 0
+    python benchmarks/md_equivalence.py --systems demo_li_tfsi_dol_dme --packings 4 --jobs 2 \
+        --anneal-K 450 --anneal-ps 20 --cool-ps 10 --equilibrate-ps 20 --production-ps 100
 
-For every system three builds from the same packing (same packmol seed) are run with
-the same protocol apart from the timestep:
+For every system and packing k (``--packings``; packmol seed = the recipe's seed + k, velocity
+seed 2024 + k) each variant is built from that same packing and run with the same protocol
+(optionally annealed: NVT at ``--anneal-K``, cool-down, NPT) apart from the timestep:
 
 - ``exact_2fs``: exact geometric mixing, natural masses, 2 fs (the reference)
 - ``fast_2fs``: fast mixing (LB + correction inside 0.5 nm), natural masses, 2 fs
@@ -21,14 +24,23 @@ density from the fast run's own frames, each weighted by exp(-(U_exact - U_fast)
 difference carries no independent-run noise. Verdicts: fast vs exact density within
 0.3 %, 4 fs vs 2 fs within 0.5 % (issue 11), each with the combined standard error; 4 fs
 vs 2 fs Li-O peak and CN equal within 2 combined error bars.
-Resumable (reruns skip finished runs). Writes benchmarks/results/md_equivalence.{csv,md}
-and md_equivalence_verdicts.{csv,md}. Not a test.
+With one packing the error bars come from each run's own time series. With several packings a
+variant's value is the mean over its packings and its error bar the standard error of that mean
+(sd between packings / sqrt(n)): an ion's shell outlives a run of a few hundred ps, so only
+independent starts measure how far its coordination number scatters. ``--jobs`` runs that many
+MD runs at once (CPU threads split between them).
+Resumable (reruns skip finished runs). Writes benchmarks/results/md_equivalence.{csv,md} and
+md_equivalence_verdicts.{csv,md} (one packing), or md_equivalence_packings.{csv,md} and
+md_equivalence_packings_verdicts.{csv,md} (several). Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import MDAnalysis as mda
@@ -39,11 +51,12 @@ from MDAnalysis.analysis.rdf import InterRDF
 from openmm import app, unit
 from pymbar import timeseries
 
-from common import RESULTS, ROOT, write_merged_table
+from common import (RESULTS, ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, runs_this_sitting,
+                    write_merged_table)
 from solvmd.build.system import build_system, load_build
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
-from solvmd.md.protocol import load_protocol
+from solvmd.md.protocol import MDProtocol
 from solvmd.recipe import load_recipe
 
 VARIANTS = {  # name: (forcefield settings, timestep fs)
@@ -56,19 +69,23 @@ VARIANTS = {  # name: (forcefield settings, timestep fs)
 LI_O_CUTOFF_NM = 0.28
 
 
-def run_variant(system: str, variant: str, atoms: int, eq_ps: float, prod_ps: float, workdir: Path) -> Path:
-    """Build and run one variant (skipped when finished); returns the MD folder."""
+def run_folder(workdir: Path, run: Run, variant: str, n_packings: int) -> Path:
+    """``<workdir>/<system>/<variant>`` for one packing (the layout of earlier tables), else one folder per packing."""
+    base = Path(workdir) / run.system / variant
+    return base if n_packings == 1 else base / f"packing{run.k + 1}_seed{run.packmol_seed}"
+
+
+def run_variant(run: Run, variant: str, atoms: int, protocol: MDProtocol, base: Path) -> Path:
+    """Build (this packing's seed) and run one variant (skipped when finished); returns the MD folder."""
     settings, dt = VARIANTS[variant]
-    recipe = load_recipe(ROOT / "systems" / f"{system}.yaml")
+    recipe = load_recipe(ROOT / "systems" / f"{run.system}.yaml")
     size = recipe.size.model_copy(update={"target_atoms": atoms, "salt_units": None}) if recipe.salts == [] \
         else recipe.size
-    recipe = recipe.model_copy(update={"size": size, "forcefield": recipe.forcefield.model_copy(update=settings)})
-    base = workdir / system / variant
+    recipe = recipe.model_copy(update={"size": size, "forcefield": recipe.forcefield.model_copy(update=settings),
+                                       "packing": recipe.packing.model_copy(update={"seed": run.packmol_seed})})
     if not (base / "build" / "manifest.json").exists():
         build_system(recipe, base / "build")
-    protocol = load_protocol(None, dict(timestep_fs=dt, heat_ps=4, equilibrate_ps=eq_ps, production_ps=prod_ps,
-                                        report_interval_ps=0.4, frame_interval_ps=0.4, checkpoint_interval_ps=4.0))
-    run_md(base / "build", base / "md", protocol)
+    run_md(base / "build", base / "md", run.protocol(protocol).model_copy(update={"timestep_fs": dt}))
     return base / "md"
 
 
@@ -181,24 +198,68 @@ def structure_verdicts(system: str, a: dict, b: dict, pair: str) -> list[dict]:
     return out
 
 
+def packing_means(rows: list[dict]) -> list[dict]:
+    """Per (system, variant): the mean over its packings, each error bar the sd between packings / sqrt(n)."""
+    table = pd.DataFrame(rows)
+    out = []
+    for (system, variant), group in table.groupby(["system", "variant"], sort=False):
+        n = len(group)
+        row = {"system": system, "variant": variant, "key": f"{system}/{variant}/mean", "packing": f"mean of {n}",
+               "production_ps": float(group["production_ps"].sum()), "T_mean_K": round(group["T_mean_K"].mean(), 2)}
+        for value, err, digits in (("density_g_cm3", "density_se", 5), ("Epot_mean_kJ_mol", None, 1),
+                                   ("Li_O_peak_nm", "Li_O_peak_err_nm", 4), ("Li_O_CN_0.28nm", "Li_O_CN_se", 3)):
+            if value not in group or group[value].isna().any():
+                continue
+            row[value] = round(float(group[value].mean()), digits)
+            if err is not None:
+                se = float(group[value].std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+                row[err] = round(float(np.hypot(se, 0.004)) if value == "Li_O_peak_nm" else se, digits)
+        out.append(row)
+    return out
+
+
+def run_one(job: tuple) -> list[dict]:
+    """One (run, variant) in a worker process: run it (or skip it when finished) and summarize it."""
+    run, variant, n_packings, atoms, protocol, workdir = job
+    md = run_variant(run, variant, atoms, protocol, run_folder(workdir, run, variant, n_packings))
+    rows = summarize(run.system, variant, md)
+    if n_packings > 1:
+        rows = [{**r, "packing": run.k + 1, "key": f"{r['key']}/packing{run.k + 1}"} for r in rows]
+    print(rows[0], file=sys.stderr, flush=True)
+    return rows
+
+
+def run_all(jobs: list[tuple], n_workers: int) -> list[dict]:
+    """Run the jobs, ``n_workers`` at a time (CPU threads split between them), in the order given."""
+    if n_workers <= 1:
+        return [row for job in jobs for row in run_one(job)]
+    os.environ.setdefault("SOLVMD_CPU_THREADS", str(max(1, (os.cpu_count() or 1) // n_workers)))
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return [row for rows in pool.map(run_one, jobs) for row in rows]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", nargs="+", default=["pure_dme", "pure_thf", "demo_li_tfsi_dol_dme"])
-    ap.add_argument("--variants", nargs="+", default=["split_2fs", "split_hmr_4fs"],
-                    help=f"of {', '.join(VARIANTS)} (exact_2fs: an independent exact run, 5-6x slower on CPUs)")
+    ap.add_argument("--variants", nargs="+", default=["split_2fs", "split_hmr_4fs"], choices=list(VARIANTS),
+                    help="exact_2fs: an independent exact run, 5-6x slower on CPUs")
     ap.add_argument("--atoms", type=int, default=900, help="size of the pure-solvent boxes")
-    ap.add_argument("--equilibrate-ps", type=float, default=20.0)
-    ap.add_argument("--production-ps", type=float, default=100.0)
+    add_protocol_arguments(ap, equilibrate_ps=20.0, production_ps=100.0, frame_ps=0.4, checkpoint_ps=4.0, packings=1)
+    ap.set_defaults(anneal_ps=20.0, cool_ps=10.0)  # benchmarks/results/anneal_shells.md: 11 of 12 Li shells change
+    ap.add_argument("--jobs", type=int, default=1, help="MD runs at once")
     ap.add_argument("--workdir", default=str(ROOT / "results" / "benchmarks" / "md_equivalence"))
     args = ap.parse_args(argv)
-    rows = []
-    for system in args.systems:
-        for variant in args.variants:
-            md = run_variant(system, variant, args.atoms, args.equilibrate_ps, args.production_ps, Path(args.workdir))
-            rows += summarize(system, variant, md)
-            print(rows[-1], file=sys.stderr, flush=True)
-    table = write_merged_table(rows, RESULTS, "md_equivalence", "key")
-    checks = write_merged_table(verdicts(table.to_dict("records")), RESULTS, "md_equivalence_verdicts", "key")
+    protocol = annealed_protocol(args)
+    seeds = {system: load_recipe(ROOT / "systems" / f"{system}.yaml").packing.seed for system in args.systems}
+    runs = make_runs(seeds, args.packings, protocol.seed)
+    jobs = [(run, v, args.packings, args.atoms, protocol, Path(args.workdir)) for run in runs for v in args.variants]
+    done = [job for job in jobs if (run_folder(job[5], job[0], job[1], job[2]) / "md" / "md.json").exists()]
+    todo = [] if args.table_only else runs_this_sitting([job for job in jobs if job not in done], args.max_runs)
+    rows = run_all([job for job in jobs if job in done or job in todo], args.jobs)
+    stem = "md_equivalence" if args.packings == 1 else "md_equivalence_packings"
+    compared = rows if args.packings == 1 else packing_means(rows)
+    table = write_merged_table(rows + ([] if args.packings == 1 else compared), RESULTS, stem, "key")
+    checks = write_merged_table(verdicts(compared), RESULTS, f"{stem}_verdicts", "key")
     print(table.to_string(index=False))
     print(checks.to_string(index=False))
     return 0
