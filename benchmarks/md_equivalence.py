@@ -147,7 +147,7 @@ def reweighted_exact_density(md: Path) -> tuple[float, float, float]:
     return mean, float(np.sqrt((w * (rho - mean) ** 2).sum() / max(n_eff - 1.0, 1.0))), float(du.std())
 
 
-def summarize(system: str, variant: str, md: Path) -> dict:
+def summarize(system: str, variant: str, md: Path) -> list[dict]:
     thermo = pd.read_csv(md / "thermo.csv")
     prod = thermo[thermo.stage == "production"]
     rho, rho_se = mean_sem(prod["density_g_cm3"].to_numpy())
