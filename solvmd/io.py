@@ -1,7 +1,8 @@
 """Safe file input and atomic file output: the one place solvmd touches raw bytes.
 
 Output: write to a temporary name in the same folder, flush to disk, then rename, so a
-killed job never leaves a file that looks finished.
+killed job never leaves a file that looks finished. :func:`folder_lock` keeps a second
+process out of a folder a run is writing.
 
 Input: :func:`read_yaml` and :func:`read_json` refuse, with one :class:`SolvmdError`
 naming the file (and the field where there is one), everything a hand-edited or
@@ -85,6 +86,36 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.
+
+    A second process asking for the same folder gets one :class:`SolvmdError` naming the
+    folder and the process holding it, instead of both writing the same checkpoints and
+    trajectory. The lock is the operating system's (``flock`` on ``<folder>/.lock``): it
+    dies with its process, so a killed run leaves no stale lock behind."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise SolvmdError(f"{folder}: {what} is already running there ({holder}); wait for it to finish "
+                              "or stop it, then rerun (the run resumes from its last checkpoint)") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- input

@@ -131,3 +131,14 @@ def test_all_checkpoints_damaged_is_a_clear_refusal(processes, build_dir, tmp_pa
     with pytest.raises(SolvmdError, match="no usable checkpoint"):
         run_md(build_dir, out, load_protocol(None, PROTOCOL), log=io.StringIO())
     assert not (out / "md.json").exists()
+
+
+def test_second_run_in_a_busy_folder_is_refused_and_writes_nothing(build_dir, tmp_path):
+    """A folder an MD run holds (folder_lock) refuses a second run_md with one clear error."""
+    from solvmd.io import folder_lock
+
+    out = tmp_path / "busy"
+    with folder_lock(out, "solvmd md"):
+        with pytest.raises(SolvmdError, match=r"busy: solvmd md is already running there \(pid \d+\)"):
+            run_md(build_dir, out, load_protocol(None, PROTOCOL), log=io.StringIO())
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]

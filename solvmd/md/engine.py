@@ -23,7 +23,7 @@ from openmm import app, unit
 from solvmd import records
 from solvmd.build.system import check_box, load_build, versions
 from solvmd.errors import SimulationError, SolvmdError
-from solvmd.io import atomic_path, write_text_atomic
+from solvmd.io import atomic_path, folder_lock, write_text_atomic
 from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
@@ -117,7 +117,7 @@ class MDRun:
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
         """Run, resume or skip (finished) the protocol; messages go to ``log`` and the ``solvmd.md`` logger."""
-        with log_to(self.log):
+        with log_to(self.log), folder_lock(self.out, "solvmd md"):
             return self._run()
 
     def _run(self) -> dict:
