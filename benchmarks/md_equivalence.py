@@ -112,7 +112,7 @@ def li_o_structure(md: Path) -> dict:
     counts = np.array([np.sum(mda.lib.distances.distance_array(li.positions, oxygen.positions, box=u.dimensions)
                               < LI_O_CUTOFF_NM * 10.0) / len(li) for _ in u.trajectory])
     cn, cn_se = mean_sem(counts)
-    return {"Li_O_peak_nm": peaks[2], "Li_O_peak_err_nm": round(float(np.hypot(0.5 * abs(peaks[0] - peaks[1]), 0.004)), 4),
+    return {"Li_O_peak_nm": round(peaks[2], 4), "Li_O_peak_err_nm": round(float(np.hypot(0.5 * abs(peaks[0] - peaks[1]), 0.004)), 4),
             "Li_O_CN_0.28nm": round(cn, 3), "Li_O_CN_se": round(cn_se, 3)}
 
 
