@@ -2,7 +2,7 @@
 
     python benchmarks/md_equivalence.py --systems pure_dme pure_thf demo_li_tfsi_dol_dme \
         --atoms 900 --equilibrate-ps 20 --production-ps 100 --anneal-K 0
-    python benchmarks/md_equivalence.py --systems demo_li_tfsi_dol_dme --packings 4 --jobs 2 \
+    python benchmarks/md_equivalence.py --systems demo_li_tfsi_dol_dme --packings 6 --jobs 2 \
         --anneal-K 450 --anneal-ps 20 --cool-ps 10 --equilibrate-ps 20 --production-ps 100
 
 For every system and packing k (``--packings``; packmol seed = the recipe's seed + k, velocity
@@ -257,9 +257,9 @@ def main(argv=None) -> int:
     todo = [] if args.table_only else runs_this_sitting([job for job in jobs if job not in done], args.max_runs)
     rows = run_all([job for job in jobs if job in done or job in todo], args.jobs)
     stem = "md_equivalence" if args.packings == 1 else "md_equivalence_packings"
-    compared = rows if args.packings == 1 else packing_means(rows)
-    table = write_merged_table(rows + ([] if args.packings == 1 else compared), RESULTS, stem, "key")
-    checks = write_merged_table(verdicts(compared), RESULTS, f"{stem}_verdicts", "key")
+    means = [] if args.packings == 1 else packing_means(rows)
+    table = write_merged_table(rows + means, RESULTS, stem, "key")  # one packing: verdicts also pair earlier rows
+    checks = write_merged_table(verdicts(means or table.to_dict("records")), RESULTS, f"{stem}_verdicts", "key")
     print(table.to_string(index=False))
     print(checks.to_string(index=False))
     return 0
