@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from solvmd.errors import SolvmdError
+from solvmd.io import try_lock_file
 
 ENV_DEVICE = "SOLVMD_CUDA_DEVICE"  # index handed to OpenMM's CUDA DeviceIndex
 ENV_LOCK_DIR = "SOLVMD_GPU_LOCK_DIR"
@@ -92,31 +93,24 @@ def resolve_devices(devices: Sequence[str] | None = None, count: int | None = No
     return [(i, str(i)) for i in range(n)]
 
 
-def _open_lock(lock_dir: Path, device: str) -> tuple[Path, int]:
+def _lock_path(lock_dir: Path, device: str) -> Path:
     lock_dir.mkdir(parents=True, exist_ok=True)
     try:
         os.chmod(lock_dir, 0o1777)  # shared by every user of the machine (sticky, like /tmp)
     except PermissionError:
         pass
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device)
-    path = lock_dir / f"gpu-{safe}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    return path, fd
+    return lock_dir / f"gpu-{safe}.lock"
 
 
 def try_acquire(devices: list[tuple[int, str]], lock_dir: Path | None = None) -> Slot | None:
     """Lock the first free device without waiting; ``None`` if all are taken."""
     lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     for index, device in devices:
-        path, fd = _open_lock(lock_dir, device)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        return Slot(index, device, path, fd)
+        path = _lock_path(lock_dir, device)
+        fd = try_lock_file(path)
+        if fd is not None:
+            return Slot(index, device, path, fd)
     return None
 
 

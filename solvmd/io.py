@@ -88,34 +88,42 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def try_lock_file(path: str | Path) -> int | None:
+    """Take an exclusive ``flock`` on ``path`` (created if needed) without waiting and write this
+    process's pid into it; returns the open descriptor (the lock lives as long as it, or the
+    process, does), or None when another process holds it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 @contextmanager
 def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (created if needed) while the block runs.
 
     A second process asking for the same folder gets one :class:`SolvmdError` naming the
     folder and the process holding it, instead of both writing the same checkpoints and
-    trajectory. The lock is the operating system's (``flock`` on ``<folder>/.lock``): it
-    dies with its process, so a killed run leaves no stale lock behind."""
-    import fcntl
-
+    trajectory. The lock is the operating system's (:func:`try_lock_file` on
+    ``<folder>/.lock``): it dies with its process, so a killed run leaves no stale lock behind."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise SolvmdError(f"{folder}: {what} is already running there ({holder}); wait for it to finish "
-                              "or stop it, then rerun (the run resumes from its last checkpoint)") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = try_lock_file(folder / ".lock")
+    if fd is None:
+        holder = (folder / ".lock").read_text().strip()
+        raise SolvmdError(f"{folder}: {what} is already running there (pid {holder or '?'}); wait for it to "
+                          "finish or stop it, then rerun (the run resumes from its last checkpoint)")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- input
