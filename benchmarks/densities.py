@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from pymbar import timeseries
 
-from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, protocol_text, run_status, write_fresh_table,
-                    runs_this_sitting, same_protocol)
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, archived, make_runs, protocol_text,
+                    read_archived, run_status, runs_this_sitting, same_protocol, write_fresh_table)
+from solvmd.io import write_json_atomic
 from solvmd.build.system import build_system
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_recipe
@@ -77,6 +78,9 @@ def density_row(run: Run, args, protocol) -> dict:
            "tolerance_pct": tol, "reference_source": source}
     info = finished_md(work, protocol)
     if info is None:
+        kept = read_archived(run, "densities", protocol)  # finished in an earlier session
+        if kept is not None:
+            return kept["row"]
         status = "finished with another protocol" if (work / "md" / "md.json").exists() else run_status(work, protocol)
         return {**row, "verdict": f"unfinished - {status}"}
     thermo = pd.read_csv(work / "md" / "thermo.csv")
@@ -84,11 +88,13 @@ def density_row(run: Run, args, protocol) -> dict:
     ref = 0.5 * (lo + hi)
     dev = 100.0 * (mean - ref) / ref
     manifest = json.loads((work / "build" / "manifest.json").read_text())
-    return {**row, "n_atoms": int(manifest["n_atoms"]), "rho_model_g_cm3": round(mean, 4), "sem_g_cm3": round(sem, 4),
+    row = {**row, "n_atoms": int(manifest["n_atoms"]), "rho_model_g_cm3": round(mean, 4), "sem_g_cm3": round(sem, 4),
             "stat_ineff": round(g, 1), "deviation_pct": round(dev, 2), "verdict": "pass" if abs(dev) <= tol else "MISS",
             "run_ps": protocol_text(info["protocol"]),
             "seeds": f"packmol {manifest['seeds']['packmol']}, velocities {info['protocol']['seed']}",
             "platform": info["platform"], "ns_per_day": info["ns_per_day"]}
+    write_json_atomic(archived(run, "densities"), {"protocol": info["protocol"], "row": row})
+    return row
 
 
 COLUMNS = ["solvent", "packing", "n_atoms", "rho_model_g_cm3", "sem_g_cm3", "stat_ineff", "rho_ref_g_cm3",

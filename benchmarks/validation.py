@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, write_fresh_table,  # noqa: E402
+from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, archived, make_runs,  # noqa: E402
+                    read_archived, write_fresh_table,
                     protocol_text, run_status, runs_this_sitting, same_protocol)
 from solvmd.analysis import columns as C  # noqa: E402
 from solvmd.analysis.spec import spec_from_manifest  # noqa: E402
@@ -64,6 +65,7 @@ from solvmd.md.engine import run_md  # noqa: E402
 from solvmd.recipe import load_recipe  # noqa: E402
 
 SCI = "SCIENCE.md §5"
+ARCHIVE = "validation"  # finished runs: benchmarks/results/validation_runs/<system>/<packing>.json
 BOND_CUTOFF_A = {"O": 2.6, "Cl": 3.0}  # a start-geometry Mg-donor bond counts as kept below this
 
 
@@ -437,12 +439,17 @@ def sized_recipe(path: Path, atoms: int | None, packmol_seed: int | None = None)
 
 
 def finished_metrics(run: Run, workdir: Path, protocol) -> dict | None:
-    """The metrics of a finished, analysed run with this protocol (None otherwise)."""
+    """The metrics of a finished, analysed run with this protocol (None otherwise).
+
+    Read from the work folder when it has them (and then archived in git, see
+    :func:`common.archived`), else from the archive of an earlier session.
+    """
     path = run.folder(workdir) / "metrics.json"
-    if not path.exists():
-        return None
-    m = json.loads(path.read_text())
-    return m if same_protocol(m["protocol"], protocol) else None
+    m = json.loads(path.read_text()) if path.exists() else None
+    if m is None or not same_protocol(m["protocol"], protocol):
+        return read_archived(run, ARCHIVE, protocol)
+    write_json_atomic(archived(run, ARCHIVE), m)
+    return m
 
 
 def run_one(run: Run, args, protocol) -> dict:
