@@ -77,6 +77,27 @@ def _pmf_windows(system):
 
 
 PMF = {system: _pmf_windows(system) for system in SYSTEMS}
+
+
+def _pmf_samplers(system):
+    """{cv name: sampler} ("independent": one job per window; "exchange": one job for all windows)."""
+    block = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()).get("pmf")
+    if not block or not config.get("pmf", True):
+        return {}
+    from solvmd.pmf import load_specs
+
+    return {spec.name: spec.sampler for spec in load_specs(block)}
+
+
+SAMPLER = {system: _pmf_samplers(system) for system in SYSTEMS}
+
+
+def _pmf_samples(w):
+    """What pmf_estimate waits for: every window file, or the exchange run's exchange.json."""
+    folder = f"{RESULTS}/{w.system}/pmf/{w.cv}"
+    if SAMPLER[w.system][w.cv] == "exchange":
+        return [f"{folder}/exchange.json"]
+    return [f"{folder}/{records.window_npz(k)}" for k in range(PMF[w.system][w.cv])]
 BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/{records.BARRIER_JSON}" for system in SYSTEMS for cv in PMF[system]]
 
 
@@ -271,10 +292,29 @@ rule pmf_window:
         "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
 
 
+rule pmf_exchange:
+    """All windows of one PMF as replicas of one Hamiltonian replica-exchange run (sampler: exchange)."""
+    input:
+        recipe=str(RECIPES / "{system}.yaml"),
+        cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/exchange.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_exchange.log",
+    threads: PMF_THREADS
+    resources:
+        gpu=RES.get("md_gpus", 0),
+        runtime=RES.get("md_runtime_min", 60),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-exchange {input.recipe} "
+        "--name {wildcards.cv} --build {RESULTS}/{wildcards.system}/build "
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
 rule pmf_estimate:
     input:
         recipe=str(RECIPES / "{system}.yaml"),
-        windows=lambda w: [f"{RESULTS}/{w.system}/pmf/{w.cv}/{records.window_npz(k)}" for k in range(PMF[w.system][w.cv])],
+        windows=_pmf_samples,
     output:
         barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.BARRIER_JSON}",
         pmf=_rep(f"{RESULTS}/{{system}}/pmf/{{cv}}/pmf.png", "pmf", "4. Desolvation PMFs", "PMF", cv="{cv}"),

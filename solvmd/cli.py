@@ -132,6 +132,9 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
     spec = _pmf_spec(args)
+    if spec.sampler == "exchange":
+        raise SolvmdError(f"pmf {spec.name} has sampler: exchange: its windows run together as replicas; use "
+                          "`solvmd pmf-exchange` (or set sampler: independent for one job per window)")
     out, build = Path(args.out), Path(args.build)
     man = records.check_build(build)
     n_spec, n = pmf.n_windows(spec), pmf.n_windows(spec, out)  # + windows an estimate added
@@ -149,6 +152,36 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
         records.load_openmm_xml(init, f"start state of window {args.window}", "State")
     records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
     pmf.run_window(build / records.SYSTEM_XML, init if init.is_file() else None, spec, args.window, out)
+
+
+def _cmd_pmf_exchange(args: argparse.Namespace) -> None:
+    from solvmd import pmf
+    from solvmd.pmf.exchange import run_exchange
+
+    spec = _pmf_spec(args)
+    if spec.sampler != "exchange":
+        raise SolvmdError(f"pmf {spec.name} has sampler: {spec.sampler}; `solvmd pmf-exchange` needs sampler: "
+                          "exchange (independent windows run with `solvmd pmf-window --window k`)")
+    out, build = Path(args.out), Path(args.build)
+    man = records.check_build(build)
+    records.check_identity(out, _pmf_identity(args, spec))
+    cv = records.read_cv(out)
+    if max(max(g) for g in cv.groups) >= man.n_atoms:
+        raise SolvmdError(f"{out / records.CV_JSON}: groups: atom index beyond the build's {man.n_atoms} atoms; "
+                          "it belongs to another system: rerun `solvmd pmf-prepare`")
+    for k in range(pmf.n_windows(spec, out)):
+        init = out / records.window_init_xml(k)
+        records.check_state(init, man.n_atoms, f"start state of window {k}")
+        records.load_openmm_xml(init, f"start state of window {k}", "State")
+    records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
+    (out / "exchange.json").unlink(missing_ok=True)  # the done-marker is written last
+    run_exchange(build / records.SYSTEM_XML, spec, out, topology=_pdb_topology(build / records.SYSTEM_PDB))
+
+
+def _pdb_topology(path: Path):
+    from openmm import app
+
+    return app.PDBFile(str(path)).topology
 
 
 def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
@@ -288,7 +321,7 @@ def _add_run_verbs(sub) -> None:
 
 
 def _add_pmf_verbs(sub) -> None:
-    """pmf-prepare, pmf-window, pmf-estimate, sac-compare."""
+    """pmf-prepare, pmf-window, pmf-exchange, pmf-estimate, sac-compare."""
     def pmf_args(p, need_build=True):
         p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML")
         p.add_argument("--name", help="which pmf entry, when the file has several")
@@ -305,6 +338,11 @@ def _add_pmf_verbs(sub) -> None:
     pmf_args(p)
     p.add_argument("--window", type=int, required=True, help="window index k")
     p.set_defaults(func=_cmd_pmf_window)
+
+    p = sub.add_parser("pmf-exchange", help="all windows as replicas with Hamiltonian replica exchange "
+                       "(sampler: exchange; restartable, extendable)")
+    pmf_args(p)
+    p.set_defaults(func=_cmd_pmf_exchange)
 
     p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
     pmf_args(p, need_build=False)

@@ -4,9 +4,14 @@ A complex of ``forcefields/complexes.yaml`` with a ``bonded:`` entry gets, in th
 
 * a harmonic bond for every metal-Cl contact of its declared geometry (terminal and bridging),
 * harmonic angles Cl(b)-M-Cl(b) at each metal and M-Cl(b)-M at each bridging Cl,
-* exclusions for every 1-2 and 1-3 pair of those terms (Mg-Cl, Cl...Cl, Mg...Mg) in every
-  NonbondedForce (as an exception with zero charge product and epsilon) and every
-  CustomNonbondedForce (as an exclusion), as for bonded atoms in any force field.
+* exclusions for the pairs those terms replace: every 1-2 pair (Mg-Cl) and every 1-3 pair of
+  a ligand-metal-ligand angle (Cl...Cl), in every NonbondedForce (as an exception with zero
+  charge product and epsilon) and every CustomNonbondedForce (as an exclusion), as for
+  bonded atoms in any force field (AMBER/MCPB.py convention);
+* NOT the metal...metal 1-3 pair of a metal-ligand-metal angle (Mg...Mg through each
+  bridging Cl): two cations keep their full nonbonded pair (Coulomb + LJ), because no bonded
+  term replaces their mutual repulsion (issue 29: with it excluded the dimer collapsed to
+  Mg...Mg 1.2 A in solution). Why, and the source: forcefields/SOURCES.md, "Bonded Mg-Cl model".
 
 The parameters (r0, k, theta0) come from the file named in the ``bonded:`` entry
 (``forcefields/qm/mg_complexes_seminario.json``: GFN2-xTB Hessian, Seminario method,
@@ -54,6 +59,16 @@ def _check_geometry(name: str, bonds: list, params: dict, xyz_nm: np.ndarray) ->
                               "structure is not the declared complex geometry")
 
 
+def excluded_pairs(bonds: list, angles: list, metals: list[int]) -> set[tuple[int, int]]:
+    """Atom pairs (i < j, global indices) whose nonbonded interaction the bonded terms replace:
+    the 1-2 pair of every bond and the 1-3 pair of every angle, except a 1-3 pair of two
+    ``metals`` (a metal-ligand-metal angle), which keeps its nonbonded pair (module docstring)."""
+    metal_set = set(metals)
+    pairs = {(min(i, j), max(i, j)) for i, j, _ in bonds}
+    pairs |= {(min(i, k), max(i, k)) for i, _, k, _ in angles if not {i, k} <= metal_set}
+    return pairs
+
+
 def _exclude(system: openmm.System, pairs: set[tuple[int, int]]) -> None:
     for force in system.getForces():
         if isinstance(force, openmm.NonbondedForce):
@@ -85,16 +100,13 @@ def add_complex_bonds(system: openmm.System, units: dict[str, int], elements: li
         for inst in rec["instances"]:
             bonds, angles = _terms_for(rec["name"], inst, elements)
             _check_geometry(rec["name"], bonds, p, xyz_nm)
-            pairs: set[tuple[int, int]] = set()
             for i, j, kind in bonds:
                 t = p["bonds"][kind]
                 bond_f.addBond(i, j, t["r0_A"] / 10.0, t["k_kJ_mol_A2"] * 100.0)
-                pairs.add((min(i, j), max(i, j)))
             for i, j, k, kind in angles:
                 t = p["angles"][kind]
                 angle_f.addAngle(i, j, k, math.radians(t["theta0_deg"]), t["k_kJ_mol_rad2"])
-                pairs.add((min(i, k), max(i, k)))
-            _exclude(system, pairs)
+            _exclude(system, excluded_pairs(bonds, angles, inst["metals"]))
             n_b, n_a = n_b + len(bonds), n_a + len(angles)
         records.append({"name": rec["name"], "bonds": n_b, "angles": n_a,
                         "parameters": f"forcefields/{cx.bonded.file}#{cx.bonded.entry}"})

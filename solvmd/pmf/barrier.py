@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import find_peaks
 
+from solvmd.io import finite_json
 from solvmd.pmf.io import atomic_write_text
 from solvmd.pmf.spec import KJ_PER_KCAL
 
@@ -213,7 +214,9 @@ def barrier_from_result(result, bound_side: str = "low", cv_kind: str | None = N
 
 
 def write_barrier(data: dict, path) -> Path:
-    return atomic_write_text(Path(path), json.dumps(data, indent=2, default=float))
+    """barrier.json: standard JSON; a number that could not be computed is null (``warnings`` and
+    ``converged_reason`` say why), never NaN."""
+    return atomic_write_text(Path(path), json.dumps(finite_json(data), indent=2, default=float, allow_nan=False))
 
 
 def read_barrier(path) -> dict:

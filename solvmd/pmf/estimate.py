@@ -27,6 +27,7 @@ import pandas as pd
 
 from solvmd import records
 from solvmd.errors import SolvmdError
+from solvmd.io import finite_json
 from solvmd.pmf.io import atomic_write_text
 from solvmd.pmf.spec import KB_KJ_MOL_K, PMFSpec, load_spec
 
@@ -50,8 +51,17 @@ class Window:
     x: np.ndarray  # all samples (nm)
     dt_sample_ps: float
     kind: str = "distance"
-    g: float = 1.0  # statistical inefficiency (in samples)
+    g: float = 1.0  # statistical inefficiency (in samples): max of the CV's and, under exchange, the energy's
     x_sub: np.ndarray | None = None
+    u_all: np.ndarray | None = None  # exchange: (n_samples, n_states) reduced energies recorded by the sampler
+    sub_idx: np.ndarray | None = None  # indices of the decorrelated samples
+    g_cv: float = 1.0
+    g_energy: float | None = None
+
+    def sliced(self, part: slice) -> "Window":
+        """The same window restricted to the samples ``part`` (for forward/reverse and half estimates)."""
+        return Window(self.k, self.r0, self.kspring, self.temperature, self.x[part], self.dt_sample_ps, self.kind,
+                      u_all=None if self.u_all is None else self.u_all[part])
 
 
 _OLD_NAMES = {  # earlier attribute names -> unit-suffixed fields
@@ -124,7 +134,8 @@ def load_windows(paths) -> list[Window]:
             dt = float(z["timestep_fs"]) * int(z["sample_interval_steps"]) / 1000.0
             out.append(
                 Window(int(z["window"]) if "window" in z else len(out), float(z["r0_nm"]), float(z["k_kJ_mol_nm2"]),
-                       float(z["temperature_K"]), x, dt, str(z["kind"]) if "kind" in z else "distance")
+                       float(z["temperature_K"]), x, dt, str(z["kind"]) if "kind" in z else "distance",
+                       u_all=np.asarray(z["u_all_states"], float) if "u_all_states" in z else None)
             )
     temps = {w.temperature for w in out}
     if len(temps) != 1:
@@ -140,15 +151,32 @@ def subsample(windows: list[Window]) -> None:
     level = tslog.level
     tslog.setLevel(logging.ERROR)  # pymbar logs a generic caveat on every call
     try:
-        for w in windows:
+        for i, w in enumerate(windows):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                g = timeseries.statistical_inefficiency(w.x)
-                idx = timeseries.subsample_correlated_data(w.x, g=g)
-            w.g = float(g)
-            w.x_sub = w.x[np.asarray(idx, int)]
+                w.g_cv = float(timeseries.statistical_inefficiency(w.x))
+                w.g_energy = None if w.u_all is None else float(timeseries.statistical_inefficiency(
+                    w.u_all[:, _own_state(w, windows, i)]))
+                w.g = max(w.g_cv, w.g_energy or 1.0)
+                idx = timeseries.subsample_correlated_data(w.x, g=w.g)
+            w.sub_idx = np.asarray(idx, int)
+            w.x_sub = w.x[w.sub_idx]
     finally:
         tslog.setLevel(level)
+
+
+def _own_state(w: Window, windows: list[Window], i: int) -> int:
+    """Column of ``w.u_all`` that is w's own state: states are stored in window-index order."""
+    return int(w.k) if w.u_all is not None and w.k < w.u_all.shape[1] else i
+
+
+def sampler_energies(windows: list[Window]) -> np.ndarray | None:
+    """u_kn (states x decorrelated samples, kT) as recorded by the exchange sampler, in the order of
+    ``windows`` (None for independent windows, whose energies are the analytic bias)."""
+    if not windows or any(w.u_all is None for w in windows):
+        return None
+    order = [w.k for w in windows]
+    return np.concatenate([w.u_all[w.sub_idx][:, order] for w in windows]).T
 
 
 def reduced_bias(windows: list[Window], x: np.ndarray, kT: float) -> np.ndarray:
@@ -318,7 +346,21 @@ def step_load(window_dir: Path, spec) -> tuple[list[Window], list[int]]:
         raise PMFCoverageError(f"pmf {spec.name}: windows {[k for k in missing if k < n_base]} have no "
                                f"{window_dir}/window_<k>.npz yet; run them first")
     have = [window_dir / f"window_{w.k_index}.npz" for w in table if w.k_index not in missing]
-    return by_sampled_mean(load_windows(have)), missing
+    windows = load_windows(have)
+    check_not_stale(spec, table, windows, window_dir)
+    return by_sampled_mean(windows), missing
+
+
+def check_not_stale(spec, table, windows: list[Window], window_dir: Path) -> None:
+    """Window files sampled for other centres or force constants than the spec's are named as stale
+    (not diagnosed later as overlap gaps)."""
+    want = {w.k_index: (w.r0_nm, w.k_kJ_mol_nm2) for w in table}
+    stale = [w for w in windows if not np.allclose((w.r0, w.kspring), want[w.k], rtol=1e-9, atol=1e-12)]
+    if stale:
+        made = ", ".join(f"window {w.k}: r0={w.r0:.5g} nm, k={w.kspring:g}" for w in stale)
+        says = ", ".join(f"window {w.k}: r0={want[w.k][0]:.5g} nm, k={want[w.k][1]:g}" for w in stale)
+        raise PMFCoverageError(f"pmf {spec.name}: stale window files in {window_dir}: made for {made}; the spec says "
+                               f"{says}. Delete them (and their checkpoints) to resample, or use a new pmf name")
 
 
 def by_sampled_mean(windows: list[Window]) -> list[Window]:
@@ -355,7 +397,9 @@ def step_mbar(windows, st: Settings):
     subsample(windows)
     x_n = np.concatenate([w.x_sub for w in windows])
     N_k = np.array([len(w.x_sub) for w in windows])
-    u_kn = reduced_bias(windows, x_n, st.kT_kJ_mol)
+    u_kn = sampler_energies(windows)
+    if u_kn is None:
+        u_kn = reduced_bias(windows, x_n, st.kT_kJ_mol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mbar = MBAR(u_kn, N_k)
@@ -386,6 +430,11 @@ def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
         "k_kJ_mol_nm2": [w.kspring for w in windows], "n_samples": [int(len(w.x)) for w in windows],
         "sampled_ps_per_window": [float(len(w.x) * w.dt_sample_ps) for w in windows],
         "statistical_inefficiency": [w.g for w in windows], "n_uncorrelated": N_k.tolist(),
+        "statistical_inefficiency_cv": [w.g_cv for w in windows],
+        "statistical_inefficiency_energy": [w.g_energy for w in windows],
+        "sampler": "exchange" if windows[0].u_all is not None else "independent",
+        "u_kn_source": "exchange sampler's recorded reduced energies" if windows[0].u_all is not None else
+                       "analytic bias 0.5 k (x - r0)^2 / kT of the recorded CV",
         "window_mean_nm": [float(np.mean(w.x)) for w in windows], "window_sd_nm": [float(np.std(w.x)) for w in windows],
         "window_drift_sigma": drift, "neighbour_overlap": nbr.tolist(), "min_neighbour_overlap": float(nbr.min()),
         "neighbour_overlap_is": "overlap across the cut between windows adjacent in sampled mean: the best "
@@ -496,15 +545,35 @@ def step_fes(x_n, N_k, u_kn, f_k, edges, info, kT) -> np.ndarray:
     return kT * f_fes
 
 
+# Blocks per window of the block bootstrap. The samples are already decorrelated by g, but g is
+# measured on the CV alone: a slow motion that barely moves the CV (a shell rearranging) leaves a
+# long, low tail in its autocorrelation that the estimate of g cuts off, and the error comes out too
+# small (measured on the slow-coupled toy of tests/test_pmf_calibration.py: 1.7x). Resampling whole
+# blocks of 1/BLOCKS_PER_WINDOW of each window keeps every correlation shorter than a block.
+BLOCKS_PER_WINDOW = 10
+
+
+def block_indices(n: int, rng, n_blocks: int = BLOCKS_PER_WINDOW) -> np.ndarray:
+    """A block-bootstrap draw of ``n`` time-ordered samples: ``n_blocks`` contiguous blocks (the last
+    ones one sample longer when n does not divide) drawn with replacement, as sample indices."""
+    n_blocks = max(1, min(n_blocks, n))
+    bounds = np.linspace(0, n, n_blocks + 1).round().astype(int)
+    pick = rng.integers(0, n_blocks, n_blocks)
+    return np.concatenate([np.arange(bounds[j], bounds[j + 1]) for j in pick])
+
+
 def step_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, n_boot, seed) -> np.ndarray:
-    """Step 9: (n_boot, n_bins) F with the volume term (kJ/mol): resample each window, re-solve MBAR."""
+    """Step 9: (n_boot, n_bins) F with the volume term (kJ/mol): block-resample each window
+    (:func:`block_indices`), re-solve MBAR."""
     rng = np.random.default_rng(seed)
     boot = np.full((n_boot, len(edges) - 1), np.nan)
     offs = np.concatenate([[0], np.cumsum(N_k)])
     for b in range(n_boot):
-        idx = np.concatenate([offs[i] + rng.integers(0, N_k[i], N_k[i]) for i in range(len(N_k))])
+        draws = [offs[i] + block_indices(N_k[i], rng) for i in range(len(N_k))]
+        n_b = np.array([len(d) for d in draws])
+        idx = np.concatenate(draws)
         ub = u_kn[:, idx]
-        boot[b] = kT * _bin_f(x_n[idx], _log_weights(ub, N_k, solve_mbar_newton(ub, N_k, f_k)), edges)
+        boot[b] = kT * _bin_f(x_n[idx], _log_weights(ub, n_b, solve_mbar_newton(ub, n_b, f_k)), edges)
     return boot
 
 
@@ -611,15 +680,32 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
         "min_neighbour_overlap": info["min_neighbour_overlap"], "mbar_wham_max_diff_kJ_mol": info[
             "mbar_wham_max_diff_kJ_mol"], "n_windows": info["n_windows"],
         "sampled_ps_per_window": float(np.median(info["sampled_ps_per_window"])),
-        "n_bootstrap": int(st.n_bootstrap), "bootstrap_seed": int(st.seed)})
+        "n_bootstrap": int(st.n_bootstrap), "bootstrap_seed": int(st.seed), "sampler": info["sampler"],
+        "error_kind": "within-run bootstrap standard deviation over decorrelated samples (one run; see "
+                      "convergence.reasons, and repeats for the between-run spread)"})
+    conv = _assess(result, spec, st.seed)
+    result.barrier.update(converged=conv["converged"], converged_reason="; ".join(conv["reasons"]),
+                          convergence={k: v for k, v in conv.items() if k != "series"})
     write_barrier(result.barrier, out_dir / records.BARRIER_JSON)
-    atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
+    atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(finite_json(info), indent=2))
     if plots:
         from solvmd.pmf import plots as P
 
         P.plot_pmf(result, out_dir / "pmf.png")
+        P.plot_convergence(conv["series"], out_dir / "convergence.png")
     log.info("pmf %s: min neighbour overlap %.3f, MBAR-WHAM max diff %.2f kJ/mol, dG_barrier %s", info.get("cv", ""),
              info["min_neighbour_overlap"], info["mbar_wham_max_diff_kJ_mol"], result.barrier.get("dG_barrier_kJ_mol"))
+
+
+def _assess(result: PMFResult, spec, seed: int) -> dict:
+    """The convergence verdict (:func:`solvmd.pmf.convergence.assess`); a PMF whose checks cannot be
+    computed is not converged, with the reason."""
+    from solvmd.pmf.convergence import assess
+
+    try:
+        return assess(result, spec, seed)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+        return {"converged": False, "reasons": [f"convergence checks failed: {err}"], "series": {}}
 
 
 def _system_from_path(out_dir: Path) -> str:

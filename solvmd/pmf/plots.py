@@ -111,3 +111,34 @@ def plot_compare(df, path):
     sec = ax.secondary_yaxis("right", functions=(lambda v: v / 4.184, lambda v: v * 4.184))
     sec.set_ylabel("ΔG‡ (kcal/mol)")
     return _save(fig, path)
+
+
+def plot_replica_paths(state_of_replica, interval_ps: float, path):
+    """State (window) index of each exchange replica against sampled time (ps)."""
+    s = np.asarray(state_of_replica)
+    t = (np.arange(len(s)) + 1) * interval_ps
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in range(s.shape[1]):
+        ax.step(t, s[:, r], where="post", lw=0.8, color=plt.cm.viridis(r / max(1, s.shape[1] - 1)))
+    ax.set_xlabel("sampled time per replica (ps)")
+    ax.set_ylabel("window (state) index")
+    ax.set_title("replica paths through the windows (one colour per replica)", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_convergence(series: dict, path):
+    """Forward (first fraction of every window) and reverse (last fraction) estimates of each quantity,
+    with error bars, against the fraction of sampled time: ``series[name] = rows`` of
+    {fraction, direction, value, err}."""
+    names = [n for n, rows in series.items() if rows]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for direction, colour in (("forward", "C0"), ("reverse", "C3")):
+            rows = [r for r in series[name] if r["direction"] == direction]
+            ax.errorbar([r["fraction"] for r in rows], [r["value"] for r in rows], yerr=[r["err"] for r in rows],
+                        marker="o", ms=3, capsize=2, color=colour, label=direction)
+        ax.set_xlabel("fraction of sampled time used")
+        ax.set_ylabel(f"{name} (kJ/mol)")
+        ax.legend(fontsize=7)
+    fig.suptitle("convergence: forward (first part of every window) and reverse (last part)", fontsize=9)
+    return _save(fig, path)

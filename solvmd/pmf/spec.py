@@ -175,6 +175,20 @@ class PMFSpec(_Strict):
     checkpoint_ps: float = Field(20.0, gt=0.0)
     keep_barostat: bool = False
     platform: str | None = Field(None, description="CUDA, OpenCL, CPU or Reference; None: fastest available")
+    # sampling scheme and convergence control
+    sampler: Literal["independent", "exchange"] = Field(
+        "independent", description="independent: one job per window (spreads over GPUs/nodes); exchange: all windows "
+        "as replicas of one Simulation with Hamiltonian replica exchange (openmm.app.ReplicaExchangeSampler)")
+    exchange_interval_ps: float = Field(0.5, gt=0.0, description="exchange: MD time (ps) of every replica between "
+                                        "exchange attempts; one CV sample per replica per interval")
+    min_predicted_acceptance: float = Field(1e-3, gt=0.0, lt=1.0, description="exchange: neighbour states whose "
+                                            "flat-PMF exchange acceptance is predicted below this are refused")
+    repeats: int = Field(1, ge=1, description="independent copies of the whole PMF (own packing and velocity seeds); "
+                         "the reported value is their mean, its error the between-repeat standard error")
+    target_error_kJ_mol: float | None = Field(None, gt=0.0, description="sample until the barrier's error is "
+                                              "below this (kJ/mol), up to max_sample_ps")
+    max_sample_ps: float | None = Field(None, gt=0.0, description="sampling budget per window (ps) for "
+                                        "target_error_kJ_mol; default sample_ps (no extension)")
     # estimation
     bin_width_nm: float | None = Field(None, gt=0.0)
     n_bootstrap: int = Field(100, ge=0)
@@ -238,6 +252,11 @@ class PMFSpec(_Strict):
         if not isinstance(self.k_kJ_mol_nm2, (int, float)) and len(self.k_kJ_mol_nm2) != len(self.centers()):
             raise ValueError(f"k_kJ_mol_nm2 as a list needs one value per window ({len(self.centers())} windows), "
                              f"got {len(self.k_kJ_mol_nm2)}")
+        if self.max_sample_ps is not None and self.max_sample_ps < self.sample_ps:
+            raise ValueError(f"max_sample_ps {self.max_sample_ps} is below sample_ps {self.sample_ps}: the budget "
+                             "must allow the first round")
+        if self.sampler == "exchange":
+            self._check_exchange()
         n_steps = self.sample_ps * 1000.0 / self.timestep_fs
         if n_steps < self.sample_interval_steps * 10:
             raise ValueError(
@@ -246,7 +265,36 @@ class PMFSpec(_Strict):
             )
         return self
 
+    def _check_exchange(self) -> None:
+        """Exchange needs >= 2 states, an interval of whole steps within sample_ps, and overlapping neighbours."""
+        if len(self.centers()) < 2:
+            raise ValueError("sampler: exchange needs at least 2 windows (states) to exchange between")
+        if self.exchange_steps < 1 or self.exchange_interval_ps > self.sample_ps / 10.0:
+            raise ValueError(f"exchange_interval_ps {self.exchange_interval_ps} must be >= timestep_fs/1000 and give "
+                             f">= 10 exchanges within sample_ps {self.sample_ps}")
+        from solvmd.pmf.windows import predicted_acceptance
+
+        acc = predicted_acceptance(self.centers(), self.k_values(), self.kT)
+        worst = int(np.argmin(acc))
+        if acc[worst] < self.min_predicted_acceptance:
+            c = self.centers()
+            raise ValueError(
+                f"exchange between windows {worst} and {worst + 1} (r0={c[worst]:.4g}, {c[worst + 1]:.4g} nm) would "
+                f"almost never be accepted: predicted acceptance {acc[worst]:.2g} < min_predicted_acceptance="
+                f"{self.min_predicted_acceptance:g} (flat PMF, harmonic windows). Put windows closer or lower "
+                "k_kJ_mol_nm2")
+
     # -- derived quantities --------------------------------------------------
+    @property
+    def exchange_steps(self) -> int:
+        """MD steps of one replica between exchange attempts."""
+        return int(round(self.exchange_interval_ps * 1000.0 / self.timestep_fs))
+
+    @property
+    def n_exchange_iterations(self) -> int:
+        """Exchange iterations (one CV sample per replica each) in sample_ps."""
+        return int(self.sample_ps * 1000.0 / self.timestep_fs) // self.exchange_steps
+
     @property
     def kT(self) -> float:
         """k_B T in kJ/mol."""

@@ -85,6 +85,45 @@ def write_inputs(system: mm.System, positions, out_dir) -> tuple[Path, Path]:
     return sp, tp
 
 
+# The slow partner of :func:`slow_coupled_double_well`: a heavy particle whose x coordinate s sits in
+# its own double well and tilts the height double well by lam*(z - c)*s. It plays the slow motion
+# orthogonal to the CV (a shell rearranging) that makes umbrella windows correlated.
+SLOW = {"h_s": 2.5, "a_s": 0.1, "lam": 60.0, "mass_s": 40.0}
+
+
+def slow_coupled_double_well(h=10.0, c=0.5, a=0.15, mass=10.0, k_xy=500.0, **slow):
+    """Height double well (particle 0, CV z) coupled to a slow coordinate s (particle 1's x).
+
+    U = h((z-c)^2/a^2 - 1)^2 + h_s((s/a_s)^2 - 1)^2 + lam (z - c) s + confinement of the other
+    coordinates (kJ/mol, nm). Exact F(z) = U_dw(z) - kT ln int exp(-(U_s(s) + lam (z-c) s)/kT) ds,
+    see :func:`exact_slow_coupled`. Returns ``(system, positions_nm)``.
+    """
+    p = {**SLOW, **slow}
+    system = mm.System()
+    system.addParticle(mass)
+    system.addParticle(p["mass_s"])
+    f = mm.CustomCompoundBondForce(2, _expr("z1", h, c, a) + f" + {p['h_s']}*((x2/{p['a_s']})^2-1)^2"
+                                   f" + {p['lam']}*(z1-{c})*x2 + 0.5*{k_xy}*(x1^2+y1^2+y2^2+z2^2)")
+    f.addBond([0, 1], [])
+    system.addForce(f)
+    return system, np.array([[0.0, 0.0, c - a], [-p["a_s"], 0.0, 0.0]])
+
+
+def exact_slow_coupled(edges, temperature_K=298.15, h=10.0, c=0.5, a=0.15, n_quad=200, **slow):
+    """Exact bin-averaged F(z) (kJ/mol, zero at its minimum) of :func:`slow_coupled_double_well`."""
+    p = {**SLOW, **slow}
+    kT = KB_KJ_MOL_K * temperature_K
+    s = np.linspace(-4 * p["a_s"], 4 * p["a_s"], 2001)
+    us = p["h_s"] * ((s / p["a_s"]) ** 2 - 1.0) ** 2
+    out = []
+    for lo, hi in zip(np.asarray(edges)[:-1], np.asarray(edges)[1:]):
+        z = np.linspace(lo, hi, n_quad)
+        inner = trapezoid(np.exp(-(us[None, :] + p["lam"] * (z[:, None] - c) * s[None, :]) / kT), s, axis=1)
+        out.append(-kT * np.log(trapezoid(np.exp(-double_well(z, h, c, a) / kT) * inner, z) / (hi - lo)))
+    F = np.array(out)
+    return F - F.min()
+
+
 def toy_spec(kind: str = "height", **overrides):
     """A PMFSpec for the toy double wells (Reference platform; fast)."""
     from solvmd.pmf.spec import load_spec

@@ -498,10 +498,16 @@ def _run_window_job(args):
 
 def run_windows(system_xml, state_xml, spec, out_dir, topology=None, n_jobs: int = 1, platform: str | None = None,
                 threads: int | None = None) -> list[Path]:
-    """Prepare, then run every window: one after another (``n_jobs=1``) or in ``n_jobs`` processes."""
+    """Prepare, then run every window: one after another (``n_jobs=1``) or in ``n_jobs`` processes;
+    with ``sampler: exchange`` all windows as replicas of one replica-exchange run."""
     spec = load_spec(spec)
     out_dir = Path(out_dir)
     prepare_windows(system_xml, state_xml, spec, out_dir, topology=topology, platform=platform, threads=threads)
+    if spec.sampler == "exchange":
+        from solvmd.pmf.exchange import run_exchange
+
+        return run_exchange(system_xml, spec, out_dir, topology=load_topology(topology), platform=platform,
+                            threads=threads)
     ks = [w.k_index for w in window_table(spec, out_dir)]
     if n_jobs <= 1:
         return [run_window(system_xml, None, spec, k, out_dir, platform=platform, threads=threads) for k in ks]
