@@ -52,6 +52,14 @@ def _bonded_file(file: str) -> dict:
     return json.loads(path.read_text()).get("complexes", {})
 
 
+def bonded_charge_scale(file: str) -> float | None:
+    """The ionic ``charge_scale`` a bonded-parameter file's effective r0 / theta0 were fitted at (None: not recorded)."""
+    path = species_registry.FORCEFIELD_DIR / file
+    if not path.is_file():
+        raise SolvmdError(f"bonded.file: {path} not found (written by forcefields/tools/mg_complex_seminario.py)")
+    return json.loads(path.read_text()).get("charge_scale")
+
+
 def bonded_parameters(file: str, entry: str) -> dict:
     """``{"bonds": {kind: {r0_A, k_kJ_mol_A2}}, "angles": {kind: {theta0_deg, k_kJ_mol_rad2}}}``."""
     data = _bonded_file(file)

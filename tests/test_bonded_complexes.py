@@ -58,11 +58,16 @@ def test_dimer_system_gets_bonds_angles_and_exclusions():
     mg = [i for i, e in enumerate(el) if e == "Mg"]
     pairs = {tuple(sorted(nb.getExceptionParameters(k)[:2])): nb.getExceptionParameters(k)[2]
              for k in range(nb.getNumExceptions())}
-    assert pairs[tuple(mg)].value_in_unit(unit.elementary_charge**2) == 0.0  # Mg...Mg is 1-3: excluded
+    cl = sorted(st.bridging)
+    # Mg-Cl (1-2) and Cl...Cl (1-3 through Mg) are excluded; Mg...Mg (1-3 through each mu-Cl) is NOT (issue 29)
+    assert all(pairs[(m, c)].value_in_unit(unit.elementary_charge**2) == 0.0 for m in mg for c in cl)
+    assert all((a, b) in pairs for i, a in enumerate(cl) for b in cl[i + 1:])
+    assert tuple(mg) not in pairs
+    assert nb.getParticleParameters(mg[0])[0].value_in_unit(unit.elementary_charge) == pytest.approx(1.6)
     for f in system.getForces():
         if isinstance(f, openmm.CustomNonbondedForce):
             excl = {tuple(sorted(f.getExclusionParticles(k))) for k in range(f.getNumExclusions())}
-            assert tuple(mg) in excl
+            assert tuple(mg) not in excl and (mg[0], cl[0]) in excl
 
 
 def test_bonded_dimer_holds_its_core_in_short_md():

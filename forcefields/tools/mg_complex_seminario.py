@@ -4,6 +4,7 @@
 Usage (repository root; needs ``pip install tblite``, in the extra ``solvmd[charges]``)::
 
     python forcefields/tools/mg_complex_seminario.py        # -> forcefields/qm/mg_complexes_seminario.json
+    python forcefields/tools/mg_complex_seminario.py --refit   # r0/theta0 only (QM from build/qm or the file)
 
 Route:
 
@@ -17,8 +18,12 @@ Route:
    <1271::AID-QUA8>3.0.CO;2-W), as MCPB.py uses it: bond k = sum_i lambda_i |u_AB . v_i|
    over the eigenpairs of -H_AB; angle 1/k = 1/(R_AB^2 sum lambda |u_PA . v|) + 1/(R_CB^2 ...).
    Equivalent terms (all bridging Mg-Cl, all Cl-Mg-Cl, all Mg-Cl-Mg) are averaged.
-   r0 and theta0 are the minimized GFN2-xTB values. Units written: A, deg, kJ/mol/A^2 and
+   r_qm and theta_qm are the minimized GFN2-xTB values. Units written: A, deg, kJ/mol/A^2 and
    kJ/mol/rad^2 with E = 1/2 k (x - x0)^2 (OpenMM convention).
+4. Effective r0 / theta0 (:func:`fit_equilibrium`): refitted until the MM minimum of each
+   isolated complex, with the nonbonded pairs solvmd keeps (``bonded_complexes.excluded_pairs``:
+   Mg-Cl and Cl...Cl excluded, the dimer's Mg...Mg kept since issue 29), is the GFN2-xTB geometry.
+   ``--refit`` redoes only this step (after a change of the exclusions or charge scale).
 
 Only the Mg-Cl part is bonded; Mg-O(THF) stays nonbonded (THF can leave).
 """
@@ -230,9 +235,20 @@ def fit_equilibrium(name: str, qm: dict, log, tol: float = 0.002, max_iter: int 
     return dict(qm, **terms)
 
 
+def qm_terms_from_results(results: dict) -> dict:
+    """The QM part of a written results file (Seminario k, GFN2-xTB r_qm / theta_qm, geometry):
+    each complex's terms without the fitted r0 / theta0 and MM minima, as :func:`terms` returns them."""
+    fitted = ("r0_A", "theta0_deg", "mm_minimum")
+    return {name: {"bonds": {k: {f: v for f, v in t.items() if f not in fitted} for k, t in cx["bonds"].items()},
+                   "angles": {k: {f: v for f, v in t.items() if f not in fitted} for k, t in cx["angles"].items()},
+                   "geometry": cx["geometry"]}
+            for name, cx in results["complexes"].items()}
+
+
 def main() -> int:
     from solvmd.io import write_json_atomic
 
+    (ROOT / "build" / "qm").mkdir(parents=True, exist_ok=True)
     logf = open(ROOT / "build" / "qm" / "seminario_progress.log", "a")
 
     def log(msg: str) -> None:
@@ -242,6 +258,8 @@ def main() -> int:
     qm_cache = ROOT / "build" / "qm" / "seminario_qm.json"
     if "--refit" in sys.argv and qm_cache.exists():
         qm = json.loads(qm_cache.read_text())
+    elif "--refit" in sys.argv:  # no QM cache here: the QM half (k, r_qm, theta_qm) of the shipped file
+        qm = qm_terms_from_results(json.loads(RESULTS.read_text()))
     else:
         qm = {name: terms(name, log) for name in ("MgCl_THF5", "Mg2Cl3_THF6")}
         write_json_atomic(qm_cache, qm)

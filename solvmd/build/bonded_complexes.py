@@ -80,17 +80,31 @@ def _exclude(system: openmm.System, pairs: set[tuple[int, int]]) -> None:
                 force.addExclusion(i, j)
 
 
+def _check_charge_scale(name: str, file: str, charge_scale: float | None) -> None:
+    """Refuse a bonded complex in a System whose ionic charge scale is not the one its
+    effective r0 / theta0 were fitted at (the fit balances the nonbonded forces at that scale)."""
+    fitted = cx_registry.bonded_charge_scale(file)
+    if charge_scale is not None and fitted is not None and abs(charge_scale - fitted) > 1e-9:
+        raise SolvmdError(f"bonded complex {name}: its bonded terms (forcefields/{file}) were fitted at "
+                          f"charge_scale {fitted}, the recipe has charge_scale {charge_scale}; use {fitted} or "
+                          "refit them (python forcefields/tools/mg_complex_seminario.py --refit)")
+
+
 def add_complex_bonds(system: openmm.System, units: dict[str, int], elements: list[str],
-                      xyz_nm: np.ndarray, params: dict[str, dict] | None = None) -> list[dict]:
+                      xyz_nm: np.ndarray, params: dict[str, dict] | None = None,
+                      charge_scale: float | None = None) -> list[dict]:
     """Add the bonded Mg-Cl model of every bonded complex in ``units`` (packed in that order)
     to ``system``; returns manifest records (complex, counts of terms, parameter file).
-    ``params`` (complex name -> terms) replaces the file's terms (used by the fitting script)."""
+    ``params`` (complex name -> terms) replaces the file's terms (used by the fitting script);
+    ``charge_scale`` (the System's ionic charge scale), when given, must be the one the
+    file's terms were fitted at."""
     records = []
     bond_f = angle_f = None
     for rec in complex_instances(units):
         cx = cx_registry.get(rec["name"])
         if cx.bonded is None:
             continue
+        _check_charge_scale(rec["name"], cx.bonded.file, charge_scale)
         p = (params or {}).get(rec["name"]) or cx_registry.bonded_parameters(cx.bonded.file, cx.bonded.entry)
         if bond_f is None:
             bond_f, angle_f = openmm.HarmonicBondForce(), openmm.HarmonicAngleForce()
