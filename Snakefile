@@ -47,8 +47,34 @@ def _check_recipes():
 
 _check_recipes()
 
+from solvmd.pmf.repeats import repeat_system, split_repeat
+
+
+def _recipe_path(system):
+    """The recipe of a results folder name: repeat r >= 2 of a system lives in <system>+r<r>."""
+    return RECIPES / f"{split_repeat(system)[0]}.yaml"
+
+
+def _recipe(wildcards):
+    return str(_recipe_path(wildcards.system))
+
+
+def _n_repeats(system):
+    """Most repeats any pmf entry of the recipe asks for (1 without a pmf: block)."""
+    block = (yaml.safe_load(_recipe_path(system).read_text()) or {}).get("pmf")
+    if not block or not config.get("pmf", True):
+        return 1
+    from solvmd.pmf import load_specs
+
+    return max(spec.repeats for spec in load_specs(block))
+
+
+REPEATS = {system: _n_repeats(system) for system in SYSTEMS}
+# every results folder a PMF needs: the systems, then the extra repeats (own packing + velocities)
+RUN_SYSTEMS = list(SYSTEMS) + [repeat_system(s, r) for s in SYSTEMS for r in range(2, REPEATS[s] + 1)]
+
 wildcard_constraints:
-    system="[A-Za-z0-9_.-]+",
+    system="[A-Za-z0-9_.+-]+",
 
 localrules: all, protocol, thermo_plot, compare, sac_comparison, summary
 
@@ -67,7 +93,7 @@ PMF_ENV = ((f"SOLVMD_PLATFORM={_PLATFORM} " if _PLATFORM != "auto" else "")
 
 def _pmf_windows(system):
     """{cv name: number of windows} from the recipe's pmf: block (empty without one)."""
-    block = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()).get("pmf")
+    block = yaml.safe_load(_recipe_path(system).read_text()).get("pmf")
     if not block or not config.get("pmf", True):
         return {}
     from solvmd.pmf import load_specs, n_windows
@@ -76,12 +102,12 @@ def _pmf_windows(system):
     return {spec.name: n_windows(spec, f"{RESULTS}/{system}/pmf/{spec.name}") for spec in load_specs(block)}
 
 
-PMF = {system: _pmf_windows(system) for system in SYSTEMS}
+PMF = {system: _pmf_windows(system) for system in RUN_SYSTEMS}
 
 
 def _pmf_samplers(system):
     """{cv name: sampler} ("independent": one job per window; "exchange": one job for all windows)."""
-    block = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()).get("pmf")
+    block = yaml.safe_load(_recipe_path(system).read_text()).get("pmf")
     if not block or not config.get("pmf", True):
         return {}
     from solvmd.pmf import load_specs
@@ -89,7 +115,7 @@ def _pmf_samplers(system):
     return {spec.name: spec.sampler for spec in load_specs(block)}
 
 
-SAMPLER = {system: _pmf_samplers(system) for system in SYSTEMS}
+SAMPLER = {system: _pmf_samplers(system) for system in RUN_SYSTEMS}
 
 
 def _pmf_samples(w):
@@ -99,6 +125,8 @@ def _pmf_samples(w):
         return [f"{folder}/exchange.json"]
     return [f"{folder}/{records.window_npz(k)}" for k in range(PMF[w.system][w.cv])]
 BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/{records.BARRIER_JSON}" for system in SYSTEMS for cv in PMF[system]]
+# one repeats.json per PMF: its repeats combined (mean, between-repeat error, agreement, verdict)
+REPEAT_TABLES = [f"{RESULTS}/{system}/pmf/{cv}/repeats.json" for system in SYSTEMS for cv in PMF[system]]
 
 
 def _targets():
@@ -106,7 +134,7 @@ def _targets():
     out += expand(f"{RESULTS}/{{system}}/md/{records.THERMO_PNG}", system=SYSTEMS)
     if config.get("analyze", True):
         out += expand(f"{RESULTS}/{{system}}/analysis/{records.ANALYSIS_JSON}", system=SYSTEMS)
-    out += BARRIERS
+    out += BARRIERS + REPEAT_TABLES
     if BARRIERS:
         out.append(f"{RESULTS}/{records.BARRIERS_CSV}")
     if BARRIERS and config.get("sac_comparison", False):
@@ -138,7 +166,7 @@ rule protocol:
 
 def _build_inputs(wildcards):
     """The recipe, plus for an interface its electrolyte recipe and the bulk run it takes its density from."""
-    recipe = RECIPES / f"{wildcards.system}.yaml"
+    recipe = _recipe_path(wildcards.system)
     if "surface" not in (yaml.safe_load(recipe.read_text()) or {}):
         return [str(recipe)]
     from solvmd.build.interface import build_inputs
@@ -155,8 +183,10 @@ rule build:
         manifest=f"{RESULTS}/{{system}}/build/{records.MANIFEST}",
     log:
         f"{RESULTS}/{{system}}/logs/build.log",
+    params:
+        repeat=lambda w: split_repeat(w.system)[1],
     shell:
-        "solvmd build {input[0]} -o $(dirname {output.manifest}) 2> {log}"
+        "solvmd build {input[0]} --repeat {params.repeat} -o $(dirname {output.manifest}) 2> {log}"
 
 
 rule md:
@@ -174,8 +204,10 @@ rule md:
     resources:
         gpu=RES.get("md_gpus", 0),
         runtime=RES.get("md_runtime_min", 60),
+    params:
+        repeat=lambda w: split_repeat(w.system)[1],
     shell:
-        "SOLVMD_CPU_THREADS={threads} " + GPU_SLOT + " solvmd md $(dirname {input.manifest}) "
+        "SOLVMD_CPU_THREADS={threads} " + GPU_SLOT + " solvmd md $(dirname {input.manifest}) --repeat {params.repeat} "
         "-o $(dirname {output.done}) -p {input.protocol} 2> {log}"
 
 
@@ -210,7 +242,7 @@ _ANALYSIS_REPORT = {
 
 
 def _analysis_switches(system):
-    recipe = yaml.safe_load((RECIPES / f"{system}.yaml").read_text()) or {}
+    recipe = yaml.safe_load(_recipe_path(system).read_text()) or {}
     return records.analysis_switches_for_recipe(recipe, ANALYSIS_OPTIONS)
 
 
@@ -256,7 +288,7 @@ for _i, (_switches, _members) in enumerate(_ANALYSIS_GROUPS.items()):
 rule pmf_prepare:
     """Pick the tagged ion/solvent; window starts by placement (translation + biased minimisation) or a steered pull."""
     input:
-        recipe=str(RECIPES / "{system}.yaml"),
+        recipe=_recipe,
         md=f"{RESULTS}/{{system}}/md/{records.MD_JSON}",
     output:
         f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
@@ -275,7 +307,7 @@ rule pmf_prepare:
 rule pmf_window:
     """One umbrella window: an independent, restartable job."""
     input:
-        recipe=str(RECIPES / "{system}.yaml"),
+        recipe=_recipe,
         cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
     output:
         f"{RESULTS}/{{system}}/pmf/{{cv}}/" + records.window_npz("{k}"),
@@ -295,7 +327,7 @@ rule pmf_window:
 rule pmf_exchange:
     """All windows of one PMF as replicas of one Hamiltonian replica-exchange run (sampler: exchange)."""
     input:
-        recipe=str(RECIPES / "{system}.yaml"),
+        recipe=_recipe,
         cv=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.CV_JSON}",
     output:
         f"{RESULTS}/{{system}}/pmf/{{cv}}/exchange.json",
@@ -313,7 +345,7 @@ rule pmf_exchange:
 
 rule pmf_estimate:
     input:
-        recipe=str(RECIPES / "{system}.yaml"),
+        recipe=_recipe,
         windows=_pmf_samples,
     output:
         barrier=f"{RESULTS}/{{system}}/pmf/{{cv}}/{records.BARRIER_JSON}",
@@ -334,6 +366,19 @@ rule pmf_estimate:
         "{RESULTS}/{wildcards.system}/logs/pmf_{wildcards.cv}_$f.png 2>/dev/null; done; exit 1; }}"
 
 
+rule pmf_repeats:
+    """A PMF's independent repeats combined: mean, between-repeat standard error, agreement, verdict."""
+    input:
+        lambda w: [f"{RESULTS}/{repeat_system(w.system, r)}/pmf/{w.cv}/{records.BARRIER_JSON}"
+                   for r in range(1, REPEATS[w.system] + 1)],
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/repeats.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_repeats.log",
+    shell:
+        "solvmd pmf-repeats {input} -o {output} 2> {log}"
+
+
 rule compare:
     """One table and one figure of the barriers across systems."""
     input:
@@ -350,7 +395,8 @@ rule compare:
 rule sac_comparison:
     """SCIENCE.md §6: dG‡, adsorption dG, CN bulk vs contact per (ion, surface, coordinate)."""
     input:
-        BARRIERS,
+        barriers=BARRIERS,
+        repeats=REPEAT_TABLES,
     output:
         csv=report(f"{RESULTS}/sac_comparison.csv", caption="report/sac_comparison_csv.rst",
                    category="5. Across systems", labels={"item": "sac_comparison.csv"}),
@@ -359,7 +405,8 @@ rule sac_comparison:
     log:
         f"{RESULTS}/logs/sac_comparison.log",
     shell:
-        "solvmd sac-compare $(for b in {input}; do dirname $b; done) --csv {output.csv} --png {output.png} > {log} 2>&1"
+        "solvmd sac-compare $(for b in {input.barriers}; do dirname $b; done) --csv {output.csv} --png {output.png} "
+        "> {log} 2>&1"
 
 
 rule summary:

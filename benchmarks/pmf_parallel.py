@@ -39,7 +39,7 @@ def main(argv=None):
 
     from solvmd.pmf import toy
     from solvmd.pmf.estimate import estimate_pmf
-    from solvmd.pmf.spec import load_spec
+    from solvmd.pmf_spec import load_spec
     from solvmd.pmf.umbrella import run_windows
 
     work = Path(args.out or tempfile.mkdtemp(prefix="pmf_bench_"))

@@ -18,9 +18,9 @@ from solvmd.io import read_yaml
 def _cmd_build(args: argparse.Namespace) -> None:
     from solvmd.build.interface import build_interface
     from solvmd.build.system import build_system
-    from solvmd.recipe import InterfaceRecipe, load_any_recipe
+    from solvmd.recipe import InterfaceRecipe, load_any_recipe, with_repeat
 
-    recipe = load_any_recipe(args.recipe)
+    recipe = with_repeat(load_any_recipe(args.recipe), args.repeat)
     _out_folder(args.out)
     (Path(args.out) / records.MANIFEST).unlink(missing_ok=True)  # written last: a failed build leaves none
     if isinstance(recipe, InterfaceRecipe):
@@ -39,6 +39,9 @@ def _cmd_md(args: argparse.Namespace) -> None:
     if args.protocol is not None:
         read_yaml(args.protocol, "MD protocol", mapping=True)
     protocol = load_protocol(args.protocol, overrides)
+    if args.repeat < 1:
+        raise SolvmdError(f"--repeat: repeat numbers start at 1, got {args.repeat}")
+    protocol = protocol.model_copy(update={"seed": protocol.seed + args.repeat - 1})
     _out_folder(args.out)
     records.claim_folder(args.out, records.fingerprint(args.build, protocol, step=records.MD))
     records.load_openmm_xml(Path(args.build) / records.SYSTEM_XML, "serialized OpenMM System")
@@ -101,11 +104,7 @@ def _finished_md(build, md_dir) -> records.MDRecord:
 
 def _pmf_spec(args: argparse.Namespace):
     from solvmd import pmf
-    from solvmd.recipe import check_window_widths
-
-    spec = pmf.load_spec(args.spec, name=args.name)
-    check_window_widths(spec)
-    return spec
+    return pmf.load_spec(args.spec, name=args.name)
 
 
 def _pmf_identity(args: argparse.Namespace, spec, build: bool = True) -> records.Fingerprint:
@@ -182,6 +181,17 @@ def _pdb_topology(path: Path):
     from openmm import app
 
     return app.PDBFile(str(path)).topology
+
+
+def _cmd_pmf_repeats(args: argparse.Namespace) -> None:
+    from solvmd.pmf.repeats import combine_files
+
+    for path in args.barriers:
+        records.read_barrier(path)  # each one a valid barrier record, or one clear error naming it
+    data = combine_files(args.barriers, args.out)
+    for name, q in data["quantities"].items():
+        print(f"{name}: {q['mean_kJ_mol']:.2f} +- {q['err_kJ_mol']:.2f} kJ/mol ({q['error_kind']})")
+    print(f"converged: {data['converged']} ({data['converged_reason']})")
 
 
 def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
@@ -301,6 +311,7 @@ def _add_run_verbs(sub) -> None:
     p = sub.add_parser("build", help="recipe -> packed, parameterized system (system.pdb/xml, manifest.json)")
     p.add_argument("recipe", help="systems/<name>.yaml")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/build")
+    p.add_argument("--repeat", type=int, default=1, help="independent repeat r: packmol seed + r - 1 (default 1)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("md", help="minimize, heat, equilibrate, produce (resumes from checkpoints)")
@@ -308,6 +319,7 @@ def _add_run_verbs(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/md")
     p.add_argument("-p", "--protocol", help="YAML with MD settings (top level or an md: block)")
     p.add_argument("--platform", choices=["auto", "CUDA", "OpenCL", "CPU", "Reference"], help="override the platform")
+    p.add_argument("--repeat", type=int, default=1, help="independent repeat r: velocity seed + r - 1 (default 1)")
     p.set_defaults(func=_cmd_md)
 
     p = sub.add_parser("analyze", help="RDF, CN, shells, SSIP/CIP/AGG, residence, transport")
@@ -347,6 +359,12 @@ def _add_pmf_verbs(sub) -> None:
     p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
     pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
+
+    p = sub.add_parser("pmf-repeats", help="combine independent repeats of one PMF: mean, between-repeat "
+                       "standard error, agreement, verdict (repeats.json)")
+    p.add_argument("barriers", nargs="+", help="barrier.json of repeats 1..N (results/<system>[+r<r>]/pmf/<cv>/)")
+    p.add_argument("-o", "--out", required=True, help="output, e.g. results/<system>/pmf/<cv>/repeats.json")
+    p.set_defaults(func=_cmd_pmf_repeats)
 
     p = sub.add_parser("sac-compare", help="single-atom-catalyst comparison table + figure from PMF folders")
     p.add_argument("pmf_dirs", nargs="+", help="finished PMF folders results/<system>/pmf/<cv>")

@@ -36,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from solvmd.errors import SolvmdError, validation_message
 from solvmd.io import read_yaml
+from solvmd.units import KJ_PER_KCAL  # noqa: F401  (the pmf package takes it from here)
+from solvmd.units import MOLAR_GAS_CONSTANT_KJ_MOL_K as KB_KJ_MOL_K  # k_B per mole, kJ/(mol K)
 
-KB_KJ_MOL_K = 0.0083144626181532  # Boltzmann constant, kJ/(mol K)
-KJ_PER_KCAL = 4.184
 # Lowest height / site distance a window may sit at: 0.1 nm is well inside the van der Waals
 # radius of carbon (0.170 nm, Bondi, J. Phys. Chem. 68, 441 (1964)); any ion there is inside the sheet.
 MIN_CONTACT_NM = 0.1
@@ -255,6 +255,7 @@ class PMFSpec(_Strict):
         if self.max_sample_ps is not None and self.max_sample_ps < self.sample_ps:
             raise ValueError(f"max_sample_ps {self.max_sample_ps} is below sample_ps {self.sample_ps}: the budget "
                              "must allow the first round")
+        check_window_widths(self)
         if self.sampler == "exchange":
             self._check_exchange()
         n_steps = self.sample_ps * 1000.0 / self.timestep_fs
@@ -272,8 +273,6 @@ class PMFSpec(_Strict):
         if self.exchange_steps < 1 or self.exchange_interval_ps > self.sample_ps / 10.0:
             raise ValueError(f"exchange_interval_ps {self.exchange_interval_ps} must be >= timestep_fs/1000 and give "
                              f">= 10 exchanges within sample_ps {self.sample_ps}")
-        from solvmd.pmf.windows import predicted_acceptance
-
         acc = predicted_acceptance(self.centers(), self.k_values(), self.kT)
         worst = int(np.argmin(acc))
         if acc[worst] < self.min_predicted_acceptance:
@@ -328,6 +327,53 @@ class PMFSpec(_Strict):
         return self.cv.kind in ("distance", "site_distance")
 
 
+MAX_WIDTH_PER_SPACING = 5.0  # window width sqrt(kT/k) at most this many window spacings
+
+
+def check_window_widths(spec: "PMFSpec") -> None:
+    """Refuse a spec whose force constant is so weak that a window's width sqrt(kT/k) far exceeds
+    the spacing to its neighbours (or the CV range): the windows would not localise the CV."""
+    centers = np.asarray(spec.centers(), float)
+    order = np.argsort(centers)
+    centers, k = centers[order], np.asarray(spec.k_values(), float)[order]
+    lo, hi = spec.range_nm
+    gaps = np.diff(centers)
+    spacing = np.maximum(np.r_[gaps, 0.0], np.r_[0.0, gaps]) if len(centers) > 1 else np.array([hi - lo])
+    sigma = np.sqrt(spec.kT / k)
+    limit = np.minimum(MAX_WIDTH_PER_SPACING * spacing, hi - lo)
+    bad = np.flatnonzero(sigma > limit)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"k_kJ_mol_nm2: {k[i]:g} kJ/mol/nm^2 is too weak: window width sqrt(kT/k) = "
+                         f"{sigma[i]:.3g} nm against a spacing of {spacing[i]:.3g} nm and a range of {hi - lo:.3g} nm "
+                         f"(window at {centers[i]:.4g} nm); use k >= {spec.kT / limit[i] ** 2:.3g} kJ/mol/nm^2")
+
+
+def predicted_acceptance(centers_nm, k_kJ_mol_nm2, kT: float, n_draws: int = 20000) -> np.ndarray:
+    """Flat-PMF Hamiltonian-exchange acceptance of each neighbour pair of harmonic windows.
+
+    A replica in window i samples x_i ~ N(r_i, kT/k_i); swapping i and j is accepted with
+    min(1, exp(-Delta)), Delta = [u_i(x_j) + u_j(x_i) - u_i(x_i) - u_j(x_j)] / kT. Equal k gives
+    the closed form erfc(d / (2 sigma)) (d the spacing, sigma = sqrt(kT/k)); unequal k are
+    averaged over ``n_draws`` fixed-seed draws. 1 for identical windows, ~0 for disjoint ones.
+    """
+    from scipy.special import erfc
+
+    c, k = np.asarray(centers_nm, float), np.asarray(k_kJ_mol_nm2, float)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(len(c) - 1):
+        si, sj = math.sqrt(kT / k[i]), math.sqrt(kT / k[i + 1])
+        if math.isclose(k[i], k[i + 1], rel_tol=1e-12):
+            out.append(float(erfc(abs(c[i + 1] - c[i]) / (2.0 * si))))
+            continue
+        xi, xj = rng.normal(c[i], si, n_draws), rng.normal(c[i + 1], sj, n_draws)
+        u = lambda x, r, kk: 0.5 * kk * (x - r) ** 2 / kT  # noqa: E731
+        delta = u(xj, c[i], k[i]) + u(xi, c[i + 1], k[i + 1]) - u(xi, c[i], k[i]) - u(xj, c[i + 1], k[i + 1])
+        out.append(float(np.mean(np.exp(-np.maximum(delta, 0.0)))))
+    return np.array(out)
+
+
 def parse_spec(data: dict | PMFSpec, where: str = "") -> PMFSpec:
     """Validate one mapping into a PMFSpec; errors name the field."""
     if isinstance(data, PMFSpec):
@@ -336,7 +382,7 @@ def parse_spec(data: dict | PMFSpec, where: str = "") -> PMFSpec:
         return PMFSpec.model_validate(data)
     except ValidationError as err:
         raise PMFSpecError(validation_message(
-            err, f"PMF spec {where}".strip(), "PMF spec", hint="allowed fields: solvmd.pmf.spec.PMFSpec; "
+            err, f"PMF spec {where}".strip(), "PMF spec", hint="allowed fields: solvmd.pmf_spec.PMFSpec; "
             "allowed cv kinds: distance, height, site_distance")) from None
 
 

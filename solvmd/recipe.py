@@ -18,33 +18,7 @@ from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError, validation_message
 from solvmd.io import read_yaml
-
-
-MAX_WIDTH_PER_SPACING = 5.0  # window width sqrt(kT/k) at most this many window spacings
-
-
-def check_window_widths(spec) -> None:
-    """Refuse a PMF spec whose force constant is so weak that a window's width sqrt(kT/k)
-    far exceeds the spacing to its neighbours (or the CV range): the windows would not
-    localise the CV. Checked before any MD runs; per-window force constants allowed."""
-    import numpy as np
-
-    centers = np.asarray(spec.centers(), float)
-    order = np.argsort(centers)
-    centers = centers[order]
-    k = np.asarray(spec.k_values(), float)[order] if hasattr(spec, "k_values") else np.full(centers.shape,
-                                                                                          float(spec.k_kJ_mol_nm2))
-    lo, hi = spec.range_nm
-    gaps = np.diff(centers)
-    spacing = np.maximum(np.r_[gaps, 0.0], np.r_[0.0, gaps]) if len(centers) > 1 else np.array([hi - lo])
-    sigma = np.sqrt(spec.kT / k)
-    limit = np.minimum(MAX_WIDTH_PER_SPACING * spacing, hi - lo)
-    bad = np.flatnonzero(sigma > limit)
-    if bad.size:
-        i = int(bad[0])
-        raise SolvmdError(f"pmf {spec.name}: k_kJ_mol_nm2: {k[i]:g} kJ/mol/nm^2 is too weak: window width sqrt(kT/k) = "
-                          f"{sigma[i]:.3g} nm against a spacing of {spacing[i]:.3g} nm and a range of {hi - lo:.3g} nm "
-                          f"(window at {centers[i]:.4g} nm); use k >= {spec.kT / limit[i] ** 2:.3g} kJ/mol/nm^2")
+from solvmd.pmf_spec import PMFSpec, load_specs
 
 
 def _units_with_role(role: str) -> list[str]:
@@ -206,20 +180,17 @@ class Recipe(_Strict):
     charge_scale: float = Field(default=0.8, gt=0, le=1.0)
     packing: Packing = Packing()
     forcefield: ForceFieldSettings = ForceFieldSettings()
-    pmf: list[dict] | dict | None = None  # umbrella-sampling specs, validated by solvmd.pmf.load_specs
+    pmf: list[PMFSpec] | None = None  # umbrella-sampling specs (one mapping or a list in the YAML)
 
-    @field_validator("pmf")
+    @field_validator("pmf", mode="before")
     @classmethod
     def _valid_pmf(cls, v):
-        if v is not None:
-            from solvmd.pmf.spec import load_specs
-
-            try:
-                for spec in load_specs(v):
-                    check_window_widths(spec)
-            except SolvmdError as err:
-                raise ValueError(str(err)) from None
-        return v
+        if v is None:
+            return v
+        try:
+            return load_specs(v)
+        except SolvmdError as err:
+            raise ValueError(str(err)) from None
 
     @field_validator("solvents")
     @classmethod
@@ -380,9 +351,9 @@ class InterfaceRecipe(_Strict):
     barostat: Literal["z", "none"] = "z"
     lj_overrides: list[LJOverrideSpec] = Field(default_factory=list)
     packing: Packing | None = None
-    pmf: list[dict] | dict | None = None  # umbrella-sampling specs (e.g. height, site_distance CVs)
+    pmf: list[PMFSpec] | None = None  # umbrella-sampling specs (e.g. height, site_distance CVs)
 
-    _valid_pmf = field_validator("pmf")(Recipe._valid_pmf.__func__)
+    _valid_pmf = field_validator("pmf", mode="before")(Recipe._valid_pmf.__func__)
 
     @property
     def bulk(self) -> Recipe:
@@ -464,3 +435,17 @@ def load_any_recipe(path: str | Path) -> "Recipe | InterfaceRecipe":
     if is_interface_data(data):
         return parse_interface_recipe(data, str(path), base_dir=path.parent)
     return parse_recipe(data, str(path))
+
+
+def with_repeat(recipe: "Recipe | InterfaceRecipe", repeat: int) -> "Recipe | InterfaceRecipe":
+    """The recipe of independent repeat ``repeat`` (1-based): packmol seed + repeat - 1, all else equal.
+
+    Repeat 1 is the recipe itself; repeats of a PMF (``repeats:`` in its spec) differ only in
+    their packing (and, through ``solvmd md --repeat``, their velocities)."""
+    if repeat < 1:
+        raise SolvmdError(f"--repeat: repeat numbers start at 1, got {repeat}")
+    if repeat == 1:
+        return recipe
+    packing = recipe.packing if isinstance(recipe, Recipe) else (recipe.packing or recipe.bulk.packing)
+    moved = packing.model_copy(update={"seed": packing.seed + repeat - 1})
+    return recipe.model_copy(update={"packing": moved})

@@ -260,6 +260,9 @@ class BarrierRecord(Record):
     bound_state: StatePoint
     transition_state: StatePoint
     temperature_K: float | None = Field(default=None, gt=0)
+    converged: bool | None = None  # the convergence verdict (solvmd.pmf.convergence); None: written before it existed
+    converged_reason: str | None = None
+    error_kind: str | None = None
 
 
 class SummaryRow(Record):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from solvmd.pmf import toy
-from solvmd.pmf.spec import KJ_PER_KCAL
+from solvmd.pmf_spec import KJ_PER_KCAL
 
 TOL_PMF = 0.5  # kJ/mol, the criterion
 TOL_WHAM = 1.0

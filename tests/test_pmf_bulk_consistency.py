@@ -53,7 +53,7 @@ def run_bulk_check(work: Path, md_overrides: dict, pmf_overrides: dict, platform
     from solvmd.md.protocol import MDProtocol
     from solvmd.pmf.consistency import compare, rdf_free_energy
     from solvmd.pmf.estimate import estimate_pmf
-    from solvmd.pmf.spec import load_spec
+    from solvmd.pmf_spec import load_spec
     from solvmd.pmf.umbrella import run_windows
     from solvmd.recipe import Recipe
 

@@ -17,9 +17,9 @@ import pytest
 from solvmd.pmf import toy
 from solvmd.pmf.estimate import estimate_pmf, load_windows
 from solvmd.pmf.exchange import ExchangeLog, ExchangeRun, neighbour_acceptance, round_trips, run_exchange
-from solvmd.pmf.spec import PMFSpecError
+from solvmd.pmf_spec import PMFSpecError
 from solvmd.pmf.umbrella import prepare_windows, run_windows
-from solvmd.pmf.windows import predicted_acceptance
+from solvmd.pmf_spec import predicted_acceptance
 
 FAST = dict(equil_ps=2.0, sample_ps=40.0, exchange_interval_ps=0.4, n_bootstrap=20, checkpoint_ps=8.0,
             range_nm=[0.3, 0.7], spacing_nm=0.05, k_kJ_mol_nm2=3000.0)

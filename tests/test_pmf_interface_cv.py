@@ -7,7 +7,7 @@ import pytest
 from openmm import app
 
 from solvmd.pmf.select import CVSelectionError, resolve_cv
-from solvmd.pmf.spec import PMFSpecError, load_spec
+from solvmd.pmf_spec import PMFSpecError, load_spec
 from solvmd.pmf.windows import check_windows, window_table
 
 HEIGHT = dict(name="h", cv={"kind": "height", "cation": "LI", "surface": ["GRA"]}, range_nm=[0.25, 0.9],

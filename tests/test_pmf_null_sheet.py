@@ -11,7 +11,7 @@ import pytest
 
 from solvmd.pmf.barrier import find_adsorption
 from solvmd.pmf.estimate import PMFOverlapError, estimate_pmf
-from solvmd.pmf.spec import load_spec
+from solvmd.pmf_spec import load_spec
 from solvmd.pmf.toy import write_inputs
 from solvmd.pmf.umbrella import run_windows
 from solvmd.pmf.windows import n_windows

@@ -15,7 +15,7 @@ from solvmd.pmf import cv as cvmod
 from solvmd.pmf.barrier import find_barrier
 from solvmd.pmf.compare import compare_barriers
 from solvmd.pmf.cv import ResolvedCV
-from solvmd.pmf.spec import KJ_PER_KCAL, PMFSpecError, load_spec, load_specs
+from solvmd.pmf_spec import KJ_PER_KCAL, PMFSpecError, load_spec, load_specs
 from solvmd.pmf.umbrella import CVSelectionError, PMFWarning, check_windows, predicted_overlap, resolve_cv
 
 BASE = dict(
@@ -81,9 +81,11 @@ def test_predicted_overlap_and_warning():
     suggested = float(msgs[0].split("spacing <= ")[1].split(" nm")[0])
     ok = spec(k_kJ_mol_nm2=40000, spacing_nm=suggested, range_nm=[0.3, 0.7])
     assert predicted_overlap(ok).min() >= 0.099
-    weak = spec(k_kJ_mol_nm2=10, range_nm=[0.3, 0.4], spacing_nm=0.05)
+    with pytest.raises(PMFSpecError, match="too weak"):  # refused by the spec itself, library and CLI alike
+        spec(k_kJ_mol_nm2=10, range_nm=[0.3, 0.4], spacing_nm=0.05)
+    borderline = spec(k_kJ_mol_nm2=300, range_nm=[0.3, 0.45], spacing_nm=0.05)  # sigma 0.091 nm > half the range
     with pytest.warns(PMFWarning, match="too weak"):
-        check_windows(weak)
+        check_windows(borderline)
 
 
 # ---------------------------------------------------------------- CV force == numpy CV

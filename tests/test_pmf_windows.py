@@ -6,7 +6,7 @@ import pytest
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf import toy
 from solvmd.pmf.estimate import PMFCoverageError, PMFOverlapError, estimate_pmf
-from solvmd.pmf.spec import PMFSpecError
+from solvmd.pmf_spec import PMFSpecError
 from solvmd.pmf.umbrella import CVSelectionError, PMFWarning, prepare_windows, run_window, run_windows
 
 pytestmark = pytest.mark.filterwarnings("ignore::solvmd.pmf.umbrella.PMFWarning")  # 3 windows: sparse on purpose

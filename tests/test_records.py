@@ -14,7 +14,7 @@ from solvmd.analysis import run_analysis, spec_from_dict
 from synthetic import random_system, write_trajectory
 from solvmd.errors import SolvmdError
 from solvmd.io import MAX_YAML_BYTES, read_json, read_yaml, write_json_atomic
-from solvmd.recipe import check_window_widths, parse_recipe
+from solvmd.recipe import parse_recipe
 
 RECIPE = {
     "name": "r",
@@ -122,13 +122,13 @@ def test_normalize_true_rescales_fractions():
 
 
 def test_weak_pmf_force_constant_is_refused():
-    from solvmd.pmf.spec import load_spec
+    from solvmd.pmf_spec import load_spec
 
     base = {"name": "p", "cv": {"kind": "distance", "cation": "LI", "partner": "DME"}, "range_nm": [0.2, 0.6],
             "spacing_nm": 0.02, "equil_ps": 1, "sample_ps": 1}
-    check_window_widths(load_spec({**base, "k_kJ_mol_nm2": 2000}))  # sigma 0.035 nm, spacing 0.02: fine
+    load_spec({**base, "k_kJ_mol_nm2": 2000})  # sigma 0.035 nm, spacing 0.02: fine
     with pytest.raises(SolvmdError, match=r"k_kJ_mol_nm2: 5 kJ/mol/nm\^2 is too weak: window width sqrt\(kT/k\) = 0\.704"):
-        check_window_widths(load_spec({**base, "k_kJ_mol_nm2": 5}))  # sigma 0.70 nm > 5 x 0.02 and > range
+        load_spec({**base, "k_kJ_mol_nm2": 5})  # sigma 0.70 nm > 5 x 0.02 and > range: refused by the spec itself
 
 
 # ------------------------------------------------------------------ records and identity

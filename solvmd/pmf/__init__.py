@@ -9,14 +9,14 @@ Steps (each a plain function taking paths, one Snakemake rule each)::
     estimate_pmf(out, spec)                                   # pmf.csv, barrier.json, *.png
     compare_barriers([.../barrier.json, ...], "barriers.csv", "barriers.png")
 
-``out`` is ``results/<system>/pmf/<cv name>/``. See :mod:`solvmd.pmf.spec` for the spec,
+``out`` is ``results/<system>/pmf/<cv name>/``. See :mod:`solvmd.pmf_spec` for the spec,
 :mod:`solvmd.pmf.estimate` for the volume-term conventions in ``pmf.csv``.
 """
 
 from solvmd.pmf.barrier import find_barrier, read_barrier
 from solvmd.pmf.compare import collect_barriers, compare_barriers
 from solvmd.pmf.estimate import PMFCoverageError, PMFOverlapError, estimate_pmf, load_windows
-from solvmd.pmf.spec import PMFSpec, PMFSpecError, load_spec, load_specs
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, load_specs
 from solvmd.pmf.select import CVSelectionError, resolve_cv
 from solvmd.pmf.umbrella import prepare_windows, run_window, run_windows
 from solvmd.pmf.windows import PMFWarning, check_windows, n_windows, predicted_overlap, window_centers, window_table

@@ -24,7 +24,7 @@ from scipy.signal import find_peaks
 
 from solvmd.io import finite_json
 from solvmd.pmf.io import atomic_write_text
-from solvmd.pmf.spec import KJ_PER_KCAL
+from solvmd.pmf_spec import KJ_PER_KCAL
 
 VOLUME_NOTE = {
     "removed": "F(r) = -kT ln p(r) + 2kT ln r (= -kT ln g(r) + const): the 2kT ln r volume term is removed",

@@ -29,7 +29,7 @@ from solvmd import records
 from solvmd.errors import SolvmdError
 from solvmd.io import finite_json
 from solvmd.pmf.io import atomic_write_text
-from solvmd.pmf.spec import KB_KJ_MOL_K, PMFSpec, load_spec
+from solvmd.pmf_spec import KB_KJ_MOL_K, PMFSpec, load_spec
 
 log = logging.getLogger(__name__)
 

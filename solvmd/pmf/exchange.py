@@ -53,7 +53,7 @@ from solvmd.pmf import progress as prog
 from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, state_arrays
 from solvmd.pmf.profile import ShellCounter
-from solvmd.pmf.spec import PMFSpec, PMFSpecError, load_spec, spec_json
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
 from solvmd.pmf.windows import WindowDef, window_table
 
 log = logging.getLogger(__name__)

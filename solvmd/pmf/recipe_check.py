@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from solvmd.errors import SolvmdError
-from solvmd.pmf.spec import PMFSpec, PMFSpecError, load_specs
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_specs
 
 
 def _residues(bulk) -> set[str]:

@@ -17,7 +17,12 @@ Columns (energies in kJ/mol, errors are bootstrap standard deviations):
 - ``cn_bulk`` / ``cn_contact``: first-shell solvent + anion molecules around the ion in the
   window nearest the far end / the low end (from ``profile.csv``);
 - ``min_neighbour_overlap``, ``n_windows``, ``sampled_ps_per_window``, ``mbar_wham_max_diff_kJ_mol``;
-- ``warnings`` from barrier.json (e.g. a transition state at the range end: no bulk plateau reached).
+- ``warnings`` from barrier.json (e.g. a transition state at the range end: no bulk plateau reached);
+- ``n_repeats``, ``error_kind``, ``converged``, ``converged_reason``: with a ``repeats.json`` in the
+  folder (independent repeats combined, :mod:`solvmd.pmf.repeats`) the energies are the mean over
+  repeats and their errors the between-repeat standard error; otherwise one run's within-run
+  bootstrap error. ``converged`` is the verdict (:mod:`solvmd.pmf.convergence`); the figure hatches
+  and labels the rows that are not converged.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ COLUMNS = [
     "dG_kJ_mol", "dG_err_kJ_mol", "dG_ads_kJ_mol", "dG_ads_err_kJ_mol", "cn_bulk", "cn_contact",
     "plateau_drift_kJ_mol", "plateau_drift_err_kJ_mol", "plateau_flat",
     "min_neighbour_overlap", "n_windows", "sampled_ps_per_window", "mbar_wham_max_diff_kJ_mol", "volume_term",
-    "ts_cv_nm", "bound_cv_nm", "warnings",
+    "ts_cv_nm", "bound_cv_nm", "n_repeats", "error_kind", "converged", "converged_reason", "warnings",
 ]
 
 
@@ -92,7 +97,7 @@ def sac_row(pmf_dir) -> dict:
         raise SolvmdError(f"{pmf_dir / records.BARRIER_JSON} has no 'adsorption' block (written by solvmd "
                           "pmf-estimate since 2026-12): rerun pmf-estimate on that folder")
     barrier = ("dG_barrier_in", ads) if ads else ("dG_barrier", b)
-    return {
+    return _with_repeats({
         "system": b.get("system") or pmf_dir.parent.parent.name, "ion": _ion(pmf_dir, spec),
         "surface": _surface_label(pmf_dir), "coordinate": b.get("cv", pmf_dir.name), "cv_kind": kind,
         "dG_barrier_kJ_mol": barrier[1][f"{barrier[0]}_kJ_mol"],
@@ -110,7 +115,24 @@ def sac_row(pmf_dir) -> dict:
         "ts_cv_nm": ads["ts_in_cv_nm"] if ads else b["transition_state"]["cv_nm"],
         "bound_cv_nm": ads["contact_cv_nm"] if ads else b["bound_state"]["cv_nm"],
         "warnings": "; ".join(w for w in b.get("warnings", []) if not (ads and w.startswith(GENERIC_TS_WARNING))),
-    }
+    }, pmf_dir, b)
+
+
+def _with_repeats(row: dict, pmf_dir: Path, b: dict) -> dict:
+    """Energies, errors and verdict from repeats.json when present (else the single run's)."""
+    path = pmf_dir / "repeats.json"
+    if not path.is_file():
+        return {**row, "n_repeats": 1, "error_kind": b.get("error_kind", "within-run bootstrap"),
+                "converged": b.get("converged"), "converged_reason": b.get("converged_reason")}
+    rep = _json(path, "pmf-repeats")
+    q = rep["quantities"]
+    pick = {"dG_barrier": "dG_barrier_in" if row["cv_kind"] in ("height", "site_distance") and "dG_barrier_in" in q
+            else "dG_barrier", "dG": "dG", "dG_ads": "dG_ads"}
+    for col, name in pick.items():
+        if name in q:
+            row[f"{col}_kJ_mol"], row[f"{col}_err_kJ_mol"] = q[name]["mean_kJ_mol"], q[name]["err_kJ_mol"]
+    return {**row, "n_repeats": rep["n_repeats"], "error_kind": rep["error_kind"], "converged": rep["converged"],
+            "converged_reason": rep["converged_reason"]}
 
 
 def sac_table(pmf_dirs) -> pd.DataFrame:
@@ -124,7 +146,8 @@ def sac_table(pmf_dirs) -> pd.DataFrame:
 
 
 def sac_figure(df: pd.DataFrame):
-    """ΔG‡ and adsorption ΔG (kJ/mol ± bootstrap error) per (ion, surface, coordinate), a Figure."""
+    """ΔG‡ and adsorption ΔG (kJ/mol ± the row's error) per (ion, surface, coordinate), a Figure; rows
+    that are not converged are hatched and labelled."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(max(6, 0.9 * len(df) + 3), 3.8), layout="constrained")
@@ -133,7 +156,13 @@ def sac_figure(df: pd.DataFrame):
     pos = np.arange(len(df))
     colors = [f"C{sorted(set(df['ion'])).index(i)}" for i in df["ion"]]
     for ax, col, title in ((axes[0], "dG_barrier", "ΔG‡ (kJ/mol)"), (axes[1], "dG_ads", "adsorption ΔG (kJ/mol)")):
-        ax.bar(pos, df[f"{col}_kJ_mol"], yerr=df[f"{col}_err_kJ_mol"], capsize=3, color=colors)
+        bars = ax.bar(pos, df[f"{col}_kJ_mol"], yerr=df[f"{col}_err_kJ_mol"], capsize=3, color=colors)
+        for bar, ok in zip(bars, df["converged"]):
+            if ok is not True:  # not converged (or no verdict): hatched, pale, labelled
+                bar.set_alpha(0.35)
+                bar.set_hatch("//")
+                ax.annotate("not converged", (bar.get_x() + bar.get_width() / 2, 0), rotation=90, fontsize=6,
+                            ha="center", va="bottom", color="0.3")
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_xticks(pos, labels, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel(title)

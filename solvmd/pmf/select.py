@@ -23,7 +23,7 @@ from solvmd.geometry import minimum_image_vectors
 from solvmd.errors import SolvmdError
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf.cv import ResolvedCV
-from solvmd.pmf.spec import PMFSpec, PMFSpecError
+from solvmd.pmf_spec import PMFSpec, PMFSpecError
 
 CATION_ELEMENTS = ("Li", "Na", "K", "Mg", "Ca", "Zn", "Al")
 DEFAULT_DONORS = ("O", "N", "F", "Cl")

@@ -18,7 +18,7 @@ import numpy as np
 import openmm as mm
 from scipy.integrate import trapezoid
 
-from solvmd.pmf.spec import KB_KJ_MOL_K
+from solvmd.pmf_spec import KB_KJ_MOL_K
 
 
 def double_well(x, h=10.0, c=0.5, a=0.15):
@@ -126,7 +126,7 @@ def exact_slow_coupled(edges, temperature_K=298.15, h=10.0, c=0.5, a=0.15, n_qua
 
 def toy_spec(kind: str = "height", **overrides):
     """A PMFSpec for the toy double wells (Reference platform; fast)."""
-    from solvmd.pmf.spec import load_spec
+    from solvmd.pmf_spec import load_spec
 
     cv = (
         {"kind": "height", "cation_atoms": [0], "z0_nm": 0.0}

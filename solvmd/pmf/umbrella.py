@@ -39,7 +39,7 @@ from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import apply_state, atomic_savez, atomic_write_text, read_state, read_system, state_arrays, write_state
 from solvmd.pmf.profile import SHELL, ShellCounter, shell_map, write_shell_map
 from solvmd.pmf.select import CVSelectionError, donor_elements, load_topology, resolve_cv, Selection
-from solvmd.pmf.spec import PMFSpec, PMFSpecError, load_spec, spec_json
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
 from solvmd.pmf.windows import (
     PMFWarning, WindowDef, check_windows, n_windows, predicted_overlap, window_centers, window_table, window_width,
 )

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import erfc, erfcinv
 
 from solvmd.pmf.io import atomic_write_text
-from solvmd.pmf.spec import PMFSpec, PMFSpecError, load_spec
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, predicted_acceptance  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +95,6 @@ def predicted_overlap(spec: PMFSpec) -> np.ndarray:
     erfc(spacing / (2 sqrt(2) sigma)) for equal widths sigma = sqrt(kT/k)."""
     c, s = spec.centers(), np.sqrt(spec.kT / spec.k_values())
     return np.array([pair_overlap(c[i + 1] - c[i], s[i], s[i + 1]) for i in range(len(c) - 1)])
-
-
-def predicted_acceptance(centers_nm, k_kJ_mol_nm2, kT: float, n_draws: int = 20000) -> np.ndarray:
-    """Flat-PMF Hamiltonian-exchange acceptance of each neighbour pair of harmonic windows.
-
-    A replica in window i samples x_i ~ N(r_i, kT/k_i); swapping i and j is accepted with
-    min(1, exp(-Delta)), Delta = [u_i(x_j) + u_j(x_i) - u_i(x_i) - u_j(x_j)] / kT. Equal k gives
-    the closed form erfc(d / (2 sigma)) (d the spacing, sigma = sqrt(kT/k)); unequal k are
-    averaged over ``n_draws`` fixed-seed draws. 1 for identical windows, ~0 for disjoint ones.
-    """
-    c, k = np.asarray(centers_nm, float), np.asarray(k_kJ_mol_nm2, float)
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(len(c) - 1):
-        si, sj = math.sqrt(kT / k[i]), math.sqrt(kT / k[i + 1])
-        if math.isclose(k[i], k[i + 1], rel_tol=1e-12):
-            out.append(float(erfc(abs(c[i + 1] - c[i]) / (2.0 * si))))
-            continue
-        xi, xj = rng.normal(c[i], si, n_draws), rng.normal(c[i + 1], sj, n_draws)
-        u = lambda x, r, kk: 0.5 * kk * (x - r) ** 2 / kT  # noqa: E731
-        delta = u(xj, c[i], k[i]) + u(xi, c[i + 1], k[i + 1]) - u(xi, c[i], k[i]) - u(xj, c[i + 1], k[i + 1])
-        out.append(float(np.mean(np.exp(-np.maximum(delta, 0.0)))))
-    return np.array(out)
 
 
 def max_spacing_nm(sigma_nm: float, min_overlap: float) -> float:
