@@ -57,10 +57,9 @@ def _cmd_species(args: argparse.Namespace) -> None:
 
 
 def _cmd_platforms(args: argparse.Namespace) -> None:
-    from solvmd.md.platforms import available_platforms, choose_platform
+    from solvmd.md.platform_report import report
 
-    platform, props = choose_platform("auto")
-    print(f"installed: {available_platforms()}; auto choice: {platform.getName()} {props}")
+    print(report(args.precision, args.probe))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
@@ -411,7 +410,9 @@ def _add_tool_verbs(sub) -> None:
     p = sub.add_parser("species", help="list the species registry")
     p.set_defaults(func=_cmd_species)
 
-    p = sub.add_parser("platforms", help="list OpenMM platforms and the automatic choice")
+    p = sub.add_parser("platforms", help="list OpenMM platforms and devices, the automatic choice and its probe")
+    p.add_argument("--probe", action="store_true", help="also probe every GPU-platform device (a child process each)")
+    p.add_argument("--precision", default="mixed", choices=["single", "mixed", "double"])
     p.set_defaults(func=_cmd_platforms)
 
 

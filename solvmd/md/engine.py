@@ -27,7 +27,7 @@ from solvmd.io import atomic_path, folder_lock, write_text_atomic
 from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
-from solvmd.md.platforms import choose_platform
+from solvmd.md.platforms import PlatformChoice, cpu_properties, select_platform
 from solvmd.md.protocol import MDProtocol, check_timestep_masses
 from solvmd.md.reporters import (THERMO_COLUMNS, CheckpointReporter, FrameReporter, RunClock, Stage,  # noqa: F401
                                  ThermoReporter, reset_thermo)
@@ -81,13 +81,28 @@ class MDRun:
         self.mass_g = masses.sum() / AVOGADRO
         has_cmm = any(isinstance(f, openmm.CMMotionRemover) for f in self.system.getForces())
         self.dof = 3 * int((masses > 0).sum()) - self.system.getNumConstraints() - (3 if has_cmm else 0)
-        self.platform, self.properties = choose_platform(protocol.platform, protocol.precision,
-                                                          protocol.allow_cpu_fallback)
+        self.choice: PlatformChoice | None = None  # chosen in run(), where its messages reach ``log``
         self.traj_path = self.out / records.traj_name(protocol.trajectory_format)
         self.writer: TrajectoryWriter | None = None
 
     # ------------------------------------------------------------------ setup
-    def _simulation(self, stage: Stage) -> app.Simulation:
+    @property
+    def platform(self) -> openmm.Platform:
+        return self.choice.platform
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return self.choice.properties
+
+    def _choose_platform(self) -> PlatformChoice:
+        """The platform (probed in a child process unless CPU/Reference), once per run."""
+        if self.choice is None:
+            p = self.protocol
+            self.choice = select_platform(p.platform, p.precision, p.allow_cpu_fallback)
+        return self.choice
+
+    def _simulation(self, stage: Stage, on_cpu: bool = False) -> app.Simulation:
+        """A Simulation of ``stage`` on the chosen platform (``on_cpu``: on the CPU platform)."""
         system = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(self.system))
         if stage.npt:
             barostat = make_barostat(self.manifest.get("barostat"), self.pressure, self.temperature,
@@ -98,6 +113,9 @@ class MDRun:
             stage.t_from_K * unit.kelvin, self.protocol.friction_per_ps / unit.picosecond,
             self.protocol.timestep_fs * unit.femtosecond)
         integrator.setRandomNumberSeed(self.protocol.seed)
+        if on_cpu:
+            return app.Simulation(self.pdb.topology, system, integrator, openmm.Platform.getPlatformByName("CPU"),
+                                  cpu_properties())
         return app.Simulation(self.pdb.topology, system, integrator, self.platform, self.properties)
 
     def _check_folder(self) -> None:
@@ -135,6 +153,7 @@ class MDRun:
                               "use another output folder or delete md.json to redo it")
         check_box(min(self.manifest["box_nm"]), self.manifest["cutoff_nm"])
         self._check_folder()
+        self._choose_platform()
         chk = latest_checkpoint(self.out, [s.name for s in self.stages],
                                 report=lambda msg: LOG.warning(f"checkpoint {msg}"))
         LOG.info(f"platform {self.platform.getName()} {self.properties}; {self.system.getNumParticles()} atoms; "
@@ -164,15 +183,21 @@ class MDRun:
         return sim, index
 
     def _minimize(self, stage: Stage) -> app.Simulation:
-        sim = self._simulation(stage)
-        sim.context.setPositions(self.pdb.positions)
-        e0 = sim.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        sim.minimizeEnergy(maxIterations=self.protocol.minimize_max_iterations)
-        e1 = sim.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        """Minimise (on the CPU platform when the chosen platform's minimiser failed its probe)."""
+        on_cpu = self.choice.minimize_platform == "CPU"
+        msim = self._simulation(stage, on_cpu=on_cpu)
+        msim.context.setPositions(self.pdb.positions)
+        e0 = msim.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        msim.minimizeEnergy(maxIterations=self.protocol.minimize_max_iterations)
+        e1 = msim.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         if not math.isfinite(e1):
             raise SimulationError(f"stage minimize: energy is {e1} after minimization; check the packing "
                                   "(packing.tolerance_A) and the force-field files")
-        LOG.info(f"minimize: potential energy {e0:.4g} -> {e1:.4g} kJ/mol")
+        LOG.info(f"minimize{' (on the CPU platform)' if on_cpu else ''}: potential energy {e0:.4g} -> {e1:.4g} kJ/mol")
+        sim = msim
+        if on_cpu:
+            sim = self._simulation(stage)
+            sim.context.setPositions(msim.context.getState(getPositions=True).getPositions())
         sim.context.setVelocitiesToTemperature(self.protocol.heat_start_K * unit.kelvin, self.protocol.seed)
         save_checkpoint(self.out, stage.name, 0, sim.context.createCheckpoint())
         return sim
@@ -253,6 +278,7 @@ class MDRun:
         return {
             "platform": name,
             "platform_properties": self.properties,
+            "platform_choice": self.choice.record(),
             "precision": self.properties.get("Precision", "single/double (CPU)" if name == "CPU" else "double"),
             "timestep_fs": p.timestep_fs,
             "hydrogen_mass_amu": self.manifest.get("hydrogen_mass_amu"),
