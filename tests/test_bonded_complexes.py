@@ -129,3 +129,46 @@ def test_build_system_bonds_the_recipe_complex(tmp_path):
     xyz = np.array(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
     inst = man["complexes"][0]["instances"][0]
     assert np.linalg.norm(xyz[inst["metals"][0]] - xyz[inst["metals"][1]]) == pytest.approx(3.021, abs=2e-3)
+
+
+HOT_K = 450.0  # K, the anneal temperature of the validation protocol
+HOT_PS = 20.0  # ps of MD at HOT_K, sampled every 0.2 ps
+
+
+def test_bonded_dimer_keeps_mg_mg_apart_in_hot_thf(tmp_path):
+    """Issue 29: [Mg2(mu-Cl)3(THF)6]+ + Cl- in 20 THF (344 atoms), built by build_system (audit and
+    cation guard included), 20 ps at 450 K (4 fs, HMR, as the validation anneal).
+
+    With the Mg...Mg pair kept (full Coulomb + LJ) the mean Mg...Mg over 8 velocity seeds was
+    2.91-2.95 A (minimised 3.03 A; per-run sd 0.1 A), the lowest frame 2.61 A, although the Mg lose
+    about a third of their THF at 450 K. The model does not reach the 3.1-3.2 A crystal value
+    (its GFN2-xTB reference minimum is 3.02 A), so that range is not asserted; asserted is what
+    a collapsed dimer fails: the mean above 2.8 A, no frame below 2.3 A, every mu-Cl bridge held.
+    The pre-issue-29 model (Mg...Mg excluded) gave means 2.39-2.89 A and lowest frames
+    1.84-2.52 A over 6 seeds in the same box (falling towards 1.2 A in longer runs in solution).
+    """
+    from solvmd.build.system import build_system, load_build
+    from solvmd.recipe import parse_recipe
+
+    r = parse_recipe({"name": "dimer_hot", "salts": [{"cation": DIMER, "anion": "Cl", "molar_ratio": 1}],
+                      "solvents": [{"species": "THF", "molar_ratio": 20}], "size": {"salt_units": 1},
+                      "forcefield": {"cutoff_nm": 0.7}, "packing": {"seed": 5}})
+    build_system(r, tmp_path / "b")
+    pdb, system, man = load_build(tmp_path / "b")
+    inst = man["complexes"][0]["instances"][0]
+    mg, br = inst["metals"], inst["bridging"]
+    integ = openmm.LangevinMiddleIntegrator(HOT_K * unit.kelvin, 1 / unit.picosecond, 0.004 * unit.picoseconds)
+    integ.setRandomNumberSeed(11)
+    ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    ctx.setPositions(pdb.positions)
+    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 1000)
+    ctx.setVelocitiesToTemperature(HOT_K * unit.kelvin, 11)
+    mm, bridge = [], []
+    for _ in range(int(HOT_PS / 0.2)):
+        integ.step(50)
+        x = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+        mm.append(np.linalg.norm(x[mg[0]] - x[mg[1]]))  # a complex's atoms stay unwrapped (whole molecules)
+        bridge.append(np.linalg.norm(x[br][:, None] - x[mg][None], axis=2).max())
+    assert 2.8 < np.mean(mm) < 3.3
+    assert min(mm) > 2.3
+    assert max(bridge) < 3.0

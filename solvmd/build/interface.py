@@ -44,7 +44,8 @@ from solvmd.build.bonded_complexes import add_complex_bonds
 from solvmd.build.composition import Composition, resolve
 from solvmd.build.packing import pack
 from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
-from solvmd.build.system import build_topology, nonbonded_record, species_table, versions, write_build
+from solvmd.build.system import (build_topology, check_built_system, nonbonded_record, species_table, versions,
+                                 write_build)
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import finish_nonbonded, forcefield_files, nonbonded_force, parameterize
 from solvmd.geometry import self_pairs_within
@@ -324,8 +325,10 @@ def _build_interface(rec: InterfaceRecipe, out_dir: Path) -> dict:
     xyz_A = pack(comp.units, (Lx * 10.0, Ly * 10.0, slab.Lz * 10.0), seed=packing.seed,
                  tolerance_A=packing.tolerance_A, nloop=packing.nloop, region_z_A=(zlo * 10.0, zhi * 10.0))
     xyz_nm = np.vstack([xyz_A / 10.0, sheet.xyz_nm])
-    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_nm)
+    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_nm,
+                               charge_scale=rec.bulk.charge_scale)
     assert system.getNumParticles() == comp.n_atoms + sheet.n_atoms == topology.getNumAtoms()
+    check_built_system(system, topology, xyz_nm, bonded)
     manifest = _manifest(rec, sheet, slab, start, packing.seed, {"cross_terms": xterms, "lj_overrides": override_rows})
     manifest["bonded_complexes"] = bonded
     if abs(manifest["net_charge_e"]) > 1e-6:

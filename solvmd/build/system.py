@@ -21,6 +21,7 @@ from solvmd import species as species_registry
 from solvmd.build.bonded_complexes import add_complex_bonds
 from solvmd.build.complex_geometry import complex_instances
 from solvmd.build.composition import Composition, resolve
+from solvmd.build.guards import MIN_CATION_SEPARATION_A, check_cation_separation, check_exclusions
 from solvmd.build.packing import pack
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system, forcefield_files
@@ -116,7 +117,9 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
         dispersion_correction=ffs.dispersion_correction, mixing=ffs.mixing,
         correction_cutoff_nm=ffs.correction_cutoff_nm, hydrogen_mass_amu=ffs.hydrogen_mass_amu,
     )
-    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_A / 10.0)
+    bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_A / 10.0,
+                               charge_scale=recipe.charge_scale)
+    check_built_system(system, topology, xyz_A / 10.0, bonded)
     manifest = {
         "name": recipe.name,
         "description": recipe.description,
@@ -143,6 +146,17 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
     write_build(out_dir, topology, xyz_A / 10.0, system, manifest)
     LOG.info(f"wrote {out_dir}/system.pdb, system.xml, manifest.json")
     return manifest
+
+
+def check_built_system(system: openmm.System, topology: app.Topology, xyz_nm, bonded: list[dict]) -> None:
+    """Refuse (SolvmdError, before anything is written) a System that fails the exclusion
+    audit, or whose bonded complexes let two cations collapse on minimization
+    (:mod:`solvmd.build.guards`; the minimization runs only for builds with bonded complexes)."""
+    check_exclusions(system, topology)
+    if bonded:
+        r = check_cation_separation(system, topology, xyz_nm)
+        LOG.info(f"guard: closest cation-cation distance after minimization {r:.2f} A "
+                 f"(minimum {MIN_CATION_SEPARATION_A} A)")
 
 
 def write_build(out_dir: Path, topology: app.Topology, xyz_nm, system: openmm.System, manifest: dict) -> None:
