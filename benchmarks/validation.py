@@ -30,6 +30,8 @@ Checks (SCIENCE.md §5):
   Mg-O(THF) first RDF peak 2.0-2.1 A; every dimer intact over the whole production run
   (all 6 Mg-(mu-Cl) and 6 Mg-O bonds of the start geometry kept: Mg-O < 2.6 A,
   Mg-Cl < 3.0 A in every frame), Mg...Mg 3.1-3.2 A; the same intactness for MgCl(THF)5+.
+  Each of these five checks runs twice: on the free-ion complexes (``mgcl2_licl_thf_complexes``,
+  rows ``mg_*``) and on the bonded Mg-Cl model (``mgcl2_licl_thf_complexes_bonded``, rows ``mgb_*``).
 * Mg2+ in 0.5 M Mg(TFSI)2/DME (free ions): CN = 6, Mg-O 2.0-2.1 A.
 * 1 M LiFSI/DME: Li-O(DME) first peak 1.9-2.1 A, total Li CN (O atoms) 4-5.
 * LHCEs (LiFSI:DME:TTE, LiFSI:DME:BTFE, LiFSI:DOL:TTE = 1:1.2:3): diluent molecules in the

@@ -133,3 +133,22 @@ def test_densities_report_only_finished_runs(tmp_path, monkeypatch):
     assert len(rho) == 10 and row["rho_model_g_cm3"] == pytest.approx(rho.mean(), abs=1e-4)
     assert row["seeds"] == "packmol 11, velocities 2024" and "anneal 0.4 @ 400 K" in row["run_ps"]
     assert row["deviation_pct"] == pytest.approx(100 * (rho.mean() - 0.865) / 0.865, abs=0.02)
+
+
+def test_every_mg_complex_check_also_runs_on_the_bonded_recipe():
+    """Issue 29: the Mg checks (CN, Mg-O peak, dimer and monomer intact, Mg...Mg) exist for the
+    bonded Mg-Cl recipe too, with the bonded complex names and the same references."""
+    rows = {c.id: c for c in V.CHECKS}
+    free = [i for i in rows if i.startswith("mg_") and rows[i].systems == (V.MG,)]
+    assert free == ["mg_thf_cn", "mg_thf_o_peak", "mg_dimer_intact", "mg_monomer_intact", "mg_dimer_mgmg"]
+    for i in free:
+        b = rows["mgb_" + i.removeprefix("mg_")]
+        assert b.systems == (V.MGB,) and b.reference == rows[i].reference
+    assert V.MGB in V.SYSTEMS and V.SYSTEMS[V.MGB].recipe == "systems/mgcl2_licl_thf_complexes_bonded.yaml"
+    metrics = {V.MGB: {"complexes": {"Mg2Cl3_THF6_bonded": {"mm_mean_A": 3.15, "mm_std_A": 0.05, "mm_max_A": 3.3},
+                                     "MgCl_THF5_bonded": {"fraction_intact": 1.0, "fraction_bonds_kept": 1.0,
+                                                          "instances": 2, "frames": 10}}}}
+    text, value = rows["mgb_dimer_mgmg"].evaluate(metrics)
+    assert (text, value) == ("3.15 +- 0.05 A (max 3.30)", 3.15) and rows["mgb_dimer_mgmg"].passes(value)
+    assert not rows["mgb_dimer_mgmg"].passes(1.22)  # the collapsed dimer of issue 29
+    assert rows["mgb_monomer_intact"].evaluate(metrics)[1] == 100.0
