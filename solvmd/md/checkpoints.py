@@ -2,7 +2,9 @@
 
 ``<stage>.chk`` holds one header line ``SOLVMD-CHECKPOINT 1 <step> <sha256> <n_bytes>``
 followed by the bytes of ``Context.createCheckpoint()`` (positions, velocities, box,
-step count, integrator and barostat random state). A save moves the current file to
+step count, the integrator's random state; OpenMM 8.6 does not store the Monte-Carlo
+barostat's random stream, so after a resume an NPT stage is a new sample, measured in
+tests/test_opencl.py, on the CPU platform too). A save moves the current file to
 ``<stage>.prev.chk`` and writes the new one atomically, so at any moment of a kill at
 least one complete checkpoint exists. Loading checks the size and the checksum; a
 truncated, empty or corrupt newest file is reported and the previous one is used.
