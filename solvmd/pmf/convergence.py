@@ -36,11 +36,11 @@ from solvmd.pmf.estimate import (Window, _bin_f, _log_weights, reduced_bias, sam
                                  step_bootstrap, subsample)
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-MIN_UNCORRELATED = 20  # decorrelated samples per window below which g is not measured
+MIN_UNCORRELATED = 50  # decorrelated samples per window: fewer and neither g nor a window histogram is measured
 MAX_HALVES_Z = 3.0  # |first half - second half| / combined error above this: drifting
 MIN_CONSISTENCY_P = 1e-3  # neighbour-window chi^2 p-value below this: the windows disagree
 MIN_BIN_SAMPLES = 10  # raw samples a bin needs in both windows to enter the neighbour test
-SLICE_BOOTSTRAP = 40  # bootstrap replicates of each time-sliced estimate
+SLICE_BOOTSTRAP = 20  # bootstrap replicates of each time-sliced estimate (halves and the forward/reverse series)
 
 
 @dataclass(frozen=True)
