@@ -115,11 +115,11 @@ def test_audit_catches_an_excluded_metal_pair_and_a_duplicate():
 
 
 def test_audit_leaves_intramolecular_exclusions_alone():
-    """TFSI- at full charges: S (+1.02 e) ... S is a 1-3 pair of the molecule's own bonds, excluded by its force field."""
+    """TFSI- at full charges: S (+1.02 e) ... S is a 1-3 pair of the molecule's own bonds,
+    excluded by its own force field; the audit does not flag it."""
     top = build_topology({"TFSI": 1, "Li": 1}, (3.0, 3.0, 3.0))
     system = create_system(top, ["TFSI", "Li"], charge_scale=1.0)
-    q = [system.getForce(k) for k in range(system.getNumForces())
-         if isinstance(system.getForce(k), openmm.NonbondedForce)][0]
+    q = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
     s_atoms = [a.index for a in top.atoms() if a.element.symbol == "S"]
     assert [q.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in s_atoms] == [1.02, 1.02]
     assert guards.exclusion_audit(system, top) == []
