@@ -3,14 +3,13 @@
 One implementation of each, used by build, analysis (and, once wired, pmf). Lengths are in
 whatever unit the caller's coordinates use (Angstrom in analysis, nm in build); box
 ``dims`` are MDAnalysis-style ``[a, b, c, alpha, beta, gamma]`` (lengths, degrees).
-Imports nothing from solvmd.
+Imports nothing from solvmd. MDAnalysis (neighbour search, triclinic boxes) is imported where
+it is used, so the MD path runs where MDAnalysis is not installed (the GPU check's minimal install).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from MDAnalysis.lib.distances import capped_distance, self_capped_distance
-from MDAnalysis.lib.mdamath import triclinic_vectors
 
 # --------------------------------------------------------------------------- periodic boxes
 
@@ -45,6 +44,8 @@ def box_volume(dims) -> float:
     """Volume of the (triclinic) box, in length units cubed."""
     if is_orthorhombic(dims):
         return float(np.prod(np.asarray(dims[:3], dtype=np.float64)))
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+
     a, b, c = triclinic_vectors(dims).astype(np.float64)
     return float(abs(np.dot(a, np.cross(b, c))))
 
@@ -53,6 +54,8 @@ def min_half_width(dims) -> float:
     """Half the smallest perpendicular width of the (triclinic) box: the largest safe pair range."""
     if is_orthorhombic(dims):
         return 0.5 * float(np.min(np.asarray(dims[:3], dtype=np.float64)))
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+
     a, b, c = triclinic_vectors(dims).astype(np.float64)
     vol = abs(np.dot(a, np.cross(b, c)))
     return 0.5 * float(min(vol / np.linalg.norm(np.cross(u, v)) for u, v in ((b, c), (c, a), (a, b))))
@@ -68,6 +71,8 @@ def capped_pairs(ref: np.ndarray, conf: np.ndarray, cutoff: float, dims) -> tupl
     """``MDAnalysis.lib.distances.capped_distance`` (any box): (n, 2) pairs, float64 distances."""
     if len(ref) == 0 or len(conf) == 0:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    from MDAnalysis.lib.distances import capped_distance
+
     pairs, dist = capped_distance(ref, conf, cutoff, box=dims, return_distances=True)
     return pairs, np.asarray(dist, dtype=np.float64)
 
@@ -113,6 +118,8 @@ def self_pairs_within(xyz: np.ndarray, cutoff: float, dims, min_cutoff: float | 
     image even when the cutoff exceeds half the box, for the few hundred to few thousand atoms
     of a sheet. Returns an (n, 2) int array, rows in lexicographic order.
     """
+    from MDAnalysis.lib.distances import self_capped_distance
+
     pairs = self_capped_distance(np.asarray(xyz, dtype=np.float64), cutoff, min_cutoff=min_cutoff,
                                  box=np.asarray(dims, dtype=np.float64), method="bruteforce",
                                  return_distances=False)

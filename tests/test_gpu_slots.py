@@ -105,3 +105,32 @@ def test_no_devices_to_wait_for_is_an_error(tmp_path):
     with pytest.raises(SolvmdError, match="no GPU devices"):
         with acquire_slot(devices=[], lock_dir=tmp_path):
             pass
+
+
+def test_eight_gpu_workstation_gives_every_job_its_own_gpu(tmp_path):
+    """A fake 8-GPU box (`--count 8`, what `--resources gpu=8` passes): 8 concurrent jobs hold
+    the 8 devices, one each; a 9th waits (and here gives up after its timeout)."""
+    locks = tmp_path / "locks"
+    jobs = [_job(tmp_path, locks, "--count", "8") for _ in range(8)]
+    try:
+        assert sorted(_device_of(tmp_path, j) for j in jobs) == [str(i) for i in range(8)]
+        ninth = subprocess.run([*SOLVMD, "gpu-slot", "--lock-dir", str(locks), "--count", "8", "--timeout", "0.5",
+                                "--", "true"], env=_env(), capture_output=True, text=True, timeout=60)
+        assert ninth.returncode == 2 and "all 8 GPU(s)" in ninth.stderr and "stayed busy" in ninth.stderr
+    finally:
+        (tmp_path / "release").write_text("")
+        for j in jobs:
+            j.wait(timeout=30)
+    assert [j.returncode for j in jobs] == [0] * 8
+
+
+def test_explicit_device_lists_keep_physical_indices(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("SOLVMD_GPU_DEVICES", raising=False)
+    assert resolve_devices(["2", "5"]) == [(2, "2"), (5, "5")]  # --devices: CUDA indices as given
+    monkeypatch.setenv("SOLVMD_GPU_DEVICES", "1,3")
+    assert resolve_devices() == [(1, "1"), (3, "3")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6,7")  # an explicit list wins over the visible devices
+    assert resolve_devices(count=1) == [(1, "1"), (3, "3")]
+    held = [try_acquire(resolve_devices(), tmp_path) for _ in range(2)]
+    assert [s.index for s in held] == [1, 3] and try_acquire(resolve_devices(), tmp_path) is None

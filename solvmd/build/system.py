@@ -48,19 +48,30 @@ def build_topology(counts: dict[str, int], box_nm: tuple[float, float, float]) -
     return top
 
 
+def _installed_version(distribution: str) -> str:
+    """A package's version from its metadata (no import), or ``not installed``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def versions() -> dict[str, str]:
-    """Versions of the tools that shaped a result (recorded in every manifest)."""
-    import MDAnalysis
+    """Versions of the tools that shaped a result (recorded in every manifest and md.json).
+
+    Read from package metadata: recording them imports nothing (MDAnalysis took ~1 s), and a
+    package absent where only MD runs (the GPU check's minimal install) is ``not installed``."""
     import rdkit
-    from importlib.metadata import version
 
     return {
         "solvmd": __version__,
         "python": platform.python_version(),
         "openmm": openmm.__version__,
         "rdkit": rdkit.__version__,
-        "packmol": version("packmol"),
-        "MDAnalysis": MDAnalysis.__version__,
+        "packmol": _installed_version("packmol"),
+        "MDAnalysis": _installed_version("MDAnalysis"),
     }
 
 
