@@ -136,21 +136,22 @@ def run_status(work: Path, protocol: MDProtocol) -> str:
     return "built, MD not started"
 
 
-def archived(run: Run, stem: str) -> Path:
-    """The committed record of a finished run: ``benchmarks/results/<stem>_runs/<system>/packing<k>_seed<s>.json``.
+def archived(out: str | Path, run: Run, stem: str) -> Path:
+    """The committed record of a finished run: ``<out>/<stem>_runs/<system>/packing<k>_seed<s>.json``
+    (``out`` is the table folder, ``benchmarks/results`` by default).
 
     A campaign spans sessions and machines: the work folder (checkpoints, trajectories) may be
-    gone next time, so every finished run's numbers are kept here, in git, and the tables are
-    rebuilt from the work folder where it has the run and from this archive where it does not.
+    gone next time, so every finished run's numbers are kept beside the tables, in git, and the
+    tables are rebuilt from the work folder where it has the run and from this archive where not.
     """
-    return RESULTS / f"{stem}_runs" / run.system / f"packing{run.k + 1}_seed{run.packmol_seed}.json"
+    return Path(out) / f"{stem}_runs" / run.system / f"packing{run.k + 1}_seed{run.packmol_seed}.json"
 
 
-def read_archived(run: Run, stem: str, protocol: MDProtocol) -> dict | None:
+def read_archived(out: str | Path, run: Run, stem: str, protocol: MDProtocol) -> dict | None:
     """The archived record of ``run`` made with ``protocol`` (None when absent or made otherwise)."""
     import json
 
-    path = archived(run, stem)
+    path = archived(out, run, stem)
     record = json.loads(path.read_text()) if path.exists() else None
     return record if record is not None and same_protocol(record["protocol"], protocol) else None
 

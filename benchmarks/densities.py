@@ -78,7 +78,7 @@ def density_row(run: Run, args, protocol) -> dict:
            "tolerance_pct": tol, "reference_source": source}
     info = finished_md(work, protocol)
     if info is None:
-        kept = read_archived(run, "densities", protocol)  # finished in an earlier session
+        kept = read_archived(args.out, run, "densities", protocol)  # finished in an earlier session
         if kept is not None:
             return kept["row"]
         status = "finished with another protocol" if (work / "md" / "md.json").exists() else run_status(work, protocol)
@@ -93,7 +93,7 @@ def density_row(run: Run, args, protocol) -> dict:
             "run_ps": protocol_text(info["protocol"]),
             "seeds": f"packmol {manifest['seeds']['packmol']}, velocities {info['protocol']['seed']}",
             "platform": info["platform"], "ns_per_day": info["ns_per_day"]}
-    write_json_atomic(archived(run, "densities"), {"protocol": info["protocol"], "row": row})
+    write_json_atomic(archived(args.out, run, "densities"), {"protocol": info["protocol"], "row": row})
     return row
 
 

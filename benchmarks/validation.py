@@ -440,7 +440,7 @@ def sized_recipe(path: Path, atoms: int | None, packmol_seed: int | None = None)
     return recipe.model_copy(update=update)
 
 
-def finished_metrics(run: Run, workdir: Path, protocol) -> dict | None:
+def finished_metrics(run: Run, workdir: Path, protocol, out: Path) -> dict | None:
     """The metrics of a finished, analysed run with this protocol (None otherwise).
 
     Read from the work folder when it has them (and then archived in git, see
@@ -449,8 +449,8 @@ def finished_metrics(run: Run, workdir: Path, protocol) -> dict | None:
     path = run.folder(workdir) / "metrics.json"
     m = json.loads(path.read_text()) if path.exists() else None
     if m is None or not same_protocol(m["protocol"], protocol):
-        return read_archived(run, ARCHIVE, protocol)
-    write_json_atomic(archived(run, ARCHIVE), m)
+        return read_archived(out, run, ARCHIVE, protocol)
+    write_json_atomic(archived(out, run, ARCHIVE), m)
     return m
 
 
@@ -475,7 +475,7 @@ def table_from_workdir(args, protocol) -> pd.DataFrame:
     """The validation table from whatever has finished under ``--workdir`` (all systems)."""
     metrics, status = {}, {}
     for run in all_runs(list(SYSTEMS), args.packings, protocol):
-        m = finished_metrics(run, Path(args.workdir), protocol)
+        m = finished_metrics(run, Path(args.workdir), protocol, Path(args.out))
         if m is not None:
             metrics[(run.system, run.k)] = m
         else:
@@ -495,7 +495,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     protocol = annealed_protocol(args)
     runs = all_runs(args.systems, args.packings, protocol)
-    todo = [r for r in runs if args.reanalyze or finished_metrics(r, Path(args.workdir), protocol) is None]
+    todo = [r for r in runs if args.reanalyze or finished_metrics(r, Path(args.workdir), protocol, Path(args.out)) is None]
     if args.reanalyze:  # analysis only: finished MD runs, no new MD
         todo = [r for r in todo if (r.folder(args.workdir) / "md" / "md.json").exists()]
     for run in [] if args.table_only else runs_this_sitting(todo, args.max_runs):

@@ -86,10 +86,16 @@ def _height_pmf(tmp_path, sheet_epsilon, sample_ps=30.0, fill_gaps=0, box_z_nm=B
     return estimate_pmf(out, spec, plots=False)
 
 
-def _flat_bins(F, dF):
-    """Per bin: F within 3 sigma (+0.3 kJ/mol for binning noise) of its error-weighted mean."""
-    ref = np.average(F, weights=1.0 / np.maximum(dF, 0.1) ** 2)
-    return np.abs(F - ref) <= 3.0 * np.maximum(dF, 0.1) + 0.3
+def _flat_bins(res, n_sigma: float = 4.0):
+    """Per bin: F within ``n_sigma`` of the mean over bins, sigma the bootstrap sd of F(x) - mean(F)
+    (+0.3 kJ/mol for binning noise). Measured against the mean, not the lowest bin: the minimum of
+    a dozen noisy values sits about 1.5 sigma below their mean, and F - F_min then fails a 3-sigma
+    test on a flat profile about one run in three (issue 23: 4.03 kJ/mol at 0.75 nm). 4 sigma keeps
+    the family-wise false alarm over ~12 bins below 0.1 %."""
+    boot = res.boot()
+    dev = boot - np.nanmean(boot, axis=1, keepdims=True)
+    sigma = np.maximum(np.nanstd(dev, axis=0, ddof=1), 0.1)
+    return np.abs(res.F - np.mean(res.F)) <= n_sigma * sigma + 0.3
 
 
 # dense where the binding well makes F steep (0.3-0.55 nm): with 11 even windows one seed in four
@@ -111,7 +117,7 @@ def test_real_sheet_binds_and_flattens_far_away(tmp_path):
     # measured with seeds 1-7: dG -10.8 ... -13.6 (+- 1.3 ... 2.0), drift -0.2 ... -2.6 (+- 0.9 ... 1.2)
     assert dG < -5.0 and abs(dG) > 4.0 * dG_err, (dG, dG_err)  # bound at contact vs bulk
     assert abs(drift) <= 3.0 * drift_err + 0.5, (drift, drift_err, res.F.round(2))  # flat far away
-    assert not np.all(_flat_bins(res.F, res.dF))  # the null test's flatness criterion fails
+    assert not np.all(_flat_bins(res))  # the null test's flatness criterion fails
 
 
 @pytest.mark.filterwarnings("ignore:no bound-state minimum")
@@ -119,10 +125,10 @@ def test_invisible_sheet_gives_flat_height_pmf(tmp_path):
     res = _height_pmf(tmp_path, sheet_epsilon=0.0)
     F, dF = res.F, res.dF
     assert np.all(np.isfinite(F)) and len(F) >= 8
-    # errors small enough that flatness is a real test, then flat within 3 sigma (+0.3 kJ/mol for binning noise)
+    # errors small enough that flatness is a real test, then flat within 4 sigma of the mean (+0.3 kJ/mol)
     assert np.median(dF) < 1.5
-    assert np.all(_flat_bins(F, dF)), (F.round(2), dF.round(2))
-    assert abs(res.barrier["dG_kJ_mol"]) <= 3.0 * res.barrier["dG_err_kJ_mol"] + 0.3
+    assert np.all(_flat_bins(res)), (F.round(2), dF.round(2))
+    assert abs(res.barrier["dG_kJ_mol"]) <= 4.0 * res.barrier["dG_err_kJ_mol"] + 0.3  # F(bound) is a noisy minimum
     assert res.mbar_wham_max_diff_kJ_mol < 1.0  # MBAR and WHAM agree on the same samples
     # every window sampled around its centre: no drift to report
     assert all(abs(d) < 3.0 for d in res.info["window_drift_sigma"])

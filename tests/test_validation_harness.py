@@ -10,6 +10,7 @@ never a number. The real run lengths are in docs/validation.md.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -154,3 +155,17 @@ def test_every_mg_complex_check_also_runs_on_the_bonded_recipe():
     assert (text, value) == ("3.15 +- 0.05 A (max 3.30)", 3.15) and rows["mgb_dimer_mgmg"].passes(value)
     assert not rows["mgb_dimer_mgmg"].passes(1.22)  # the collapsed dimer of issue 29
     assert rows["mgb_monomer_intact"].evaluate(metrics)[1] == 100.0
+
+
+def test_finished_runs_survive_a_fresh_machine(harness, tmp_path):
+    """The work folder (checkpoints, trajectories) may be gone next session: the table is rebuilt,
+    number for number, from the finished runs' records archived beside it (in git)."""
+    d, _, table, _ = harness
+    archive = sorted(p.name for p in (d / "out2" / "validation_runs" / "tiny").iterdir())
+    assert archive == ["packing1_seed31.json", "packing2_seed32.json"]
+    out = tmp_path / "fresh"
+    shutil.copytree(d / "out2", out)
+    args = ["--systems", "tiny", "--packings", "2", "--atoms", "500", "--workdir", str(tmp_path / "empty")] + SHORT
+    V.main(args + ["--out", str(out), "--table-only"])  # the fixture's tiny system and checks are still set
+    rebuilt = pd.read_csv(out / "validation.csv")
+    pd.testing.assert_frame_equal(rebuilt[["check", "value", "values", "verdict"]], table[["check", "value", "values", "verdict"]])
