@@ -47,6 +47,7 @@ def _check_recipes():
 
 _check_recipes()
 
+from solvmd.pmf.extend import previous_segment
 from solvmd.pmf.repeats import repeat_system, split_repeat
 
 
@@ -75,6 +76,8 @@ RUN_SYSTEMS = list(SYSTEMS) + [repeat_system(s, r) for s in SYSTEMS for r in ran
 
 wildcard_constraints:
     system="[A-Za-z0-9_.+-]+",
+    k="[0-9]+",
+    j="[0-9]+",
 
 localrules: all, protocol, thermo_plot, compare, sac_comparison, summary
 
@@ -119,11 +122,15 @@ SAMPLER = {system: _pmf_samplers(system) for system in RUN_SYSTEMS}
 
 
 def _pmf_samples(w):
-    """What pmf_estimate waits for: every window file, or the exchange run's exchange.json."""
+    """What pmf_estimate waits for: every window file with its planned extensions (extend.json), or the
+    exchange run's marker of its last planned segment."""
+    from solvmd.pmf.extend import exchange_segments, window_segments
+
     folder = f"{RESULTS}/{w.system}/pmf/{w.cv}"
     if SAMPLER[w.system][w.cv] == "exchange":
-        return [f"{folder}/exchange.json"]
-    return [f"{folder}/{records.window_npz(k)}" for k in range(PMF[w.system][w.cv])]
+        return [f"{folder}/{records.exchange_marker(exchange_segments(folder)[-1])}"]
+    return [f"{folder}/{records.window_npz(k, j)}" for k in range(PMF[w.system][w.cv])
+            for j in window_segments(folder, k)]
 BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/{records.BARRIER_JSON}" for system in SYSTEMS for cv in PMF[system]]
 # one repeats.json per PMF: its repeats combined (mean, between-repeat error, agreement, verdict)
 REPEAT_TABLES = [f"{RESULTS}/{system}/pmf/{cv}/repeats.json" for system in SYSTEMS for cv in PMF[system]]
@@ -321,6 +328,45 @@ rule pmf_window:
         "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-window {input.recipe} "
         "--name {wildcards.cv} "
         "--build {RESULTS}/{wildcards.system}/build --window {wildcards.k} "
+        "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
+rule pmf_window_extension:
+    """Extension j >= 2 of one window, planned by pmf-estimate in extend.json (target_error_kJ_mol)."""
+    input:
+        recipe=_recipe,
+        previous=lambda w: f"{RESULTS}/{w.system}/pmf/{w.cv}/" + records.window_npz(
+            w.k, previous_segment(f"{RESULTS}/{w.system}/pmf/{w.cv}", int(w.k), int(w.j))),
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/window_{{k}}.s{{j}}.npz",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_window_{{k}}.s{{j}}.log",
+    threads: PMF_THREADS
+    resources:
+        gpu=RES.get("md_gpus", 0),
+        runtime=RES.get("md_runtime_min", 60),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-window {input.recipe} "
+        "--name {wildcards.cv} --build {RESULTS}/{wildcards.system}/build --window {wildcards.k} "
+        "--segment {wildcards.j} -o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
+
+
+rule pmf_exchange_extension:
+    """Extension j >= 2 of an exchange run (the same run continued from its checkpoint)."""
+    input:
+        recipe=_recipe,
+        previous=lambda w: f"{RESULTS}/{w.system}/pmf/{w.cv}/" + records.exchange_marker(int(w.j) - 1),
+    output:
+        f"{RESULTS}/{{system}}/pmf/{{cv}}/exchange.s{{j}}.json",
+    log:
+        f"{RESULTS}/{{system}}/logs/pmf_{{cv}}_exchange.s{{j}}.log",
+    threads: PMF_THREADS
+    resources:
+        gpu=RES.get("md_gpus", 0),
+        runtime=RES.get("md_runtime_min", 60),
+    shell:
+        "SOLVMD_CPU_THREADS={threads} " + PMF_ENV + GPU_SLOT + " solvmd pmf-exchange {input.recipe} "
+        "--name {wildcards.cv} --build {RESULTS}/{wildcards.system}/build --segment {wildcards.j} "
         "-o {RESULTS}/{wildcards.system}/pmf/{wildcards.cv} 2> {log}"
 
 

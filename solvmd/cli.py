@@ -149,7 +149,8 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
         records.check_state(init, man.n_atoms, f"start state of window {args.window}")
         records.load_openmm_xml(init, f"start state of window {args.window}", "State")
     records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
-    pmf.run_window(build / records.SYSTEM_XML, init if init.is_file() else None, spec, args.window, out)
+    pmf.run_window(build / records.SYSTEM_XML, init if init.is_file() else None, spec, args.window, out,
+                   segment=args.segment)
 
 
 def _cmd_pmf_exchange(args: argparse.Namespace) -> None:
@@ -172,8 +173,9 @@ def _cmd_pmf_exchange(args: argparse.Namespace) -> None:
         records.check_state(init, man.n_atoms, f"start state of window {k}")
         records.load_openmm_xml(init, f"start state of window {k}", "State")
     records.load_openmm_xml(build / records.SYSTEM_XML, "serialized OpenMM System")
-    (out / "exchange.json").unlink(missing_ok=True)  # the done-marker is written last
-    run_exchange(build / records.SYSTEM_XML, spec, out, topology=_pdb_topology(build / records.SYSTEM_PDB))
+    (out / records.exchange_marker(args.segment)).unlink(missing_ok=True)  # the done-marker is written last
+    run_exchange(build / records.SYSTEM_XML, spec, out, topology=_pdb_topology(build / records.SYSTEM_PDB),
+                 segment=args.segment)
 
 
 def _pdb_topology(path: Path):
@@ -348,11 +350,13 @@ def _add_pmf_verbs(sub) -> None:
     p = sub.add_parser("pmf-window", help="equilibrate and sample one umbrella window (restartable)")
     pmf_args(p)
     p.add_argument("--window", type=int, required=True, help="window index k")
+    p.add_argument("--segment", type=int, default=1, help="extension j >= 2 planned in extend.json (default 1)")
     p.set_defaults(func=_cmd_pmf_window)
 
     p = sub.add_parser("pmf-exchange", help="all windows as replicas with Hamiltonian replica exchange "
                        "(sampler: exchange; restartable, extendable)")
     pmf_args(p)
+    p.add_argument("--segment", type=int, default=1, help="extension j >= 2 planned in extend.json (default 1)")
     p.set_defaults(func=_cmd_pmf_exchange)
 
     p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")

@@ -65,8 +65,23 @@ def traj_name(fmt: str) -> str:
     return f"traj.{fmt}"
 
 
-def window_npz(k: int) -> str:
-    return f"window_{k}.npz"
+def window_npz(k: int, segment: int = 1) -> str:
+    """Samples of window k; ``segment`` j >= 2: its j-th extension (``target_error_kJ_mol``)."""
+    return f"window_{k}.npz" if int(segment) == 1 else f"window_{k}.s{segment}.npz"
+
+
+def window_end_xml(k: int, segment: int = 1) -> str:
+    """The State at the end of a window (segment), where its next extension starts."""
+    return f"window_{k}.end.xml" if int(segment) == 1 else f"window_{k}.s{segment}.end.xml"
+
+
+def exchange_marker(segment: int = 1) -> str:
+    """Written last by an exchange run (segment j >= 2: its j-th extension)."""
+    return "exchange.json" if int(segment) == 1 else f"exchange.s{segment}.json"
+
+
+EXTEND_JSON = "extend.json"  # sampling extensions planned by pmf-estimate (solvmd.pmf.extend)
+WINDOW_NPZ_RE = r"^window_(\d+)\.npz$"  # a window's first segment (not window_<k>.s<j>.npz)
 
 
 def window_init_xml(k: int) -> str:

@@ -118,10 +118,18 @@ class PMFResult:
 
 
 # ---------------------------------------------------------------------------
+def window_files(folder: Path) -> list[Path]:
+    """Each window's first segment ``window_<k>.npz`` in a folder, by k (extensions not included)."""
+    import re
+
+    found = [(int(m.group(1)), p) for p in folder.glob("window_*.npz") if (m := re.match(records.WINDOW_NPZ_RE, p.name))]
+    return [p for _, p in sorted(found)]
+
+
 def load_windows(paths) -> list[Window]:
     """Windows from ``window_<k>.npz`` files (or a folder holding them), sorted by centre."""
     if isinstance(paths, (str, Path)) and Path(paths).is_dir():
-        paths = sorted(Path(paths).glob("window_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
+        paths = window_files(Path(paths))
     paths = [Path(p) for p in paths]
     if not paths:
         raise PMFCoverageError("no window_<k>.npz files to estimate from")
@@ -347,10 +355,28 @@ def step_load(window_dir: Path, spec) -> tuple[list[Window], list[int]]:
     if [k for k in missing if k < n_base]:
         raise PMFCoverageError(f"pmf {spec.name}: windows {[k for k in missing if k < n_base]} have no "
                                f"{window_dir}/window_<k>.npz yet; run them first")
-    have = [window_dir / f"window_{w.k_index}.npz" for w in table if w.k_index not in missing]
-    windows = load_windows(have)
+    windows = [load_window_segments(window_dir, w.k_index) for w in table if w.k_index not in missing]
     check_not_stale(spec, table, windows, window_dir)
     return by_sampled_mean(windows), missing
+
+
+def load_window_segments(window_dir: Path, k: int) -> Window:
+    """Window k with its planned extensions (window_<k>.s<j>.npz, solvmd.pmf.extend) appended in order."""
+    from solvmd.pmf.extend import window_segments
+
+    paths = [window_dir / records.window_npz(k, j) for j in window_segments(window_dir, k)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise PMFCoverageError(f"extension segments {missing} planned in {window_dir / records.EXTEND_JSON} are not "
+                               "sampled yet: rerun the same command (or pmf-window --window k --segment j)")
+    parts = load_windows(paths)
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    first.x = np.concatenate([w.x for w in parts])
+    if first.u_all is not None:
+        first.u_all = np.concatenate([w.u_all for w in parts])
+    return first
 
 
 def check_not_stale(spec, table, windows: list[Window], window_dir: Path) -> None:
@@ -687,8 +713,15 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
         "error_kind": "within-run bootstrap standard deviation over decorrelated samples (one run; see "
                       "convergence.reasons, and repeats for the between-run spread)"})
     conv = _assess(result, spec, st.seed)
+    sampling = _plan_sampling(result, spec, out_dir, st)
+    if sampling["status"] == "extending":
+        conv["converged"] = False
+        conv["reasons"] = [r for r in conv["reasons"] if r != "all checks passed"] + [
+            f"extending: {sampling['next_round']['reason']}; {sampling['note']}"]
+    elif sampling["status"] == "budget used" and not conv["converged"]:
+        conv["reasons"].append(f"sampling budget used ({sampling['note']})")
     result.barrier.update(converged=conv["converged"], converged_reason="; ".join(conv["reasons"]),
-                          convergence={k: v for k, v in conv.items() if k != "series"})
+                          convergence={k: v for k, v in conv.items() if k != "series"}, sampling=sampling)
     write_barrier(result.barrier, out_dir / records.BARRIER_JSON)
     atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(finite_json(info), indent=2))
     if plots:
@@ -698,6 +731,27 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
         P.plot_convergence(conv["series"], out_dir / "convergence.png")
     log.info("pmf %s: min neighbour overlap %.3f, MBAR-WHAM max diff %.2f kJ/mol, dG_barrier %s", info.get("cv", ""),
              info["min_neighbour_overlap"], info["mbar_wham_max_diff_kJ_mol"], result.barrier.get("dG_barrier_kJ_mol"))
+
+
+def _plan_sampling(result: PMFResult, spec, out_dir: Path, st: Settings) -> dict:
+    """The ``sampling`` block: target met, budget used, or the next extension round (extend.json)."""
+    from solvmd.pmf.convergence import headline_name, quantities
+    from solvmd.pmf.extend import plan_extension, window_contributions
+
+    contributions = None
+    if spec is not None and spec.target_error_kJ_mol is not None and spec.sampler == "independent":
+        head = headline_name(result.barrier)
+        q = next((q for q in quantities(result.barrier, result.cv_nm) if q.name in (head, "dG_barrier")), None)
+        if q is not None:
+            vol = 2.0 * result.kT_kJ_mol * np.log(result.cv_nm) if result.radial and result.volume_term == "removed" \
+                else np.zeros(len(result.cv_nm))
+            x_n = np.concatenate([w.x_sub for w in result.windows])
+            N_k = np.array([len(w.x_sub) for w in result.windows])
+            u_kn = reduced_bias(result.windows, x_n, st.kT_kJ_mol)
+            f_k = solve_mbar_newton(u_kn, N_k, np.zeros(len(N_k)))
+            contributions = window_contributions(result.windows, x_n, N_k, u_kn, f_k, result.edges, st.kT_kJ_mol, q,
+                                                 vol, st.seed)
+    return plan_extension(result, spec, out_dir, contributions)
 
 
 def _assess(result: PMFResult, spec, seed: int) -> dict:

@@ -378,21 +378,27 @@ def write_outputs(run: ExchangeRun, wall_s: float, plots: bool = True) -> list[P
 
 
 def run_exchange(system_xml, spec, out_dir, topology=None, platform: str | None = None, threads: int | None = None,
-                 sample_ps: float | None = None, plots: bool = True) -> list[Path]:
-    """Run (or resume, or extend to ``sample_ps`` per window) an exchange PMF; write the window files.
+                 segment: int = 1, plots: bool = True) -> list[Path]:
+    """Run (or resume) an exchange PMF; write the window files and, last, the segment's marker.
 
     Needs the folder's ``cv.json`` and ``init/window_<k>.xml`` (:func:`solvmd.pmf.umbrella.prepare_windows`).
-    ``sample_ps``: sampled time per window (default the spec's ``sample_ps``); a finished run is
-    extended when it is larger than what was sampled.
+    ``segment`` 1 samples ``sample_ps`` per replica; segment j >= 2 continues the same run to the
+    total the estimate planned for it in ``extend.json`` (:mod:`solvmd.pmf.extend`).
     """
+    from solvmd import records
+    from solvmd.pmf.extend import exchange_total_ps
+
     spec = load_spec(spec)
     if spec.sampler != "exchange":
         raise PMFSpecError(f"pmf {spec.name}: sampler is {spec.sampler!r}; run_exchange needs sampler: exchange")
     out_dir = Path(out_dir)
-    n_iter = int(round((sample_ps or spec.sample_ps) / spec.exchange_interval_ps))
+    n_iter = int(round(exchange_total_ps(spec, out_dir, segment) / spec.exchange_interval_ps))
     run = ExchangeRun(system_xml, spec, out_dir, topology, platform, threads)
     wall = run.run(n_iter)
-    return write_outputs(run, wall, plots)
+    paths = write_outputs(run, wall, plots)
+    if segment > 1:
+        atomic_write_text(out_dir / records.exchange_marker(segment), (out_dir / EXCHANGE_JSON).read_text())
+    return paths
 
 
 def exchange_iterations_done(out_dir) -> int:

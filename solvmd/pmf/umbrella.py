@@ -348,10 +348,11 @@ def _window_def(spec: PMFSpec, k: int, out_dir: Path) -> WindowDef:
 class _Sampler:
     """The running state of one window: samples, shell counts, checkpoint files."""
 
-    def __init__(self, spec: PMFSpec, w: WindowDef, out_dir: Path, counter: ShellCounter | None):
+    def __init__(self, spec: PMFSpec, w: WindowDef, out_dir: Path, counter: ShellCounter | None, segment: int = 1):
         self.spec, self.w, self.meta = spec, w, _window_meta(spec, w)
-        self.chk = out_dir / f"window_{w.k_index}.chk.xml"
-        self.partial = out_dir / f"window_{w.k_index}.partial.npz"
+        tag = records.window_npz(w.k_index, segment)[: -len(".npz")]
+        self.chk = out_dir / f"{tag}.chk.xml"
+        self.partial = out_dir / f"{tag}.partial.npz"
         self.n = spec.n_samples
         self.cv_nm = np.full(self.n, np.nan)
         self.counter = counter
@@ -405,7 +406,7 @@ def drift_report(spec: PMFSpec, w: WindowDef, x: np.ndarray) -> dict:
 
 
 def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str | None = None,
-               threads: int | None = None, topology=None) -> Path:
+               threads: int | None = None, topology=None, segment: int = 1) -> Path:
     """Equilibrate and sample window ``k_index``; write ``window_<k>.npz`` atomically.
 
     ``state_xml``: the window's initial State (default ``out_dir/init/window_<k>.xml``; made
@@ -418,11 +419,13 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     w = _window_def(spec, int(k_index), out_dir)
-    final = out_dir / f"window_{w.k_index}.npz"
+    final = out_dir / records.window_npz(w.k_index, segment)
     if final.is_file():
         _check_stale(final, _window_meta(spec, w))
         log.info("pmf %s: window %d already done (%s)", spec.name, w.k_index, final)
         return final
+    if segment > 1:
+        return _extend_window(system_xml, spec, w, segment, out_dir, platform, threads)
     default_init = out_dir / "init" / f"window_{w.k_index}.xml"
     rcv = _resolved_cv(out_dir, spec, system_xml, state_xml or default_init, topology)
     if state_xml is None or (Path(state_xml) == default_init and not default_init.is_file()):
@@ -440,13 +443,46 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
             pos, box, _ = state_arrays(st)
             ctx.setPositions(cvmod.image_positions(rcv, pos, box))
         ctx.setVelocitiesToTemperature(spec.temperature_K * unit.kelvin, seed)
-    wall = _sample_window(ctx, rcv, spec, s)
-    drift = drift_report(spec, w, s.cv_nm)
-    _write_window(final, spec, w, rcv, s, seed, ctx.getPlatform().getName(), wall, drift)
-    s.chk.unlink(missing_ok=True)
-    s.partial.unlink(missing_ok=True)
+    wall = _finish_window(ctx, rcv, spec, s, final, seed, out_dir / records.window_end_xml(w.k_index))
     log.info("pmf %s: window %d r0=%.4f nm done (mean %.4f, sd %.4f nm) in %.1f s", spec.name, w.k_index, w.r0_nm,
              np.mean(s.cv_nm), np.std(s.cv_nm), wall)
+    return final
+
+
+def _finish_window(ctx, rcv, spec: PMFSpec, s: _Sampler, final: Path, seed: int, end_xml: Path) -> float:
+    """Sample (resumable), keep the end State for a later extension, write the npz, drop the checkpoint."""
+    wall = _sample_window(ctx, rcv, spec, s)
+    drift = drift_report(spec, s.w, s.cv_nm)
+    write_state(ctx, end_xml)
+    _write_window(final, spec, s.w, rcv, s, seed, ctx.getPlatform().getName(), wall, drift)
+    s.chk.unlink(missing_ok=True)
+    s.partial.unlink(missing_ok=True)
+    return wall
+
+
+def _extend_window(system_xml, spec: PMFSpec, w: WindowDef, segment: int, out_dir: Path, platform, threads) -> Path:
+    """Extension ``segment`` of window w (extend.json): more sampling from where segment - 1 ended, no
+    equilibration, written as window_<k>.s<segment>.npz."""
+    from solvmd.pmf.extend import extra_ps, previous_segment
+
+    try:
+        before = previous_segment(out_dir, w.k_index, segment)
+    except ValueError as err:
+        raise PMFSpecError(f"pmf {spec.name}: {err}") from None
+    start = out_dir / records.window_end_xml(w.k_index, before)
+    if not start.is_file():
+        raise PMFSpecError(f"pmf {spec.name}: {start} is missing: segment {before} of window {w.k_index} must "
+                           "finish first")
+    run_spec = spec.model_copy(update={"equil_ps": 0.0, "sample_ps": extra_ps(out_dir, w.k_index, segment)})
+    rcv = ResolvedCV.from_json(out_dir / records.CV_JSON)
+    seed = spec.seed + 1000 * (w.k_index + 1) + segment
+    ctx = _context_at(system_xml, spec, rcv, w, None, platform, threads, seed=seed)
+    s = _Sampler(run_spec, w, out_dir, ShellCounter.load(out_dir), segment)
+    if not s.resume(ctx):
+        apply_state(ctx, read_state(start))
+    final = out_dir / records.window_npz(w.k_index, segment)
+    _finish_window(ctx, rcv, run_spec, s, final, seed, out_dir / records.window_end_xml(w.k_index, segment))
+    log.info("pmf %s: window %d extended by %.1f ps (segment %d)", spec.name, w.k_index, run_spec.sample_ps, segment)
     return final
 
 
@@ -492,8 +528,13 @@ def _write_window(final: Path, spec: PMFSpec, w: WindowDef, rcv, s: _Sampler, se
 
 
 def _run_window_job(args):
+    """Every segment of one window, in order (the first, then its planned extensions)."""
+    from solvmd.pmf.extend import window_segments
+
     system_xml, spec_dict, k, out_dir, platform, threads = args
-    return str(run_window(system_xml, None, spec_dict, k, out_dir, platform=platform, threads=threads))
+    paths = [run_window(system_xml, None, spec_dict, k, out_dir, platform=platform, threads=threads, segment=j)
+             for j in window_segments(out_dir, k)]
+    return str(paths[0])
 
 
 def run_windows(system_xml, state_xml, spec, out_dir, topology=None, n_jobs: int = 1, platform: str | None = None,
@@ -505,12 +546,13 @@ def run_windows(system_xml, state_xml, spec, out_dir, topology=None, n_jobs: int
     prepare_windows(system_xml, state_xml, spec, out_dir, topology=topology, platform=platform, threads=threads)
     if spec.sampler == "exchange":
         from solvmd.pmf.exchange import run_exchange
+        from solvmd.pmf.extend import exchange_segments
 
         return run_exchange(system_xml, spec, out_dir, topology=load_topology(topology), platform=platform,
-                            threads=threads)
+                            threads=threads, segment=exchange_segments(out_dir)[-1])
     ks = [w.k_index for w in window_table(spec, out_dir)]
     if n_jobs <= 1:
-        return [run_window(system_xml, None, spec, k, out_dir, platform=platform, threads=threads) for k in ks]
+        return [Path(_run_window_job((system_xml, spec, k, out_dir, platform, threads))) for k in ks]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -528,7 +570,9 @@ def window_paths(out_dir, spec=None) -> list[Path]:
     out_dir = Path(out_dir)
     if spec is not None:
         return [out_dir / f"window_{w.k_index}.npz" for w in window_table(spec, out_dir)]
-    return sorted(out_dir.glob("window_*.npz"), key=lambda p: int(p.stem.split("_")[1]))
+    from solvmd.pmf.estimate import window_files
+
+    return window_files(out_dir)
 
 
 def expected_time_ps(spec, out_dir=None) -> float:
