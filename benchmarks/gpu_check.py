@@ -13,19 +13,20 @@ Phases, each timed and each a row group of ``benchmarks/results/gpu_check_<card>
    split form against the exact form (a CustomNonbondedForce: how plain OpenMM does geometric
    mixing), 4 fs, benchmarks/interface_step.py.
 
-``--quick`` (a dry run on any machine, ``--platform OpenCL`` or ``CPU``): small sizes, few steps.
-A phase that fails is a row saying so; the table is written whatever happens.
+``--quick --platform CPU``: a dry run on any machine (the demo box only, few steps; the
+interface prebuilt by gpu_prepare.sh). A phase that fails is a row saying so; the table is
+written whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -100,8 +101,6 @@ def phase_md_speed(platform: str, quick: bool) -> list[dict]:
     for u in units:  # rows of this run: the sizes just built
         manifest = ROOT / "results" / "benchmarks" / "md_speed" / f"speed_{u}" / "manifest.json"
         if manifest.exists():
-            import json
-
             sizes.add(json.loads(manifest.read_text())["n_atoms"])
     rows = [{"phase": "md_speed", "system": r["box"], "n_atoms": r["n_atoms"], "variant": r["variant"],
              "ns_per_day": r["ns_per_day"], "ratio_to_baseline": r["ratio_to_stock_LB_2fs"],

@@ -38,7 +38,6 @@ from solvmd.md import devices as devmod
 from solvmd.md import probe as probemod
 from solvmd.md.devices import PRECISION_ORDER, Device
 
-PREFERENCE = ("CUDA", "OpenCL", "CPU")
 GPU_PLATFORMS = ("CUDA", "OpenCL")
 KNOWN_PLATFORMS = ("CUDA", "OpenCL", "CPU", "Reference")
 ENV_FALLBACK = "SOLVMD_ALLOW_CPU_FALLBACK"
