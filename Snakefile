@@ -176,7 +176,7 @@ def _build_inputs(wildcards):
     recipe = _recipe_path(wildcards.system)
     if "surface" not in (yaml.safe_load(recipe.read_text()) or {}):
         return [str(recipe)]
-    from solvmd.build.interface import build_inputs
+    from solvmd.assembly.interface import build_inputs
 
     return [str(recipe)] + build_inputs(recipe)
 

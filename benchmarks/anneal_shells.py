@@ -26,7 +26,7 @@ from MDAnalysis.lib.distances import capped_distance
 from openmm import unit
 
 from common import RESULTS, ROOT, write_merged_table
-from solvmd.build.system import build_system
+from solvmd.assembly.system import build_system
 from solvmd.md.checkpoints import read_checkpoint
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import load_protocol

@@ -28,7 +28,7 @@ from pymbar import timeseries
 from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, archived, make_runs, protocol_text,
                     read_archived, run_status, runs_this_sitting, same_protocol, write_fresh_table)
 from solvmd.io import write_json_atomic
-from solvmd.build.system import build_system
+from solvmd.assembly.system import build_system
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_recipe
 

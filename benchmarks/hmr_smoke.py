@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from common import RESULTS, ROOT, write_merged_table
-from solvmd.build.interface import build_interface
-from solvmd.build.system import build_system
+from solvmd.assembly.interface import build_interface
+from solvmd.assembly.system import build_system
 from solvmd.errors import SolvmdError
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import load_protocol

@@ -25,8 +25,8 @@ import pandas as pd
 
 from common import benchmark_protocol, write_merged_table
 from solvmd import analysis
-from solvmd.build.interface import build_interface
-from solvmd.build.system import build_system
+from solvmd.assembly.interface import build_interface
+from solvmd.assembly.system import build_system
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_interface_recipe, load_recipe
 

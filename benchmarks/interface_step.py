@@ -25,8 +25,8 @@ import numpy as np
 import openmm as mm
 
 from common import RESULTS, write_merged_table
-from solvmd.build.interface import build_interface
-from solvmd.build.system import load_build
+from solvmd.assembly.interface import build_interface
+from solvmd.assembly.system import load_build
 from solvmd.md.platforms import choose_platform
 from solvmd.recipe import load_interface_recipe
 

@@ -53,7 +53,7 @@ from pymbar import timeseries
 
 from common import (RESULTS, ROOT, Run, add_protocol_arguments, annealed_protocol, make_runs, runs_this_sitting,
                     write_merged_table)
-from solvmd.build.system import build_system, load_build
+from solvmd.assembly.system import build_system, load_build
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import MDProtocol

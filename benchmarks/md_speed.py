@@ -32,7 +32,7 @@ import openmm
 from openmm import app, unit
 
 from common import RESULTS, write_merged_table
-from solvmd.build.system import build_system
+from solvmd.assembly.system import build_system
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
 from solvmd.md.platforms import choose_platform

@@ -27,9 +27,9 @@ import openmm
 from openmm import unit
 
 from solvmd import complexes
-from solvmd.build.bonded_complexes import add_complex_bonds
-from solvmd.build.complex_geometry import build_structure
-from solvmd.build.system import build_topology
+from solvmd.assembly.bonded_complexes import add_complex_bonds
+from solvmd.assembly.complex_geometry import build_structure
+from solvmd.assembly.system import build_topology
 from solvmd.forcefield import create_system
 
 # (label, Mg LJ (sigma nm, epsilon kJ/mol) or None = shipped, charge scale, C4 kcal/mol A^4 or 0)

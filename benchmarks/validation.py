@@ -61,7 +61,7 @@ from common import (ROOT, Run, add_protocol_arguments, annealed_protocol, archiv
 from solvmd.analysis import columns as C  # noqa: E402
 from solvmd.analysis.spec import spec_from_manifest  # noqa: E402
 from solvmd.analysis.workflow import run_analysis  # noqa: E402
-from solvmd.build.system import build_system  # noqa: E402
+from solvmd.assembly.system import build_system  # noqa: E402
 from solvmd.io import write_json_atomic  # noqa: E402
 from solvmd.md.engine import run_md  # noqa: E402
 from solvmd.recipe import load_recipe  # noqa: E402

@@ -16,8 +16,8 @@ from solvmd.io import read_yaml
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
-    from solvmd.build.interface import build_interface
-    from solvmd.build.system import build_system
+    from solvmd.assembly.interface import build_interface
+    from solvmd.assembly.system import build_system
     from solvmd.recipe import InterfaceRecipe, load_any_recipe, with_repeat
 
     recipe = with_repeat(load_any_recipe(args.recipe), args.repeat)
@@ -83,7 +83,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     (out / records.ANALYSIS_JSON).unlink(missing_ok=True)  # written last, after every table and figure
     res = analysis.analyze(spec)
     if args.build:
-        from solvmd.build.interface import is_interface_build
+        from solvmd.assembly.interface import is_interface_build
 
         if is_interface_build(args.build):
             settings = analysis.interface_settings_from_manifest(Path(args.build))

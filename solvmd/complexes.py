@@ -2,7 +2,7 @@
 
 A complex such as MgCl(THF)5+ or [Mg2(mu-Cl)3(THF)6]+ is not a new molecule: it is a
 group of ordinary species (Mg, Cl, THF: each its own residue with its own force-field
-template) placed in an ideal coordination geometry (:mod:`solvmd.build.complex_geometry`)
+template) placed in an ideal coordination geometry (:mod:`solvmd.assembly.complex_geometry`)
 and packed by packmol as ONE rigid unit. Nothing bonds the members: in the MD they stay
 together only through the nonbonded force field, which is what the validation tests.
 
@@ -86,7 +86,7 @@ class ComplexDef(BaseModel):
             ``metal_metal`` (two-metal geometries).
         source: where the geometry comes from (SOURCES.md has the references).
         bonded: optional ``{file, entry}`` of bonded Mg-Cl terms (forcefields/<file>); then
-            :mod:`solvmd.build.bonded_complexes` bonds the Mg-Cl core in the System and
+            :mod:`solvmd.assembly.bonded_complexes` bonds the Mg-Cl core in the System and
             ``distances_A`` must be that model's reference geometry (checked, 0.02 A).
     """
 
@@ -100,7 +100,7 @@ class ComplexDef(BaseModel):
     charge: int
     distances_A: dict[str, float]
     source: str = ""
-    bonded: BondedRef | None = None  # bonded Mg-Cl terms (solvmd.build.bonded_complexes)
+    bonded: BondedRef | None = None  # bonded Mg-Cl terms (solvmd.assembly.bonded_complexes)
 
     @model_validator(mode="after")
     def _check(self) -> "ComplexDef":

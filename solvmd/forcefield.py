@@ -83,7 +83,7 @@ def parameterize(
     """Steps 1 and 3 of :func:`create_system`: ``createSystem`` from the species XML files
     and ionic charge scaling, with the Lennard-Jones part still in the NonbondedForce
     (Lorentz-Berthelot). Call :func:`finish_nonbonded` afterwards; particles added in
-    between (e.g. a frozen surface, :mod:`solvmd.build.interface`) get the same treatment.
+    between (e.g. a frozen surface, :mod:`solvmd.assembly.interface`) get the same treatment.
     """
     ff = load_forcefield(species_names)
     periodic = topology.getPeriodicBoxVectors() is not None

@@ -284,7 +284,7 @@ def load_recipe(path: str | Path) -> Recipe:
 #
 # An interface recipe (``systems/iface_*.yaml``) names a bulk electrolyte recipe and a
 # surface; ``solvmd build`` dispatches on the presence of a ``surface:`` block
-# (:func:`load_any_recipe`). Building is :func:`solvmd.build.interface.build_interface`.
+# (:func:`load_any_recipe`). Building is :func:`solvmd.assembly.interface.build_interface`.
 
 
 class Slab(_Strict):

@@ -2,7 +2,7 @@
 
 Recipe layer (below build/): the pydantic model :class:`SurfaceSpec`, the parameter file
 ``forcefields/surfaces.yaml`` (sources in ``forcefields/SOURCES.md``), and the sheet-size
-check a recipe runs at load time. The sheet itself is built by :mod:`solvmd.build.surfaces`.
+check a recipe runs at load time. The sheet itself is built by :mod:`solvmd.assembly.surfaces`.
 Lengths in nm.
 """
 

@@ -12,9 +12,9 @@ import pytest
 from openmm import unit
 
 from solvmd import complexes
-from solvmd.build.bonded_complexes import add_complex_bonds
-from solvmd.build.complex_geometry import build_structure
-from solvmd.build.system import build_topology
+from solvmd.assembly.bonded_complexes import add_complex_bonds
+from solvmd.assembly.complex_geometry import build_structure
+from solvmd.assembly.system import build_topology
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system
 
@@ -114,7 +114,7 @@ def test_monomer_bond_only():
 
 
 def test_build_system_bonds_the_recipe_complex(tmp_path):
-    from solvmd.build.system import build_system, load_build
+    from solvmd.assembly.system import build_system, load_build
     from solvmd.recipe import parse_recipe
 
     r = parse_recipe({"name": "apc_bonded_tiny", "salts": [{"cation": DIMER, "anion": "Cl", "molar_ratio": 1}],
@@ -147,7 +147,7 @@ def test_bonded_dimer_keeps_mg_mg_apart_in_hot_thf(tmp_path):
     The pre-issue-29 model (Mg...Mg excluded) gave means 2.39-2.89 A and lowest frames
     1.84-2.52 A over 6 seeds in the same box (falling towards 1.2 A in longer runs in solution).
     """
-    from solvmd.build.system import build_system, load_build
+    from solvmd.assembly.system import build_system, load_build
     from solvmd.recipe import parse_recipe
 
     r = parse_recipe({"name": "dimer_hot", "salts": [{"cation": DIMER, "anion": "Cl", "molar_ratio": 1}],

@@ -7,7 +7,7 @@ import openmm
 import pytest
 from openmm import unit
 
-from solvmd.build.system import build_system, load_build
+from solvmd.assembly.system import build_system, load_build
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import load_protocol

@@ -1,4 +1,4 @@
-"""Exclusion audit and cation-separation guard of built systems (issue 29, solvmd/build/guards.py).
+"""Exclusion audit and cation-separation guard of built systems (issue 29, solvmd/assembly/guards.py).
 
 The audit runs on every bonded complex of forcefields/complexes.yaml (each mixing form) and on
 every recipe in systems/ that uses one, at its full size; negative controls show that it
@@ -18,11 +18,11 @@ from openmm import unit
 
 from solvmd import complexes
 from solvmd import species as species_registry
-from solvmd.build import guards
-from solvmd.build.bonded_complexes import add_complex_bonds
-from solvmd.build.complex_geometry import build_structure
-from solvmd.build.composition import resolve
-from solvmd.build.system import build_topology
+from solvmd.assembly import guards
+from solvmd.assembly.bonded_complexes import add_complex_bonds
+from solvmd.assembly.complex_geometry import build_structure
+from solvmd.assembly.composition import resolve
+from solvmd.assembly.system import build_topology
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system
 from solvmd.recipe import load_recipe, parse_recipe
@@ -141,7 +141,7 @@ def test_build_refuses_collapsing_cations_and_writes_nothing(tmp_path, monkeypat
     """A (deliberately broken) bonded model whose Mg-Cl-Mg angle (10 deg, very stiff) pulls the
     two Mg together against their Coulomb repulsion: the minimised build is refused, naming
     the two Mg, and the output folder stays empty."""
-    from solvmd.build.system import build_system
+    from solvmd.assembly.system import build_system
 
     good = complexes.bonded_parameters("qm/mg_complexes_seminario.json", "Mg2Cl3_THF6")
     broken = {"bonds": good["bonds"],

@@ -142,7 +142,7 @@ def test_species_whose_template_no_longer_matches_its_smiles(tte_with_another_sm
 
 
 def test_build_with_a_stale_template_is_one_clear_error_and_writes_nothing(tte_with_another_smiles, tmp_path):
-    from solvmd.build.system import build_system
+    from solvmd.assembly.system import build_system
     from solvmd.recipe import parse_recipe
 
     r = parse_recipe({"name": "stale", "salts": [{"cation": "Li", "anion": "FSI", "molarity_M": 1.0}],

@@ -7,8 +7,8 @@ import pytest
 from openmm import unit
 
 from solvmd import species
-from solvmd.build.composition import resolve
-from solvmd.build.system import build_topology
+from solvmd.assembly.composition import resolve
+from solvmd.assembly.system import build_topology
 from solvmd.forcefield import create_system, nonbonded_force
 from solvmd.recipe import load_recipe
 

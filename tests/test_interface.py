@@ -16,11 +16,11 @@ from openmm import app, unit
 from solvmd import species as species_registry
 from solvmd.analysis import spec_from_manifest
 from solvmd.analysis.interface import interface_settings_from_manifest, run_interface_analysis
-from solvmd.build.interface import (
+from solvmd.assembly.interface import (
     add_frozen_sheet, build_interface, finish_interface_nonbonded, is_interface_build, pair_overrides)
 from solvmd.md.barostats import make_barostat
-from solvmd.build.surfaces import SurfaceSpec, build_sheet, surface_parameters
-from solvmd.build.system import load_build
+from solvmd.assembly.surfaces import SurfaceSpec, build_sheet, surface_parameters
+from solvmd.assembly.system import load_build
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import parameterize
 from solvmd.recipe import InterfaceRecipe, LJOverrideSpec, load_any_recipe, parse_interface_recipe

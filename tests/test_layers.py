@@ -22,7 +22,7 @@ LAYERS = {
     "records": 0, "geometry": 0, "errors": 0, "io": 0, "units": 0, "log": 0,
     # what to build and with which parameters
     "recipe": 1, "species": 1, "complexes": 1, "forcefield": 1, "mixing": 1, "surface_recipe": 1, "pmf_spec": 1,
-    "build": 2,
+    "assembly": 2,
     "md": 3, "gpu_slots": 3,
     "analysis": 4, "pmf": 4,
     "summary": 5, "report": 5,
@@ -105,10 +105,10 @@ def test_imports_point_down():
 @pytest.mark.parametrize("src, target, expect_ok", [
     ("solvmd/analysis/x.py", "solvmd.geometry", True),
     ("solvmd/geometry.py", "solvmd.analysis.contacts", False),
-    ("solvmd/recipe.py", "solvmd.build.surfaces", False),
+    ("solvmd/recipe.py", "solvmd.assembly.surfaces", False),
     ("solvmd/analysis/x.py", "solvmd.pmf.cv", False),
     ("solvmd/io.py", "solvmd.errors", True),
-    ("solvmd/build/x.py", "solvmd.md.engine", False),
+    ("solvmd/assembly/x.py", "solvmd.md.engine", False),
 ])
 def test_the_rule_itself(src, target, expect_ok):
     """The checker flags an upward or sideways import and passes a downward one."""

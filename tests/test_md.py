@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solvmd.build.system import build_system, load_build
+from solvmd.assembly.system import build_system, load_build
 from solvmd.errors import SimulationError, SolvmdError
 from solvmd.md.engine import THERMO_COLUMNS, run_md
 from solvmd.md.platforms import choose_platform

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solvmd.build.system import build_system
+from solvmd.assembly.system import build_system
 from solvmd.errors import SolvmdError
 from solvmd.md.engine import run_md
 from solvmd.md.protocol import load_protocol

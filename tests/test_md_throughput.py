@@ -5,8 +5,8 @@ import openmm
 import pytest
 from openmm import app, unit
 
-from solvmd.build.interface import build_interface
-from solvmd.build.system import build_system, load_build
+from solvmd.assembly.interface import build_interface
+from solvmd.assembly.system import build_system, load_build
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system
 from solvmd.md.engine import run_md

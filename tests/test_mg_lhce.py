@@ -15,8 +15,8 @@ import pytest
 
 from solvmd import complexes
 from solvmd import species as species_registry
-from solvmd.build.complex_geometry import build_structure
-from solvmd.build.composition import resolve
+from solvmd.assembly.complex_geometry import build_structure
+from solvmd.assembly.composition import resolve
 from solvmd.errors import SolvmdError
 from solvmd.recipe import load_recipe, parse_recipe
 
@@ -130,7 +130,7 @@ def test_complex_recipe_counts_and_neutrality():
 def test_built_complex_system_is_neutral_and_packed_rigidly(tmp_path):
     import openmm
 
-    from solvmd.build.system import build_system, load_build
+    from solvmd.assembly.system import build_system, load_build
 
     r = parse_recipe({"name": "apc_tiny", "salts": [{"cation": "Mg2Cl3_THF6", "anion": "Cl", "molar_ratio": 1}],
                       "solvents": [{"species": "THF", "molar_ratio": 30}], "size": {"salt_units": 1},

@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 from openmm import unit
 
-from solvmd.build.interface import build_interface
-from solvmd.build.system import load_build
+from solvmd.assembly.interface import build_interface
+from solvmd.assembly.system import load_build
 from solvmd.md.barostats import make_barostat
 from solvmd.md.devices import list_devices
 from solvmd.md.engine import run_md

@@ -5,7 +5,7 @@ import pytest
 from MDAnalysis.lib.distances import self_capped_distance
 
 from solvmd import species
-from solvmd.build.packing import pack
+from solvmd.assembly.packing import pack
 from solvmd.errors import SolvmdError
 
 

@@ -1,6 +1,6 @@
 """Bulk consistency (issue: PMF correctness): Li+-O(THF) umbrella PMF vs -kT ln g(r) of an unbiased run.
 
-A small LiCl/THF box is built and equilibrated with the lead's pipeline (solvmd.build,
+A small LiCl/THF box is built and equilibrated with the lead's pipeline (solvmd.assembly,
 solvmd.md); the unbiased production gives g(r) for all Li-O(THF) pairs, and umbrella
 windows on one tagged Li-O pair give the PMF. Over the distances the unbiased run samples
 well (the first-shell peak), the PMF without the 2kT ln r volume term must equal
@@ -48,7 +48,7 @@ def run_bulk_check(work: Path, md_overrides: dict, pmf_overrides: dict, platform
     """Build + MD (lead's pipeline), g(r) of all Li-O(THF) pairs, umbrella PMF; returns comparisons."""
     import mdtraj
 
-    from solvmd.build.system import build_system
+    from solvmd.assembly.system import build_system
     from solvmd.md.engine import run_md
     from solvmd.md.protocol import MDProtocol
     from solvmd.pmf.consistency import compare, rdf_free_energy

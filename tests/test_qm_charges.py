@@ -131,7 +131,7 @@ def test_mn4_flake_is_the_sheet_site_capped_and_d2h(metal):
     assert roles.count("C_alpha") == 8 and roles.count("N_site") == 4
     m = el.index(metal)
     d_mn = np.linalg.norm(xyz[[i for i, e in enumerate(el) if e == "N"]] - xyz[m], axis=1)
-    from solvmd.build.surfaces import surface_parameters
+    from solvmd.assembly.surfaces import surface_parameters
 
     assert d_mn == pytest.approx(surface_parameters()["geometry"]["MN4_m_n_A"][metal], abs=1e-6)
     ch = [i for i, e in enumerate(el) if e == "H"]
@@ -146,7 +146,7 @@ def test_mn4_flake_is_the_sheet_site_capped_and_d2h(metal):
 
 @pytest.mark.parametrize("path", sorted(QM.glob("mn4_*.json")), ids=lambda p: p.stem)
 def test_committed_mn4_charges_are_the_fit_and_in_surfaces_yaml(path):
-    from solvmd.build.surfaces import surface_parameters
+    from solvmd.assembly.surfaces import surface_parameters
 
     rec = json.loads(path.read_text())
     q, roles = np.array(rec["charges"]), rec["roles"] + ["H"] * (len(rec["charges"]) - len(rec["roles"]))

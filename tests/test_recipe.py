@@ -5,7 +5,7 @@ import glob
 import pytest
 
 from solvmd import species
-from solvmd.build.composition import resolve
+from solvmd.assembly.composition import resolve
 from solvmd.errors import SolvmdError
 from solvmd.recipe import load_recipe, parse_recipe
 
@@ -104,7 +104,7 @@ def test_malformed_yaml(tmp_path):
 
 
 def test_box_smaller_than_twice_cutoff(tmp_path):
-    from solvmd.build.system import build_system
+    from solvmd.assembly.system import build_system
 
     r = parse_recipe(_with(size={"salt_units": 2}))
     with pytest.raises(SolvmdError, match="smaller than twice the cutoff"):

@@ -113,7 +113,7 @@ def test_recipe_semantics(change, match):
 
 
 def test_normalize_true_rescales_fractions():
-    from solvmd.build.composition import resolve as composition
+    from solvmd.assembly.composition import resolve as composition
 
     r = parse_recipe({**RECIPE, "normalize": True,
                       "solvents": [{"species": "DOL", "volume_fraction": 0.35}, {"species": "DME", "volume_fraction": 0.35}]})

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solvmd.build.surfaces import METALS, SurfaceSpec, build_sheet, lattice_cells, surface_parameters
+from solvmd.assembly.surfaces import METALS, SurfaceSpec, build_sheet, lattice_cells, surface_parameters
 from solvmd.errors import SolvmdError
 
 D_CC = 0.142  # nm

@@ -8,7 +8,7 @@ Usage (repository root; needs ``pip install tblite``, in the extra ``solvmd[char
 
 Route:
 
-1. Start: the complex exactly as ``solvmd.build.complex_geometry.build_structure`` builds it
+1. Start: the complex exactly as ``solvmd.assembly.complex_geometry.build_structure`` builds it
    (full THF ligands, no reduction).
 2. QM: GFN2-xTB (Bannwarth, Ehlert, Grimme, JCTC 2019, 15, 1652, doi:10.1021/acs.jctc.8b01176)
    via tblite, with the ALPB implicit solvent for THF (Ehlert et al., JCTC 2021, 17, 4250,
@@ -127,7 +127,7 @@ def _angle_deg(x, a, b, c) -> float:
 def terms(name: str, log) -> dict:
     """Minimize + Hessian + Seminario for one complex; averaged terms and geometry."""
     from solvmd import complexes, species
-    from solvmd.build.complex_geometry import build_structure
+    from solvmd.assembly.complex_geometry import build_structure
 
     cx, st = complexes.get(name), build_structure(name)
     el = [a.GetSymbol() for m in st.members for a in species.get(m).mol.GetAtoms()]
@@ -184,9 +184,9 @@ def _mm_values(name: str, terms: dict) -> dict[str, float]:
     from openmm import unit
 
     from solvmd import complexes
-    from solvmd.build.bonded_complexes import _terms_for, add_complex_bonds
-    from solvmd.build.complex_geometry import build_structure, complex_instances
-    from solvmd.build.system import build_topology
+    from solvmd.assembly.bonded_complexes import _terms_for, add_complex_bonds
+    from solvmd.assembly.complex_geometry import build_structure, complex_instances
+    from solvmd.assembly.system import build_topology
     from solvmd.forcefield import create_system
 
     bname = BONDED_NAME[name]

@@ -8,7 +8,7 @@ Usage (repository root; needs ``pip install 'solvmd[charges]'``)::
 
 Model (see forcefields/SOURCES.md, "M-N4 site charges"):
 
-* Flake: the M-N4 divacancy site exactly as ``solvmd.build.surfaces.build_sheet`` builds it
+* Flake: the M-N4 divacancy site exactly as ``solvmd.assembly.surfaces.build_sheet`` builds it
   (planar, C-C 1.42 A, M-N of ``surfaces.yaml``), cut to every sheet atom within
   ``radius`` (5.0 A: C26N4M + 14 H, 31 heavy atoms) of the metal, atoms with < 2 kept neighbours
   pruned, each cut bond capped by H at 1.08 A (OPLS-AA CA-HA). Neutral; the N4 ligand
@@ -69,7 +69,7 @@ SPIN = {"Zn": (0,), "Ni": (0,), "Co": (1,), "Cu": (1,), "Fe": (2, 4), "Mn": (3,)
 
 def build_flake(metal: str, radius_a: float = RADIUS_A) -> tuple[list[str], np.ndarray, list[str]]:
     """(elements, xyz in A centred on the metal, roles) of the capped flake."""
-    from solvmd.build.surfaces import SurfaceSpec, build_sheet
+    from solvmd.assembly.surfaces import SurfaceSpec, build_sheet
 
     sheet = build_sheet(SurfaceSpec(kind="MN4", metal=metal, size_nm=(2.6, 2.6)))
     L = np.array([*sheet.box_xy_nm, 1e9]) * 10.0

@@ -80,7 +80,7 @@ class InterfaceSettings(BaseModel):
 
 def interface_settings_from_manifest(build_dir: str | Path, **overrides) -> InterfaceSettings:
     """Settings for a solvmd interface build (sheet residue, site atoms, species, bulk density)."""
-    from solvmd.build.system import read_manifest  # OpenMM-heavy: imported when used
+    from solvmd.assembly.system import read_manifest  # OpenMM-heavy: imported when used
 
     man_path = Path(build_dir) / records.MANIFEST
     man = read_manifest(build_dir)

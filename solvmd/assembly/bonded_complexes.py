@@ -28,7 +28,7 @@ import numpy as np
 import openmm
 
 from solvmd import complexes as cx_registry
-from solvmd.build.complex_geometry import complex_instances
+from solvmd.assembly.complex_geometry import complex_instances
 from solvmd.errors import SolvmdError
 
 GEOMETRY_TOL_A = 0.30  # a bonded pair further than this from r0 at build time is not the declared complex

@@ -1,6 +1,6 @@
 """Build-time checks of a parameterized System: exclusion audit and cation separation (issue 29).
 
-Both run in :func:`solvmd.build.system.build_system` (and the interface builder) BEFORE
+Both run in :func:`solvmd.assembly.system.build_system` (and the interface builder) BEFORE
 anything is written, so a refused build leaves no half-written output; each failure is one
 :class:`~solvmd.errors.SolvmdError` naming the atoms.
 
@@ -10,7 +10,7 @@ anything is written, so a refused build leaves no half-written output; each fail
   (1 e) are fully excluded from each other (exception with charge product 0 and epsilon 0).
   Exclusions inside one residue come from that molecule's own published bonded topology
   (e.g. the S...S 1-3 pair of TFSI-) and are not audited; exclusions between residues are
-  made by :mod:`solvmd.build.bonded_complexes`, and a like-charged ion pair among them would
+  made by :mod:`solvmd.assembly.bonded_complexes`, and a like-charged ion pair among them would
   lose its mutual repulsion (the [Mg2(mu-Cl)3(THF)6]+ dimer collapsed to Mg...Mg 1.2 A so).
   Pairs of two frozen (massless) atoms are skipped: a frozen sheet excludes its own pairs.
   The split mixing form has two NonbondedForces (charges + repulsion, and the charge-free
@@ -94,7 +94,7 @@ def check_exclusions(system: openmm.System, topology: app.Topology) -> None:
     """Raise one SolvmdError listing every problem :func:`exclusion_audit` finds."""
     problems = exclusion_audit(system, topology)
     if problems:
-        raise SolvmdError("build refused, exclusion audit failed (solvmd/build/guards.py):\n  "
+        raise SolvmdError("build refused, exclusion audit failed (solvmd/assembly/guards.py):\n  "
                           + "\n  ".join(problems))
 
 

@@ -40,11 +40,11 @@ from openmm import app, unit
 
 from solvmd import records
 from solvmd import species as species_registry
-from solvmd.build.bonded_complexes import add_complex_bonds
-from solvmd.build.composition import Composition, resolve
-from solvmd.build.packing import pack
-from solvmd.build.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
-from solvmd.build.system import (build_topology, check_built_system, nonbonded_record, species_table, versions,
+from solvmd.assembly.bonded_complexes import add_complex_bonds
+from solvmd.assembly.composition import Composition, resolve
+from solvmd.assembly.packing import pack
+from solvmd.assembly.surfaces import SHEET_RESIDUE, Sheet, build_sheet, surface_parameters
+from solvmd.assembly.system import (build_topology, check_built_system, nonbonded_record, species_table, versions,
                                  write_build)
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import finish_nonbonded, forcefield_files, nonbonded_force, parameterize
@@ -291,7 +291,8 @@ def build_interface(rec: InterfaceRecipe, out_dir: str | Path, log=sys.stderr) -
     """Sheet + electrolyte slab: write system.pdb, system.xml, manifest.json to ``out_dir``.
 
     Returns the manifest. The sheet atoms come last (``manifest["surface"]["atom_range"]``).
-    Progress goes to the ``solvmd.build`` logger (and to ``log``, a text stream, if given).
+    Progress goes to the build-step logger (``get_logger("build")``) and to ``log``, a text
+    stream, if given.
     """
     with log_to(log):
         return _build_interface(rec, Path(out_dir))

@@ -39,7 +39,7 @@ def _write_unit_pdb(path: Path, name: str, seed: int) -> None:
     packed rigid as a whole.
     """
     if complexes.is_complex(name):
-        from solvmd.build.complex_geometry import build_structure
+        from solvmd.assembly.complex_geometry import build_structure
 
         st = build_structure(name)
         members, xyz = st.members, st.xyz_A

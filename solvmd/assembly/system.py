@@ -18,11 +18,11 @@ from openmm import app, unit
 from solvmd import __version__, records
 from solvmd import complexes
 from solvmd import species as species_registry
-from solvmd.build.bonded_complexes import add_complex_bonds
-from solvmd.build.complex_geometry import complex_instances
-from solvmd.build.composition import Composition, resolve
-from solvmd.build.guards import MIN_CATION_SEPARATION_A, check_cation_separation, check_exclusions
-from solvmd.build.packing import pack
+from solvmd.assembly.bonded_complexes import add_complex_bonds
+from solvmd.assembly.complex_geometry import complex_instances
+from solvmd.assembly.composition import Composition, resolve
+from solvmd.assembly.guards import MIN_CATION_SEPARATION_A, check_cation_separation, check_exclusions
+from solvmd.assembly.packing import pack
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import create_system, forcefield_files
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
@@ -105,8 +105,8 @@ def check_box(box_nm: float, cutoff_nm: float, what: str = "box") -> None:
 def build_system(recipe: Recipe, out_dir: str | Path, log=sys.stderr) -> dict:
     """Resolve, pack and parameterize ``recipe``; write the build files to ``out_dir``.
 
-    Returns the manifest dictionary. Progress goes to the ``solvmd.build`` logger (and to
-    ``log``, a text stream, if given).
+    Returns the manifest dictionary. Progress goes to the build-step logger
+    (``get_logger("build")``) and to ``log``, a text stream, if given.
     """
     with log_to(log):
         return _build_system(recipe, Path(out_dir))
@@ -162,7 +162,7 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
 def check_built_system(system: openmm.System, topology: app.Topology, xyz_nm, bonded: list[dict]) -> None:
     """Refuse (SolvmdError, before anything is written) a System that fails the exclusion
     audit, or whose bonded complexes let two cations collapse on minimization
-    (:mod:`solvmd.build.guards`; the minimization runs only for builds with bonded complexes)."""
+    (:mod:`solvmd.assembly.guards`; the minimization runs only for builds with bonded complexes)."""
     check_exclusions(system, topology)
     if bonded:
         r = check_cation_separation(system, topology, xyz_nm)

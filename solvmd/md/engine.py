@@ -21,7 +21,7 @@ import openmm
 from openmm import app, unit
 
 from solvmd import records
-from solvmd.build.system import check_box, load_build, versions
+from solvmd.assembly.system import check_box, load_build, versions
 from solvmd.errors import SimulationError, SolvmdError
 from solvmd.io import atomic_path, folder_lock, write_text_atomic
 from solvmd.log import get_logger, log_to
@@ -152,8 +152,8 @@ class MDRun:
             raise SolvmdError(f"{self.out} holds a finished run with a different protocol; "
                               "use another output folder or delete md.json to redo it")
         check_box(min(self.manifest["box_nm"]), self.manifest["cutoff_nm"])
+        self._choose_platform()  # a bad platform, device or precision stops here, before the folder is claimed
         self._check_folder()
-        self._choose_platform()
         chk = latest_checkpoint(self.out, [s.name for s in self.stages],
                                 report=lambda msg: LOG.warning(f"checkpoint {msg}"))
         LOG.info(f"platform {self.platform.getName()} {self.properties}; {self.system.getNumParticles()} atoms; "

@@ -110,7 +110,7 @@ def probe_system(seed: int = 7):
     import numpy as np
 
     from solvmd import species
-    from solvmd.build.system import build_topology
+    from solvmd.assembly.system import build_topology
     from solvmd.forcefield import create_system
 
     counts, spacing, n = {"Li": 2, "TFSI": 2, "DME": 23}, 0.9, 3
