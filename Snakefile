@@ -439,7 +439,7 @@ rule compare:
 
 
 rule sac_comparison:
-    """SCIENCE.md §6: dG‡, adsorption dG, CN bulk vs contact per (ion, surface, coordinate)."""
+    """docs/science.md §6: dG‡, adsorption dG, CN bulk vs contact per (ion, surface, coordinate)."""
     input:
         barriers=BARRIERS,
         repeats=REPEAT_TABLES,

@@ -8,7 +8,7 @@ velocity seed = 2024 + k): build ``systems/pure_<solvent>.yaml`` at ``--atoms``,
 with the annealed protocol (heat 5 ps, NVT anneal 450 K 200 ps, cool 100 ps, NPT 250 ps,
 production 500 ps, 4 fs with HMR) in ``<workdir>/<solvent>/packing<k+1>_seed<seed>/``, and report
 the production density +- standard error (pymbar statistical inefficiency) against the
-reference values of SCIENCE.md §5. Writes benchmarks/results/densities.{csv,md}, rebuilt after
+reference values of docs/science.md §5. Writes benchmarks/results/densities.{csv,md}, rebuilt after
 every run from the finished runs only; a run not finished gives its status, never a number.
 Resumable: rerun the same command (MD continues from its last checkpoint). Not a test: it takes
 CPU-hours at full length (minutes on a GPU).
@@ -32,13 +32,13 @@ from solvmd.assembly.system import build_system
 from solvmd.md.engine import run_md
 from solvmd.recipe import load_recipe
 
-# reference densities at 298 K, g/cm3: (low, high, tolerance %, source) — SCIENCE.md §5
+# reference densities at 298 K, g/cm3: (low, high, tolerance %, source) — docs/science.md §5
 REFERENCE = {
-    "DME": (0.862, 0.868, 3.0, "SCIENCE.md §5 (CRC Handbook range 0.862-0.868)"),
-    "THF": (0.883, 0.889, 3.0, "SCIENCE.md §5 (CRC Handbook range 0.883-0.889)"),
-    "DOL": (1.058, 1.060, 3.0, "SCIENCE.md §5 (1.058-1.060)"),
-    "TTE": (1.53, 1.53, 5.0, "SCIENCE.md §5 (~1.53, supplier data)"),
-    "BTFE": (1.40, 1.40, 5.0, "SCIENCE.md §5 (~1.40, supplier data)"),
+    "DME": (0.862, 0.868, 3.0, "docs/science.md §5 (CRC Handbook range 0.862-0.868)"),
+    "THF": (0.883, 0.889, 3.0, "docs/science.md §5 (CRC Handbook range 0.883-0.889)"),
+    "DOL": (1.058, 1.060, 3.0, "docs/science.md §5 (1.058-1.060)"),
+    "TTE": (1.53, 1.53, 5.0, "docs/science.md §5 (~1.53, supplier data)"),
+    "BTFE": (1.40, 1.40, 5.0, "docs/science.md §5 (~1.40, supplier data)"),
 }
 
 

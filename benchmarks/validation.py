@@ -1,4 +1,4 @@
-"""Solvation-structure validation: Li+ and Mg2+ electrolytes against SCIENCE.md §5.
+"""Solvation-structure validation: Li+ and Mg2+ electrolytes against docs/science.md §5.
 
     python benchmarks/validation.py                       # every system, 2 packings, defaults below
     python benchmarks/validation.py --systems li_fsi_dme_1M --max-runs 1   # one run per sitting
@@ -24,7 +24,7 @@ command. ``--max-runs N`` starts or continues at most N unfinished runs per sitt
 hours on a GPU. Units: distances in angstrom, run lengths in ps, fractions 0-1 in
 ``metrics.json`` (percent in the table).
 
-Checks (SCIENCE.md §5):
+Checks (docs/science.md §5):
 
 * Mg2+ in MgCl2-LiCl/THF (pre-assembled MgCl(THF)5+ and [Mg2(mu-Cl)3(THF)6]+): CN = 6,
   Mg-O(THF) first RDF peak 2.0-2.1 A; every dimer intact over the whole production run
@@ -66,7 +66,7 @@ from solvmd.io import write_json_atomic  # noqa: E402
 from solvmd.md.engine import run_md  # noqa: E402
 from solvmd.recipe import load_recipe  # noqa: E402
 
-SCI = "SCIENCE.md §5"
+SCI = "docs/science.md §5"
 ARCHIVE = "validation"  # finished runs: benchmarks/results/validation_runs/<system>/<packing>.json
 BOND_CUTOFF_A = {"O": 2.6, "Cl": 3.0}  # a start-geometry Mg-donor bond counts as kept below this
 
@@ -335,7 +335,7 @@ CHECKS: list[Check] = [
     _check("mg_dimer_intact", [MG], "[Mg2(mu-Cl)3(THF)6]+ intact over the production run", "% intact",
            "intact (every frame)", SCI, _intact(MG, "Mg2Cl3_THF6", 12), INTACT),
     _check("mg_monomer_intact", [MG], "MgCl(THF)5+ intact over the production run", "% intact",
-           "intact (every frame)", "SCIENCE.md §2 (species of seed 003)", _intact(MG, "MgCl_THF5", 6), INTACT),
+           "intact (every frame)", "docs/science.md §2 (species of seed 003)", _intact(MG, "MgCl_THF5", 6), INTACT),
     _check("mg_dimer_mgmg", [MG], "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+", "A", "3.1-3.2 A", SCI, _mgmg(MG),
            _within(3.1, 3.2)),
     _check("mgb_thf_cn", [MGB], "Mg2+ CN (O + Cl), MgCl2-LiCl/THF, bonded Mg-Cl", "donor atoms", "6 (octahedral)",
@@ -345,7 +345,7 @@ CHECKS: list[Check] = [
     _check("mgb_dimer_intact", [MGB], "[Mg2(mu-Cl)3(THF)6]+ intact, bonded Mg-Cl", "% intact",
            "intact (every frame)", SCI, _intact(MGB, "Mg2Cl3_THF6_bonded", 12), INTACT),
     _check("mgb_monomer_intact", [MGB], "MgCl(THF)5+ intact, bonded Mg-Cl", "% intact", "intact (every frame)",
-           "SCIENCE.md §2 (species of seed 003)", _intact(MGB, "MgCl_THF5_bonded", 6), INTACT),
+           "docs/science.md §2 (species of seed 003)", _intact(MGB, "MgCl_THF5_bonded", 6), INTACT),
     _check("mgb_dimer_mgmg", [MGB], "Mg...Mg in [Mg2(mu-Cl)3(THF)6]+, bonded Mg-Cl", "A", "3.1-3.2 A", SCI,
            _mgmg(MGB, "Mg2Cl3_THF6_bonded"), _within(3.1, 3.2)),
     _check("mg_dme_cn", ["mg_tfsi_dme"], "Mg2+ CN (donor atoms), 0.5 M Mg(TFSI)2/DME", "donor atoms",

@@ -1,4 +1,4 @@
-"""Imports point down the layers of DESIGN.md ("Layers"); a test that fails when one points up.
+"""Imports point down the layers of docs/architecture.md; a test that fails when one points up.
 
 Every ``import solvmd...`` / ``from solvmd... import`` in the package (module level or inside
 a function) is read from the source with ``ast`` and checked: a module may import modules of
@@ -94,12 +94,12 @@ def _violations() -> list[str]:
 def test_every_module_has_a_layer():
     units = {_unit(_module_name(p)) for p in PKG.rglob("*.py")}
     missing = sorted(u for u in units if u not in LAYERS)
-    assert not missing, f"add these modules to LAYERS (and to DESIGN.md, Layers): {missing}"
+    assert not missing, f"add these modules to LAYERS (and to docs/architecture.md): {missing}"
 
 
 def test_imports_point_down():
     bad = _violations()
-    assert not bad, "imports that point up the layers (DESIGN.md, Layers):\n" + "\n".join(bad)
+    assert not bad, "imports that point up the layers (docs/architecture.md):\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("src, target, expect_ok", [

@@ -108,7 +108,7 @@ def test_real_sheet_binds_and_flattens_far_away(tmp_path):
     the fluid) and a sheet-probe pair override (eps 2 kJ/mol, like a metal-ion term) binds the
     probe at contact, far outside the errors, so the null test can fail; and in a box tall enough
     (3.2 nm) that the far end of the range (1.15-1.3 nm) is past the fluid's layering, the PMF
-    flattens there to the bulk value within error (SCIENCE.md section 3, the plateau check)."""
+    flattens there to the bulk value within error (docs/science.md section 3, the plateau check)."""
     res = _height_pmf(tmp_path, sheet_epsilon=0.2, probe_override_eps=2.0, sample_ps=30.0, fill_gaps=3,
                       box_z_nm=3.2, range_nm=(0.3, 1.3), windows=CONTROL_CENTERS_NM)
     ads = find_adsorption(res.cv_nm, res.F, res.boot())

@@ -85,7 +85,7 @@ def test_sac_row_from_records(tmp_path):
     assert (row["ion"], row["surface"], row["coordinate"]) == ("Li", "Zn-N4", "li_height")
     assert row["dG_ads_kJ_mol"] == -8.0 and row["dG_ads_err_kJ_mol"] == 1.0  # F(contact) - F(bulk plateau)
     assert (row["cn_bulk"], row["cn_contact"]) == (4.0, 2.5)
-    # a height row's barrier is the one on the way in from bulk (SCIENCE.md §3), not F(TS) - F(bound)
+    # a height row's barrier is the one on the way in from bulk (docs/science.md §3), not F(TS) - F(bound)
     assert pd.read_csv(tmp_path / "sac.csv")["dG_barrier_kJ_mol"].tolist() == [3.0]
     assert (row["bound_cv_nm"], row["ts_cv_nm"], bool(row["plateau_flat"])) == (0.27, 0.5, True)
     assert (tmp_path / "sac.png").stat().st_size > 10000

@@ -57,7 +57,7 @@ def test_committed_resp_charges_sum_symmetry_and_xml(name):
     res = ElementTree.parse(sp.xml_path).getroot().find(f".//Residue[@name='{sp.residue}']")
     xml_q = {a.get("name"): float(a.get("charge")) for a in res.findall("Atom")}
     assert [xml_q[a] for a in sp.atom_names] == pytest.approx(q.tolist(), abs=1e-9)
-    # fluorination pulls charge off the ether O (SCIENCE.md section 4): less negative than OPLS -0.40
+    # fluorination pulls charge off the ether O (docs/science.md section 4): less negative than OPLS -0.40
     o = sp.atom_names.index("O1")
     assert q[o] > -0.40
 

@@ -40,9 +40,9 @@ def harness(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(V, "SYSTEMS", {"tiny": V.System(str(d / "tiny.yaml"), "LI", ether="DME")})
     mp.setattr(V, "CHECKS", [
-        V._check("tiny_li_cn", ["tiny"], "Li+ CN (O atoms)", "O atoms", "4-5", "SCIENCE.md §5",
+        V._check("tiny_li_cn", ["tiny"], "Li+ CN (O atoms)", "O atoms", "4-5", "docs/science.md §5",
                  V._li_cn_o("tiny"), V._within(4.0, 5.0)),
-        V._check("tiny_cip_agg", ["tiny"], "CIP + AGG (anion-centric)", "%", ">= 80 %", "SCIENCE.md §5",
+        V._check("tiny_cip_agg", ["tiny"], "CIP + AGG (anion-centric)", "%", ">= 80 %", "docs/science.md §5",
                  V._cip_agg("tiny"), lambda x: x >= 80.0)])
     args = ["--systems", "tiny", "--packings", "2", "--atoms", "500", "--workdir", str(d / "work")] + SHORT
     V.main(args + ["--out", str(d / "out1"), "--max-runs", "1"])

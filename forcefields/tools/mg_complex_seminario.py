@@ -174,7 +174,7 @@ def terms(name: str, log) -> dict:
 
 
 BONDED_NAME = {"MgCl_THF5": "MgCl_THF5_bonded", "Mg2Cl3_THF6": "Mg2Cl3_THF6_bonded"}
-CHARGE_SCALE = 0.8  # the recipe default (SCIENCE.md section 4); the r0/theta0 fit is for this scale
+CHARGE_SCALE = 0.8  # the recipe default (docs/science.md section 4); the r0/theta0 fit is for this scale
 
 
 def _mm_values(name: str, terms: dict) -> dict[str, float]:

@@ -98,7 +98,7 @@ def find_barrier(cv, F, boot=None, bound_side: str = "low", prominence_kJ_mol: f
     }
 
 
-# Interfacial coordinates (SCIENCE.md §3): the bulk plateau is the far end of the range, the contact
+# Interfacial coordinates (docs/science.md §3): the bulk plateau is the far end of the range, the contact
 # state the lowest point near the sheet; widths in nm of the range ends that count as each.
 PLATEAU_NM = 0.15
 CONTACT_NM = 0.15
@@ -149,7 +149,7 @@ def adsorption_block(cv, F, boot) -> dict:
     out["definitions"] = (f"F_bulk = mean F over the last {PLATEAU_NM} nm of the range; contact = lowest F within "
                           f"{CONTACT_NM} nm of the low end; dG_ads = F(contact) - F_bulk; dG_barrier_in = highest F "
                           "between contact and the plateau - F_bulk; plateau_drift = F(far end) - F(plateau start), "
-                          "flat when within 2 bootstrap sd (SCIENCE.md §3)")
+                          "flat when within 2 bootstrap sd (docs/science.md §3)")
     return out
 
 

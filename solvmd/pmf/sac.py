@@ -1,11 +1,11 @@
-"""The single-atom-catalyst comparison (SCIENCE.md §6): one row per (ion, surface, coordinate).
+"""The single-atom-catalyst comparison (docs/science.md §6): one row per (ion, surface, coordinate).
 
 Reads only records: ``results/<system>/pmf/<cv>/{barrier,estimate,spec,cv}.json`` and
 ``profile.csv``, and ``results/<system>/build/manifest.json`` for the surface label.
 Columns (energies in kJ/mol, errors are bootstrap standard deviations):
 
 - ``dG_barrier_kJ_mol``: the desolvation barrier. Bulk (ion-solvent distance): F(transition
-  state) - F(bound state), one solvent leaving the shell. Height / site coordinates (SCIENCE.md §3):
+  state) - F(bound state), one solvent leaving the shell. Height / site coordinates (docs/science.md §3):
   the highest F between contact and the bulk plateau - F(bulk plateau), what an ion coming from
   bulk pays to shed solvent and reach the surface (barrier.json ``adsorption`` block);
 - ``dG_kJ_mol``: F(far end) - F(bound state), end to end;
