@@ -238,6 +238,7 @@ _ANALYSIS_REPORT = {
     "coordination.png": ("coordination", "2. Solvation structure", "CN"),
     "shells.png": ("shells", "2. Solvation structure", "shells"),
     "speciation.png": ("speciation", "2. Solvation structure", "SSIP/CIP/AGG"),
+    "transport.png": ("transport", "2. Solvation structure", "MSD log-log"),
     # interface systems (a surface: block): rho(z), CN vs height, cation - metal site g(r)
     "interface_density.png": ("interface_density", "2. Solvation structure", "rho(z)"),
     "interface_coordination.png": ("interface_coordination", "2. Solvation structure", "CN vs height"),

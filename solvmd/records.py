@@ -109,7 +109,8 @@ def analysis_outputs(residence: bool = True, transport: bool = True, speciation_
     ``interface``: an interface build; ``site_rdf``: its sheet has metal sites (M-N4)."""
     csv = list(ANALYSIS_CSV_ALWAYS) + (list(ANALYSIS_CSV_RESIDENCE) if residence else []) + (
         list(ANALYSIS_CSV_TRANSPORT) if transport else [])
-    png = list(ANALYSIS_PNG_ALWAYS) + (["speciation"] if speciation_figure else [])
+    png = list(ANALYSIS_PNG_ALWAYS) + (["speciation"] if speciation_figure else []) + (
+        ["transport"] if transport else [])
     files = [f"{n}.csv" for n in csv] + [f"{n}.png" for n in png] + [CUTOFFS_JSON]
     if interface:
         png_i = list(INTERFACE_PNG) + (["interface_site_rdf"] if site_rdf else [])

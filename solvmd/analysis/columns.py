@@ -100,6 +100,32 @@ MSD_SELF = "self-diffusion (MSD)"
 NERNST_EINSTEIN = "Nernst-Einstein"
 EINSTEIN_HELFAND = "Einstein-Helfand"
 ALL_IONS = "all ions"
+# Onsager transport matrix and what follows from it (docs/transport.md)
+SPECIES_J = "species_j"  # second species of an L_ij row (L_ij = L_ji: one row per pair i <= j)
+REF_FRAME = "reference_frame"  # BARYCENTRIC | SOLVENT_FIXED | LAB
+BARYCENTRIC = "barycentric"  # centre of mass of the whole system at rest (drift removed)
+SOLVENT_FIXED = "solvent-fixed"  # centre of mass of the neutral (solvent) molecules at rest
+LAB = "lab (drift not removed)"
+ONSAGER = "Onsager L_ij"
+ONSAGER_SIGMA = "conductivity from L_ij"  # e^2 N_A^2 sum_ij z_i z_j L_ij
+TRANSFERENCE_ROW = "transference number"
+IONICITY_ROW = "ionicity"
+L = "L_mol2_J_m_s"  # Onsager coefficient, mol^2 J^-1 m^-1 s^-1 (molar fluxes, molar chemical potentials)
+L_STD = "L_std_mol2_J_m_s"
+D_STD = "D_std_m2_s"
+SIGMA_STD = "sigma_std_S_m"
+TRANSFERENCE = "transference"  # with correlations: t_i = z_i sum_j z_j L_ij / sum_kl z_k z_l L_kl
+TRANSFERENCE_STD = "transference_std"
+TRANSFERENCE_IDEAL = "transference_ideal"  # from self-diffusion: z_i^2 N_i D_i / sum_k z_k^2 N_k D_k
+TRANSFERENCE_IDEAL_STD = "transference_ideal_std"
+IONICITY = "ionicity"  # sigma / sigma_NE
+IONICITY_STD = "ionicity_std"
+LOGLOG_SLOPE = "msd_loglog_slope"  # d ln MSD / d ln t fitted over the fit window (1: diffusive)
+DIFFUSIVE = "diffusive"  # regime check: the fit window lies in the diffusive regime
+N_BLOCKS = "n_blocks"  # independent time blocks (or runs) behind the std columns
+ERROR_METHOD = "error_method"
+N_RUNS = "n_runs"
+CURVE = "curve"  # msd.csv: "self" | "collective" | "charge dipole"
 
 # --- interface (electrolyte above a sheet; heights measured from the sheet plane) ---
 Z = "z_A"  # height above the sheet plane, (z - z0) mod Lz, in [0, Lz)

@@ -270,7 +270,10 @@ class SolvationPass(AnalysisBase):
     ``inv_volume_sum`` (sum of 1/V over frames, A^-3), ``pair_cation``/``pair_donor``
     (indices into the groups' cations/donors), ``pair_r`` (A), ``pair_frame`` (index among
     analysed frames); with transport: ``com_A`` (frames, molecules, 3; unwrapped, drift
-    removed) and ``com_species``.
+    removed), ``com_species``, ``com_masses`` (amu per molecule), ``traj_times_ps`` (the
+    trajectory's own frame times) and ``max_step_A`` / ``min_half_box_A`` (the largest
+    frame-to-frame minimum-image atom displacement and the smallest box half-width: the
+    unwrapping check).
     """
 
     def __init__(self, groups: Groups, r_max: float | None, bin_width: float, store_r: float,
@@ -293,6 +296,7 @@ class SolvationPass(AnalysisBase):
         r.inv_volume_sum = 0.0
         self._volumes, self._frames, self._c, self._d, self._r, self._fi = [], [], [], [], [], []
         self._com: list[np.ndarray] = []
+        self._traj_times: list[float] = []
         self._unwrap = _Unwrapper(self.u, self.transport) if self.transport is not None else None
 
     def _single_frame(self):
@@ -317,6 +321,7 @@ class SolvationPass(AnalysisBase):
         self._fi.append(np.full(int(close.sum()), self._frame_index, dtype=np.int32))
         if self._unwrap is not None:
             self._com.append(self._unwrap.centres(ts.dimensions))
+            self._traj_times.append(float(ts.time))
 
     def _conclude(self):
         r = self.results
@@ -331,6 +336,9 @@ class SolvationPass(AnalysisBase):
         if self._unwrap is not None:
             r.com_A = np.stack(self._com)
             r.com_species = self._unwrap.species
+            r.com_masses = self._unwrap.mol_mass
+            r.traj_times_ps = np.asarray(self._traj_times, dtype=np.float64)
+            r.max_step_A, r.min_half_box_A = self._unwrap.max_step, self._unwrap.min_half_box
             self._com = []
 
 
@@ -362,6 +370,10 @@ class _Unwrapper:
         atom_ix = np.concatenate([res.atoms.ix for res in residues])
         self.mol_of_atom = np.concatenate([np.full(res.atoms.n_atoms, m) for m, res in enumerate(residues)])
         self.w = np.concatenate([_unit_weights(res.atoms) for res in residues])
+        has_m = hasattr(u.atoms, "masses")
+        self.mol_mass = np.array([float(res.atoms.masses.sum()) if has_m else float(res.atoms.n_atoms)
+                                  for res in residues])
+        self.max_step, self.min_half_box = 0.0, float("inf")
         if self.remove_drift:
             self.sys_w = _unit_weights(u.atoms)
             self.follow_ix, self.local = np.arange(u.atoms.n_atoms), atom_ix
@@ -376,7 +388,11 @@ class _Unwrapper:
         if self.prev is None:
             self.unwrapped = x.copy()
         else:  # displacement since the previous analysed frame, minimum image (no jumps)
-            self.unwrapped += minimize_vectors(x - self.prev, dims.astype(np.float64))
+            step = minimize_vectors(x - self.prev, dims.astype(np.float64))
+            self.unwrapped += step
+            if len(step):
+                self.max_step = max(self.max_step, float(np.sqrt(np.max(np.einsum("ij,ij->i", step, step)))))
+        self.min_half_box = min(self.min_half_box, float(min_half_width(dims)))
         self.prev = x
         xw = self.unwrapped[self.local] * self.w[:, None]
         com = np.stack([np.bincount(self.mol_of_atom, weights=xw[:, k], minlength=self.n_mol) for k in range(3)], 1)

@@ -178,3 +178,65 @@ def plot_site_rdf(site: pd.DataFrame) -> Figure:
     ax2.set_ylabel("n(r): cations per site", color="grey")
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_transport(transport: pd.DataFrame, msd: pd.DataFrame, tolerance: float = 0.1) -> Figure:
+    """MSD log-log (self per species; collective <|dR_i|^2>/N_i and charge dipole /N_ions dashed)
+    with the fit windows shaded, and the local slope d ln MSD / d ln t against the diffusive band."""
+    from solvmd.analysis.transport import loglog_slope
+
+    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+    ax, axb = fig.subplots(1, 2)
+    self_rows = transport[transport[C.METHOD] == C.MSD_SELF].set_index(C.SPECIES)
+    ok_all = bool(transport[C.DIFFUSIVE].fillna(False).all()) if len(transport) else False
+    shaded = set()
+    for k, name in enumerate(self_rows.index):
+        cur = msd[(msd[C.CURVE] == "self") & (msd[C.SPECIES] == name)]
+        t, y = cur[C.TIME].to_numpy(float), cur[C.MSD].to_numpy(float)
+        col = PALETTE[k % len(PALETTE)]
+        pos = (t > 0) & (y > 0)
+        ax.loglog(t[pos], y[pos], color=col, lw=1.6, label=f"{name} self")
+        n = self_rows.loc[name, C.N_MOLECULES]
+        coll = msd[(msd[C.CURVE] == "collective") & (msd[C.SPECIES] == name) & (msd[C.SPECIES_J] == name)]
+        if len(coll):
+            coll = coll[coll[C.REF_FRAME] == coll[C.REF_FRAME].iloc[0]]
+            yc = coll[C.MSD].to_numpy(float) / max(float(n), 1.0)
+            pc = (coll[C.TIME].to_numpy(float) > 0) & (yc > 0)
+            ax.loglog(coll[C.TIME].to_numpy(float)[pc], yc[pc], color=col, lw=1.0, ls="--",
+                      label=f"{name} collective / N")
+        fs, fe = self_rows.loc[name, C.FIT_START], self_rows.loc[name, C.FIT_STOP]
+        if np.isfinite(fs) and np.isfinite(fe) and fe > fs:
+            stop = float(fe)
+            tc, beta = loglog_slope(t, y, stop * 2.0)
+            axb.semilogx(tc, beta, color=col, lw=1.4, label=name)
+            if (fs, fe) not in shaded:
+                shaded.add((fs, fe))
+                diff = bool(self_rows.loc[name, C.DIFFUSIVE]) if pd.notna(self_rows.loc[name, C.DIFFUSIVE]) else False
+                for a in (ax, axb):
+                    a.axvspan(fs, fe, color="tab:green" if diff else "tab:red", alpha=0.12, lw=0)
+    dip = msd[msd[C.CURVE] == "charge dipole"]
+    if len(dip):
+        n_ions = transport.loc[transport[C.METHOD] == C.EINSTEIN_HELFAND, C.N_MOLECULES]
+        nn = float(n_ions.iloc[0]) if len(n_ions) else 1.0
+        y = dip[C.MSD].to_numpy(float) / max(nn, 1.0)
+        t = dip[C.TIME].to_numpy(float)
+        pos = (t > 0) & (y > 0)
+        ax.loglog(t[pos], y[pos], color="k", lw=1.0, ls=":", label="charge dipole / N_ions")
+    ax.set_xlabel("lag t (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=7, loc="upper left")
+    axb.axhspan(1 - tolerance, 1 + tolerance, color="grey", alpha=0.2, lw=0)
+    axb.axhline(1.0, color="grey", lw=0.8)
+    axb.set_xlabel("lag t (ps)")
+    axb.set_ylabel("d ln MSD / d ln t")
+    axb.set_ylim(0, 2.2)
+    if axb.get_legend_handles_labels()[0]:
+        axb.legend(fontsize=7)
+    if not len(self_rows) or not np.isfinite(self_rows[C.FIT_START]).any():
+        fig.suptitle("no MSD fit: too few frames", color="tab:red")
+    elif ok_all:
+        fig.suptitle("fit windows (shaded) in the diffusive regime")
+    else:
+        fig.suptitle("NOT DIFFUSIVE: run too short for the diffusive regime - D, L_ij, t+ are not final (red windows)",
+                     color="tab:red", fontsize=10)
+    return fig

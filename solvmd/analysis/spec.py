@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -85,9 +85,17 @@ class ResidenceSettings(_Model):
 
 
 class TransportSettings(_Model):
+    """MSD fits, the Onsager matrix and its errors (see docs/transport.md)."""
+
     enabled: bool = True
-    fit_start_frac: float = Field(0.1, ge=0, lt=1, description="MSD fit window start, fraction of analysed time")
-    fit_stop_frac: float = Field(0.5, gt=0, le=1, description="MSD fit window end, fraction of analysed time")
+    window: Literal["auto", "fraction"] = Field(
+        "auto", description="auto: the fit starts where the log-log MSD slope stays within 1 +- "
+        "diffusive_tolerance and ends at max_lag_frac of a block; fraction: fit_start_frac..fit_stop_frac of a block")
+    fit_start_frac: float = Field(0.1, ge=0, lt=1, description="window 'fraction': fit start, fraction of a block")
+    fit_stop_frac: float = Field(0.5, gt=0, le=1, description="window 'fraction': fit end, fraction of a block")
+    max_lag_frac: float = Field(0.5, gt=0, le=1, description="window 'auto': longest fitted lag, fraction of a block")
+    diffusive_tolerance: float = Field(0.1, gt=0, lt=1, description="diffusive regime: |d ln MSD / d ln t - 1| <= this")
+    n_blocks: int = Field(5, ge=1, description="independent time blocks for the errors (jackknife); 1: no errors")
     remove_com_drift: bool = True
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ class AnalysisResults(dict):
     contacts: ContactTable
     cutoffs: dict[str, dict]
     meta: dict
+    transport_info: dict  # windows, frames, blocks, warnings of the transport analysis
 
 
 def _frame_slice(spec: AnalysisSpec, n_frames: int) -> tuple[int, int, int]:
@@ -212,6 +213,7 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
             for k, n in enumerate(g.partner_names)
         },  # fmt: skip
         "transport_charges_e": dict(zip(transport.species, charges)) if transport else {},
+        "transport": getattr(res, "transport_info", {}),
         "warnings": msgs,
     }
     return res
@@ -268,9 +270,12 @@ def _analyze(spec: AnalysisSpec, u, g: Groups, frames, r_max: float, verbose: bo
     if spec.residence.enabled:
         res["residence"], res["residence_acf"] = residence.residence_times(ct, spec.residence.max_lag_ps)
     if transport is not None and np.isfinite(dt):
-        res["transport"], res["msd"] = transport_mod.transport_table(
+        transport_mod.check_uniform_times(passed.traj_times_ps)
+        res["transport"], res["msd"], res.transport_info = transport_mod.transport_table(
             passed.com_A, passed.com_species, transport.species, charges, ct.times_ps, passed.volumes_A3,
-            spec.temperature_K, spec.transport.fit_start_frac, spec.transport.fit_stop_frac,
+            spec.temperature_K, spec.transport, masses=passed.com_masses,
+            barycentric=spec.transport.remove_com_drift, max_step_A=passed.max_step_A,
+            min_half_box_A=passed.min_half_box_A,
         )  # fmt: skip
     res["contacts"] = ct.pairs
     res.contacts, res.cutoffs = ct, cut_info
@@ -332,6 +337,9 @@ def write_results(res: AnalysisResults, spec: AnalysisSpec, out_dir: Path) -> di
     }
     if len(res["speciation"]):
         figs["speciation.png"] = lambda: plots.plot_speciation(res["speciation"])
+    if "transport" in res:
+        figs["transport.png"] = lambda: plots.plot_transport(res["transport"], res["msd"],
+                                                             spec.transport.diffusive_tolerance)
     for fname, make in figs.items():
         plots.save(make(), out_dir / fname)
         written[fname] = out_dir / fname
