@@ -126,6 +126,14 @@ def window_files(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def _index_from_name(path: Path, fallback: int) -> int:
+    """k of window_<k>.npz / window_<k>.s<j>.npz (``fallback`` for other names)."""
+    import re
+
+    m = re.match(r"^window_(\d+)\.", path.name)
+    return int(m.group(1)) if m else fallback
+
+
 def load_windows(paths) -> list[Window]:
     """Windows from ``window_<k>.npz`` files (or a folder holding them), sorted by centre."""
     if isinstance(paths, (str, Path)) and Path(paths).is_dir():
@@ -141,7 +149,8 @@ def load_windows(paths) -> list[Window]:
                 raise PMFCoverageError(f"{p}: CV samples contain NaN/inf")
             dt = float(z["timestep_fs"]) * int(z["sample_interval_steps"]) / 1000.0
             out.append(
-                Window(int(z["window"]) if "window" in z else len(out), float(z["r0_nm"]), float(z["k_kJ_mol_nm2"]),
+                Window(int(z["window"]) if "window" in z else _index_from_name(p, len(out)), float(z["r0_nm"]),
+                       float(z["k_kJ_mol_nm2"]),
                        float(z["temperature_K"]), x, dt, str(z["kind"]) if "kind" in z else "distance",
                        u_all=np.asarray(z["u_all_states"], float) if "u_all_states" in z else None)
             )

@@ -54,6 +54,7 @@ from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, state_arrays
 from solvmd.pmf.profile import ShellCounter
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
+from solvmd.pmf.window_run import _bare_topology
 from solvmd.pmf.windows import WindowDef, window_table
 
 log = logging.getLogger(__name__)
@@ -190,15 +191,6 @@ def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: WindowDef, topol
     plat, props = choose_platform(platform or spec.platform, threads)
     top = topology if topology is not None else _bare_topology(system.getNumParticles())
     return app.Simulation(top, system, integ, plat, props)
-
-
-def _bare_topology(n_atoms: int) -> app.Topology:
-    """A topology of ``n_atoms`` unnamed atoms (the Simulation needs one; nothing reads it here)."""
-    top = app.Topology()
-    chain = top.addChain()
-    for _ in range(n_atoms):
-        top.addAtom("X", None, top.addResidue("X", chain))
-    return top
 
 
 def _initial_states(sim, spec: PMFSpec, rcv: ResolvedCV, wins: list[WindowDef], out_dir: Path) -> list[mm.State]:

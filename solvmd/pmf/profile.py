@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from solvmd.geometry import minimum_image_vectors
-from solvmd.pmf import cv as cvmod
 from solvmd.pmf.io import atomic_write_text
 
 SHELL = "shell.json"

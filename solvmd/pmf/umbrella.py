@@ -9,7 +9,9 @@ Files in a PMF folder ``results/<system>/pmf/<cv>/``::
     starts.json           each window's start CV vs its centre (the start check)
     init/window_<k>.xml   initial State of window k
     window_<k>.npz        CV samples, shell counts, restraint (r0, k, T, ...), written atomically
-    window_<k>.partial.npz / window_<k>.chk.xml   checkpoint of an unfinished window
+    window_<k>.partial.npz / window_<k>.chk (.prev.chk)   samples so far + checksummed Context checkpoint
+    window_<k>.end.xml    the State at the window's end (where an extension continues)
+    window_<k>.s<j>.npz   extension j of window k (extend.json, solvmd.pmf.extend)
 
 Work order: :func:`prepare_windows` once, then :func:`run_window` for each k as independent
 jobs (any order, any machine, restartable), then :func:`solvmd.pmf.estimate.estimate_pmf`.
@@ -36,10 +38,11 @@ from solvmd.md.protocol import check_timestep_masses
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf import progress as prog
 from solvmd.pmf.cv import ResolvedCV
-from solvmd.pmf.io import apply_state, atomic_savez, atomic_write_text, read_state, read_system, state_arrays, write_state
+from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, read_system, state_arrays, write_state
 from solvmd.pmf.profile import SHELL, ShellCounter, shell_map, write_shell_map
 from solvmd.pmf.select import CVSelectionError, donor_elements, load_topology, resolve_cv, Selection
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
+from solvmd.pmf.window_run import Samples, WindowRun, tag_of
 from solvmd.pmf.windows import (
     PMFWarning, WindowDef, check_windows, n_windows, predicted_overlap, window_centers, window_table, window_width,
 )
@@ -345,53 +348,6 @@ def _window_def(spec: PMFSpec, k: int, out_dir: Path) -> WindowDef:
     return wins[k]
 
 
-class _Sampler:
-    """The running state of one window: samples, shell counts, checkpoint files."""
-
-    def __init__(self, spec: PMFSpec, w: WindowDef, out_dir: Path, counter: ShellCounter | None, segment: int = 1):
-        self.spec, self.w, self.meta = spec, w, _window_meta(spec, w)
-        tag = records.window_npz(w.k_index, segment)[: -len(".npz")]
-        self.chk = out_dir / f"{tag}.chk.xml"
-        self.partial = out_dir / f"{tag}.partial.npz"
-        self.n = spec.n_samples
-        self.cv_nm = np.full(self.n, np.nan)
-        self.counter = counter
-        self.counts = np.zeros((self.n, len(counter.columns) if counter else 0), np.int16)
-        self.equil_done = self.n_done = 0
-
-    def resume(self, ctx) -> bool:
-        if not (self.chk.is_file() and self.partial.is_file()):
-            return False
-        with np.load(self.partial) as p:
-            if not (_same_restraint(p, self.meta) and int(p["n_samples"]) == self.n):
-                return False
-            self.equil_done, self.n_done = int(p["equil_steps_done"]), int(p["samples_done"])
-            self.cv_nm[: self.n_done] = p["cv_nm"][: self.n_done]
-            if "shell_counts" in p and p["shell_counts"].shape == self.counts.shape:
-                self.counts[: self.n_done] = p["shell_counts"][: self.n_done]
-        apply_state(ctx, read_state(self.chk))
-        return True
-
-    def checkpoint(self, ctx) -> None:
-        write_state(ctx, self.chk)
-        atomic_savez(self.partial, cv_nm=self.cv_nm, shell_counts=self.counts, samples_done=self.n_done,
-                     equil_steps_done=self.equil_done, n_samples=self.n, **self.meta)
-
-    def sample(self, ctx, rcv) -> float:
-        st = ctx.getState(getPositions=True)
-        pos, box = st.getPositions(asNumpy=True)._value, st.getPeriodicBoxVectors(asNumpy=True)._value
-        x = cvmod.cv_value(rcv, pos, box)
-        if not math.isfinite(x):
-            raise SimulationError(f"pmf {self.spec.name} window {self.w.k_index}: non-finite CV at sample "
-                                  f"{self.n_done} (r0={self.w.r0_nm:.4g} nm); lower timestep_fs or k_kJ_mol_nm2, "
-                                  "or re-equilibrate the input structure")
-        self.cv_nm[self.n_done] = x
-        if self.counter is not None:
-            self.counts[self.n_done] = self.counter.count(np.asarray(pos), np.asarray(box))
-        self.n_done += 1
-        return x
-
-
 def drift_report(spec: PMFSpec, w: WindowDef, x: np.ndarray) -> dict:
     """Sampled mean vs centre in restraint widths; a slide beyond ``max_drift_sigma`` is logged now."""
     mean, sigma = float(np.mean(x)), w.sigma_nm(spec.kT)
@@ -432,31 +388,26 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
         state_xml = default_init if default_init.is_file() else _init_from_neighbour(
             system_xml, spec, rcv, w, out_dir, platform, threads)
     seed = spec.seed + 1000 * (w.k_index + 1)
-    ctx = _context_at(system_xml, spec, rcv, w, None, platform, threads, seed=seed)
-    s = _Sampler(spec, w, out_dir, ShellCounter.load(out_dir))
-    if s.resume(ctx):
-        log.info("pmf %s: window %d resumes at equil %d steps, %d samples", spec.name, w.k_index, s.equil_done, s.n_done)
-    else:
-        st = read_state(state_xml)
-        apply_state(ctx, st, use_velocities=False)
-        if rcv.kind == "height" or rcv.meta.get("hold"):
-            pos, box, _ = state_arrays(st)
-            ctx.setPositions(cvmod.image_positions(rcv, pos, box))
-        ctx.setVelocitiesToTemperature(spec.temperature_K * unit.kelvin, seed)
-    wall = _finish_window(ctx, rcv, spec, s, final, seed, out_dir / records.window_end_xml(w.k_index))
+    run = WindowRun(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec, rcv, out_dir,
+                    tag_of(w.k_index), _window_meta(spec, w), seed, platform, threads,
+                    f"pmf {spec.name} window {w.k_index}")
+    if not run.resume():
+        image = (lambda pos, box: cvmod.image_positions(rcv, pos, box)) \
+            if rcv.kind == "height" or rcv.meta.get("hold") else None
+        run.start(read_state(state_xml), fresh_velocities=True, image=image)
+    wall = _finish_window(run, spec, w, rcv, final, seed, out_dir / records.window_end_xml(w.k_index))
     log.info("pmf %s: window %d r0=%.4f nm done (mean %.4f, sd %.4f nm) in %.1f s", spec.name, w.k_index, w.r0_nm,
-             np.mean(s.cv_nm), np.std(s.cv_nm), wall)
+             np.mean(run.samples.cv_nm), np.std(run.samples.cv_nm), wall)
     return final
 
 
-def _finish_window(ctx, rcv, spec: PMFSpec, s: _Sampler, final: Path, seed: int, end_xml: Path) -> float:
+def _finish_window(run: WindowRun, spec: PMFSpec, w: WindowDef, rcv, final: Path, seed: int, end_xml: Path) -> float:
     """Sample (resumable), keep the end State for a later extension, write the npz, drop the checkpoint."""
-    wall = _sample_window(ctx, rcv, spec, s)
-    drift = drift_report(spec, s.w, s.cv_nm)
-    write_state(ctx, end_xml)
-    _write_window(final, spec, s.w, rcv, s, seed, ctx.getPlatform().getName(), wall, drift)
-    s.chk.unlink(missing_ok=True)
-    s.partial.unlink(missing_ok=True)
+    wall = run.run()
+    drift = drift_report(spec, w, run.samples.cv_nm)
+    atomic_write_text(end_xml, mm.XmlSerializer.serialize(run.end_state()))
+    _write_window(final, spec, w, rcv, run.samples, seed, run.sim.context.getPlatform().getName(), wall, drift)
+    run.clean()
     return wall
 
 
@@ -476,55 +427,29 @@ def _extend_window(system_xml, spec: PMFSpec, w: WindowDef, segment: int, out_di
     run_spec = spec.model_copy(update={"equil_ps": 0.0, "sample_ps": extra_ps(out_dir, w.k_index, segment)})
     rcv = ResolvedCV.from_json(out_dir / records.CV_JSON)
     seed = spec.seed + 1000 * (w.k_index + 1) + segment
-    ctx = _context_at(system_xml, spec, rcv, w, None, platform, threads, seed=seed)
-    s = _Sampler(run_spec, w, out_dir, ShellCounter.load(out_dir), segment)
-    if not s.resume(ctx):
-        apply_state(ctx, read_state(start))
+    run = WindowRun(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), run_spec, rcv, out_dir,
+                    tag_of(w.k_index, segment), _window_meta(spec, w), seed, platform, threads,
+                    f"pmf {spec.name} window {w.k_index} segment {segment}")
+    if not run.resume():
+        run.start(read_state(start), fresh_velocities=False)
     final = out_dir / records.window_npz(w.k_index, segment)
-    _finish_window(ctx, rcv, run_spec, s, final, seed, out_dir / records.window_end_xml(w.k_index, segment))
+    _finish_window(run, run_spec, w, rcv, final, seed, out_dir / records.window_end_xml(w.k_index, segment))
     log.info("pmf %s: window %d extended by %.1f ps (segment %d)", spec.name, w.k_index, run_spec.sample_ps, segment)
     return final
 
 
-def _sample_window(ctx, rcv, spec: PMFSpec, s: _Sampler) -> float:
-    """Equilibration then sampling (checkpointed); returns the wall time (s)."""
-    t0 = time.perf_counter()
-    interval, n_equil = spec.sample_interval_steps, spec.n_equil_steps
-    ckpt_steps = max(interval, int(spec.checkpoint_ps * 1000.0 / spec.timestep_fs))
-    total = n_equil + s.n * interval
-    label = f"pmf {spec.name} window {s.w.k_index}"
-    bar = prog.Progress(label, total, spec.timestep_fs, done=s.equil_done + s.n_done * interval)
-    prog.plan(label, total - bar.done, spec.timestep_fs, None,
-              f"equilibrate {spec.equil_ps:g} ps + sample {spec.sample_ps:g} ps at r0={s.w.r0_nm:.4f} nm")
-    while s.equil_done < n_equil:
-        step = min(ckpt_steps, n_equil - s.equil_done)
-        ctx.getIntegrator().step(step)
-        s.equil_done += step
-        if not math.isfinite(cvmod.context_cv(ctx, rcv)):
-            raise SimulationError(f"{label}: non-finite CV during equilibration (step {s.equil_done})")
-        s.checkpoint(ctx)
-        bar.update(s.equil_done, "equilibrating")
-    per_ckpt = max(1, ckpt_steps // interval)
-    while s.n_done < s.n:
-        ctx.getIntegrator().step(interval)
-        x = s.sample(ctx, rcv)
-        if s.n_done % per_ckpt == 0 and s.n_done < s.n:
-            s.checkpoint(ctx)
-        bar.update(n_equil + s.n_done * interval, f"{s.n_done}/{s.n} samples, cv {x:.4f} nm")
-    bar.update(total, f"{s.n}/{s.n} samples", force=True)
-    return time.perf_counter() - t0
-
-
-def _write_window(final: Path, spec: PMFSpec, w: WindowDef, rcv, s: _Sampler, seed, platform, wall, drift) -> None:
+def _write_window(final: Path, spec: PMFSpec, w: WindowDef, rcv, s: Samples, seed, platform, wall, drift) -> None:
     dt_ps = spec.timestep_fs / 1000.0
-    time_ps = (np.arange(1, s.n + 1) * spec.sample_interval_steps + spec.n_equil_steps) * dt_ps
-    extra = {"shell_counts": s.counts, "shell_columns": np.array(s.counter.columns),
-             "shell_cutoff_nm": s.counter.cut} if s.counter is not None else {}
-    md_ps = (spec.n_equil_steps + s.n * spec.sample_interval_steps) * dt_ps
+    n = len(s.cv_nm)
+    time_ps = (np.arange(1, n + 1) * spec.sample_interval_steps + spec.n_equil_steps) * dt_ps
+    counter = ShellCounter.load(final.parent)
+    extra = {"shell_counts": s.counts, "shell_columns": np.array(counter.columns),
+             "shell_cutoff_nm": counter.cut} if counter is not None else {}
+    md_ps = (spec.n_equil_steps + n * spec.sample_interval_steps) * dt_ps
     atomic_savez(final, cv_nm=s.cv_nm, time_ps=time_ps, window=w.k_index, kind=rcv.kind, equil_ps=float(spec.equil_ps),
                  seed=seed, groups=json.dumps(rcv.groups), spec_json=spec_json(spec), platform=platform, wall_s=wall,
                  ns_per_day=md_ps / 1000.0 / wall * 86400.0 if wall > 0 else float("nan"),
-                 drift_sigma=drift["drift_sigma"], **extra, **s.meta)
+                 drift_sigma=drift["drift_sigma"], **extra, **_window_meta(spec, w))
 
 
 def _run_window_job(args):

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import erfc, erfcinv
 
 from solvmd.pmf.io import atomic_write_text
-from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, predicted_acceptance  # noqa: F401
+from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec
 
 log = logging.getLogger(__name__)
 
