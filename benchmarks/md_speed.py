@@ -41,13 +41,14 @@ from solvmd.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECIES = ["Li", "TFSI", "DOL", "DME"]
-VARIANTS = {  # name: (create_system keyword arguments, timestep fs)
-    "stock_LB_2fs": (dict(combining_rule="lorentz-berthelot"), 2.0),
+NATURAL = dict(hydrogen_mass_amu=None)  # natural masses (the default is HMR: solvmd.forcefield_settings)
+VARIANTS = {  # name: (create_system keyword arguments beyond the defaults, timestep fs)
+    "stock_LB_2fs": (dict(combining_rule="lorentz-berthelot", **NATURAL), 2.0),
     "stock_LB_HMR_4fs": (dict(combining_rule="lorentz-berthelot", hydrogen_mass_amu=3.0), 4.0),
-    "solvmd_exact_2fs": (dict(mixing="exact"), 2.0),
-    "solvmd_split_2fs": (dict(mixing="split"), 2.0),
+    "solvmd_exact_2fs": (dict(mixing="exact", **NATURAL), 2.0),
+    "solvmd_split_2fs": (dict(mixing="split", **NATURAL), 2.0),
     "solvmd_fast_HMR_4fs": (dict(mixing="fast", correction_cutoff_nm=0.5, hydrogen_mass_amu=3.0), 4.0),
-    "solvmd_default": (dict(mixing="split", hydrogen_mass_amu=3.0), 4.0),
+    "solvmd_default": (dict(), 4.0),  # create_system's defaults = a recipe's defaults (split, HMR 3.0 amu)
 }
 
 
