@@ -47,7 +47,8 @@ def _context(name: str, mg_lj, scale: float, c4: float, integrator) -> tuple[ope
     st = build_structure(name)
     top = build_topology({name: 1}, (5.0, 5.0, 5.0))
     top.setPeriodicBoxVectors(None)
-    system = create_system(top, complexes.unit_members(name), charge_scale=scale)
+    # exact form (the Mg LJ is edited in its CustomNonbondedForce below), natural masses, 2 fs
+    system = create_system(top, complexes.unit_members(name), charge_scale=scale, mixing="exact", hydrogen_mass_amu=None)
     el = [a.element.symbol for a in top.atoms()]
     add_complex_bonds(system, {name: 1}, el, st.xyz_A / 10.0)  # *_bonded complexes only (issue 13)
     if mg_lj is not None:

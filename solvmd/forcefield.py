@@ -10,6 +10,11 @@ Three steps on top of ``openmm.app.ForceField.createSystem``:
    and 0.5 x geometric epsilon (OPLS fudgeLJ), explicit pair overrides stay exact.
 3. Long-range dispersion correction, cutoff and switching copied from the settings;
    optional hydrogen mass repartitioning (``createSystem(hydrogenMass=...)``).
+
+Every default (mixing form, hydrogen mass, cutoffs, charge scale) comes from
+:mod:`solvmd.forcefield_settings`, the same place the recipe's ``forcefield:`` block takes
+them from: ``create_system(topology, species)`` builds the System a recipe that says nothing
+would build.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from openmm import app, unit
 
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError
+from solvmd.forcefield_settings import DEFAULT_CHARGE_SCALE, DEFAULTS, ForceFieldSettings
 from solvmd.mixing import (MixingMode, PairOverride, apply_geometric_mixing, check_mixing,  # noqa: F401 (re-exported)
                            nonbonded_force)
 
@@ -73,12 +79,12 @@ def scale_ionic_charges(system: openmm.System, topology: app.Topology, charge_sc
 def parameterize(
     topology: app.Topology,
     species_names: list[str],
-    cutoff_nm: float = 1.0,
-    charge_scale: float = 0.8,
-    ewald_error_tolerance: float = 5e-4,
-    dispersion_correction: bool = True,
+    cutoff_nm: float = DEFAULTS.cutoff_nm,
+    charge_scale: float = DEFAULT_CHARGE_SCALE,
+    ewald_error_tolerance: float = DEFAULTS.ewald_error_tolerance,
+    dispersion_correction: bool = DEFAULTS.dispersion_correction,
     constraints=app.HBonds,
-    hydrogen_mass_amu: float | None = None,
+    hydrogen_mass_amu: float | None = DEFAULTS.hydrogen_mass_amu,
 ) -> openmm.System:
     """Steps 1 and 3 of :func:`create_system`: ``createSystem`` from the species XML files
     and ionic charge scaling, with the Lennard-Jones part still in the NonbondedForce
@@ -108,10 +114,10 @@ def parameterize(
 
 def finish_nonbonded(
     system: openmm.System,
-    combining_rule: str = "geometric",
+    combining_rule: str = DEFAULTS.combining_rule,
     overrides: list[PairOverride] | tuple = (),
-    mixing: MixingMode = "exact",
-    correction_cutoff_nm: float = 0.6,
+    mixing: MixingMode = DEFAULTS.mixing,
+    correction_cutoff_nm: float = DEFAULTS.correction_cutoff_nm,
     fluid_atoms: list[int] | None = None,
 ) -> openmm.System:
     """Step 2 of :func:`create_system`: OPLS geometric mixing (+ pair overrides), in place.
@@ -132,18 +138,22 @@ def finish_nonbonded(
 def create_system(
     topology: app.Topology,
     species_names: list[str],
-    cutoff_nm: float = 1.0,
-    charge_scale: float = 0.8,
-    combining_rule: str = "geometric",
-    ewald_error_tolerance: float = 5e-4,
-    dispersion_correction: bool = True,
+    cutoff_nm: float = DEFAULTS.cutoff_nm,
+    charge_scale: float = DEFAULT_CHARGE_SCALE,
+    combining_rule: str = DEFAULTS.combining_rule,
+    ewald_error_tolerance: float = DEFAULTS.ewald_error_tolerance,
+    dispersion_correction: bool = DEFAULTS.dispersion_correction,
     constraints=app.HBonds,
     overrides: list[PairOverride] | tuple = (),
-    mixing: MixingMode = "exact",
-    correction_cutoff_nm: float = 0.6,
-    hydrogen_mass_amu: float | None = None,
+    mixing: MixingMode = DEFAULTS.mixing,
+    correction_cutoff_nm: float = DEFAULTS.correction_cutoff_nm,
+    hydrogen_mass_amu: float | None = DEFAULTS.hydrogen_mass_amu,
 ) -> openmm.System:
     """Parameterize ``topology`` with the species' XML files and the OPLS conventions.
+
+    The defaults are :data:`solvmd.forcefield_settings.DEFAULTS` (the recipe defaults: split
+    mixing, hydrogen mass 3.0 amu, 1.0 nm cutoff) and ionic charges x 0.8;
+    :func:`system_from_settings` takes a whole :class:`ForceFieldSettings` instead.
 
     Args:
         topology: OpenMM topology (periodic box set for PME).
@@ -161,8 +171,22 @@ def create_system(
     """
     if combining_rule not in ("geometric", "lorentz-berthelot"):
         raise SolvmdError(f"combining_rule {combining_rule!r}: allowed are 'geometric', 'lorentz-berthelot'")
+    if mixing not in ("split", "exact", "fast"):
+        raise SolvmdError(f"mixing {mixing!r}: allowed are 'split', 'exact', 'fast'")
     system = parameterize(topology, species_names, cutoff_nm=cutoff_nm, charge_scale=charge_scale,
                           ewald_error_tolerance=ewald_error_tolerance,
                           dispersion_correction=dispersion_correction, constraints=constraints,
                           hydrogen_mass_amu=hydrogen_mass_amu)
     return finish_nonbonded(system, combining_rule, overrides, mixing, correction_cutoff_nm)
+
+
+def system_from_settings(topology: app.Topology, species_names: list[str],
+                         settings: ForceFieldSettings = DEFAULTS, charge_scale: float = DEFAULT_CHARGE_SCALE,
+                         overrides: list[PairOverride] | tuple = ()) -> openmm.System:
+    """:func:`create_system` with every nonbonded setting taken from ``settings`` (a recipe's
+    ``forcefield:`` block); what :func:`solvmd.assembly.system.build_system` calls."""
+    return create_system(
+        topology, species_names, cutoff_nm=settings.cutoff_nm, charge_scale=charge_scale,
+        combining_rule=settings.combining_rule, ewald_error_tolerance=settings.ewald_error_tolerance,
+        dispersion_correction=settings.dispersion_correction, overrides=overrides, mixing=settings.mixing,
+        correction_cutoff_nm=settings.correction_cutoff_nm, hydrogen_mass_amu=settings.hydrogen_mass_amu)

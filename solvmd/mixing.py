@@ -48,6 +48,7 @@ import openmm
 from openmm import unit
 
 from solvmd.errors import SolvmdError
+from solvmd.forcefield_settings import DEFAULTS
 
 # The short-cutoff correction force gets a force group of its own: the CUDA/OpenCL platforms
 # refuse two cutoffs in one force group ("All Forces in a single force group must use the same
@@ -325,8 +326,8 @@ def check_mixing(mode: str, correction_cutoff_nm: float, cutoff_nm: float) -> No
 
 
 def apply_geometric_mixing(system: openmm.System, overrides: list[PairOverride] | tuple = (),
-                           lj14_scale: float = 0.5, mode: MixingMode = "exact",
-                           correction_cutoff_nm: float = 0.6,
+                           lj14_scale: float = 0.5, mode: MixingMode = DEFAULTS.mixing,
+                           correction_cutoff_nm: float = DEFAULTS.correction_cutoff_nm,
                            fluid_atoms: list[int] | None = None) -> list[openmm.Force]:
     """OPLS geometric mixing in ``system`` (in place), in the ``exact``, ``split`` or ``fast`` form.
 

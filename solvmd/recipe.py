@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from solvmd import complexes
 from solvmd import species as species_registry
 from solvmd.errors import SolvmdError, validation_message
+from solvmd.forcefield_settings import DEFAULT_CHARGE_SCALE, ForceFieldSettings  # noqa: F401 (re-exported)
 from solvmd.io import read_yaml
 from solvmd.pmf_spec import PMFSpec, load_specs
 
@@ -143,29 +144,6 @@ class Packing(_Strict):
     nloop: int = Field(default=200, gt=0)
 
 
-class ForceFieldSettings(_Strict):
-    """Nonbonded settings: cutoff (nm), PME tolerance, long-range dispersion correction;
-    the form of geometric mixing (``split``: exact, repulsion and dispersion in two OpenMM
-    NonbondedForces; ``exact``: the reference CustomNonbondedForce; ``fast``: LB + correction
-    inside ``correction_cutoff_nm``; solvmd.mixing) and hydrogen mass repartitioning (amu,
-    None = off)."""
-
-    cutoff_nm: float = Field(default=1.0, gt=0)
-    ewald_error_tolerance: float = Field(default=5e-4, gt=0)
-    dispersion_correction: bool = True
-    combining_rule: Literal["geometric", "lorentz-berthelot"] = "geometric"
-    mixing: Literal["split", "exact", "fast"] = "split"
-    correction_cutoff_nm: float = Field(default=0.5, gt=0)
-    hydrogen_mass_amu: float | None = Field(default=3.0, ge=1.0, le=3.1)
-
-    @model_validator(mode="after")
-    def _correction_inside_cutoff(self):
-        if self.correction_cutoff_nm > self.cutoff_nm:
-            raise ValueError(f"correction_cutoff_nm = {self.correction_cutoff_nm} nm must not exceed "
-                             f"cutoff_nm = {self.cutoff_nm} nm")
-        return self
-
-
 class Recipe(_Strict):
     """A bulk electrolyte recipe (see ``systems/*.yaml``)."""
 
@@ -177,7 +155,7 @@ class Recipe(_Strict):
     size: Size
     temperature_K: float = Field(default=298.15, gt=0, le=1000)  # liquid electrolytes; a typo guard
     pressure_bar: float = Field(default=1.01325, gt=0, le=10000)
-    charge_scale: float = Field(default=0.8, gt=0, le=1.0)
+    charge_scale: float = Field(default=DEFAULT_CHARGE_SCALE, gt=0, le=1.0)
     packing: Packing = Packing()
     forcefield: ForceFieldSettings = ForceFieldSettings()
     pmf: list[PMFSpec] | None = None  # umbrella-sampling specs (one mapping or a list in the YAML)

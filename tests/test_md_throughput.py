@@ -180,7 +180,7 @@ def test_override_is_exact_beyond_the_correction_cutoff(mixing):
 def test_hydrogen_mass_repartitioning_moves_mass_only_between_h_and_its_heavy_atom(lhce_build):
     pdb, _, _ = load_build(lhce_build)
     names = ["Li", "FSI", "DME", "TTE"]
-    plain = create_system(pdb.topology, names, cutoff_nm=0.8)
+    plain = create_system(pdb.topology, names, cutoff_nm=0.8, hydrogen_mass_amu=None)
     hmr = create_system(pdb.topology, names, cutoff_nm=0.8, hydrogen_mass_amu=3.0)
     m0 = np.array([plain.getParticleMass(i).value_in_unit(unit.dalton) for i in range(plain.getNumParticles())])
     m1 = np.array([hmr.getParticleMass(i).value_in_unit(unit.dalton) for i in range(hmr.getNumParticles())])

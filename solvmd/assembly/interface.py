@@ -48,6 +48,7 @@ from solvmd.assembly.system import (build_topology, check_built_system, nonbonde
                                  write_build)
 from solvmd.errors import SolvmdError
 from solvmd.forcefield import finish_nonbonded, forcefield_files, nonbonded_force, parameterize
+from solvmd.forcefield_settings import DEFAULTS
 from solvmd.geometry import self_pairs_within
 from solvmd.io import read_json
 from solvmd.mixing import MixingMode, PairOverride
@@ -151,8 +152,8 @@ def add_frozen_sheet(system: openmm.System, sheet: Sheet, cutoff_nm: float) -> i
 
 
 def finish_interface_nonbonded(system: openmm.System, sheet_range: tuple[int, int],
-                               overrides: list[PairOverride] | tuple = (), mixing: MixingMode = "exact",
-                               correction_cutoff_nm: float = 0.6) -> openmm.System:
+                               overrides: list[PairOverride] | tuple = (), mixing: MixingMode = DEFAULTS.mixing,
+                               correction_cutoff_nm: float = DEFAULTS.correction_cutoff_nm) -> openmm.System:
     """OPLS geometric mixing (+ overrides) with exact sheet-liquid LJ and no sheet correction.
 
     The analytic long-range (dispersion) correction assumes a homogeneous fluid; with the

@@ -24,7 +24,7 @@ from solvmd.assembly.composition import Composition, resolve
 from solvmd.assembly.guards import MIN_CATION_SEPARATION_A, check_cation_separation, check_exclusions
 from solvmd.assembly.packing import pack
 from solvmd.errors import SolvmdError
-from solvmd.forcefield import create_system, forcefield_files
+from solvmd.forcefield import forcefield_files, system_from_settings
 from solvmd.io import atomic_path, write_json_atomic, write_text_atomic
 from solvmd.log import get_logger, log_to
 from solvmd.recipe import Recipe
@@ -122,12 +122,7 @@ def _build_system(recipe: Recipe, out_dir: Path) -> dict:
     xyz_A = pack(comp.units, box_A, seed=recipe.packing.seed, tolerance_A=recipe.packing.tolerance_A,
                  nloop=recipe.packing.nloop)
     topology = build_topology(comp.units, (comp.box_nm,) * 3)
-    system = create_system(
-        topology, list(comp.counts), cutoff_nm=ffs.cutoff_nm, charge_scale=recipe.charge_scale,
-        combining_rule=ffs.combining_rule, ewald_error_tolerance=ffs.ewald_error_tolerance,
-        dispersion_correction=ffs.dispersion_correction, mixing=ffs.mixing,
-        correction_cutoff_nm=ffs.correction_cutoff_nm, hydrogen_mass_amu=ffs.hydrogen_mass_amu,
-    )
+    system = system_from_settings(topology, list(comp.counts), ffs, charge_scale=recipe.charge_scale)
     bonded = add_complex_bonds(system, comp.units, [a.element.symbol for a in topology.atoms()], xyz_A / 10.0,
                                charge_scale=recipe.charge_scale)
     check_built_system(system, topology, xyz_A / 10.0, bonded)

@@ -106,7 +106,8 @@ class ProbeResult:
 
 def probe_system(seed: int = 7):
     """(System, positions nm (N, 3) array, box edge nm) of the probe: 2 Li+, 2 TFSI-, 23 DME on a
-    3 x 3 x 3 grid of 0.9 nm cells, randomly oriented; split mixing, HMR 3 amu, 0.8 nm cutoff."""
+    3 x 3 x 3 grid of 0.9 nm cells, randomly oriented; the default build settings (split mixing,
+    HMR 3 amu: solvmd.forcefield_settings) with a 0.8 nm cutoff."""
     import numpy as np
 
     from solvmd import species
@@ -125,7 +126,7 @@ def probe_system(seed: int = 7):
             rot, _ = np.linalg.qr(rng.normal(size=(3, 3)))
             xyz.append((mol - mol.mean(axis=0)) @ rot.T + cell)
             k += 1
-    system = create_system(topology, list(counts), cutoff_nm=0.8, mixing="split", hydrogen_mass_amu=3.0)
+    system = create_system(topology, list(counts), cutoff_nm=0.8)
     return system, np.vstack(xyz), box
 
 
