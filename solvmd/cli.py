@@ -1,7 +1,8 @@
-"""``solvmd`` command line: thin argument parsing over library calls.
+"""The ``solvmd`` command: one verb per workflow step, files in and files out.
 
-Every verb takes files in and writes files out, so it runs the same by hand, from
-Snakemake, or on a cluster node. Errors print one message and exit with status 2.
+The user-facing help lives in :data:`DESCRIPTION` and each verb's description/epilog; this
+module only parses arguments and calls the library. Errors print one message and exit with
+status 2 (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -299,9 +300,53 @@ def _cmd_gpu_slot(args: argparse.Namespace) -> None:
                    need=args.need)
 
 
+DESCRIPTION = """\
+solvmd: molecular dynamics of battery electrolytes, from a YAML recipe to solvation structure
+and desolvation free energies.
+
+Each verb reads files and writes files, so a step runs the same by hand, from Snakemake or on a
+cluster node. The usual order:
+
+  solvmd build  systems/<name>.yaml      -o results/<name>/build     recipe -> packed, parameterized box
+  solvmd md     results/<name>/build     -o results/<name>/md        minimize, heat, equilibrate, produce
+  solvmd analyze --build ... --md ...    -o results/<name>/analysis  RDF, CN, shells, SSIP/CIP/AGG, transport
+  solvmd pmf-prepare / pmf-window / pmf-estimate                     umbrella-sampling PMF of one coordinate
+
+`snakemake --cores 2 --configfile config/demo.yaml` runs all of it for the demo.
+`solvmd VERB --help` says what a verb reads, writes, and shows an example.
+"""
+
+EPILOG = """\
+A bad input ends in one line `solvmd VERB: error: ...` naming the file and field (exit status 2)
+and leaves no finished-looking output; SOLVMD_DEBUG=1 shows the traceback of an internal error
+(exit status 3). Documentation: README.md and docs/ (field reference: docs/reference.md).
+"""
+
+
+def _verb(sub, name: str, summary: str, what: str, reads: str, writes: str, example: str):
+    """A subparser whose --help says what the verb does, reads and writes, with one example."""
+    epilog = f"reads:\n  {reads}\nwrites:\n  {writes}\nexample:\n  {example}"
+    return sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.\n\n{what}",
+                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _protocol_defaults() -> str:
+    """What ``solvmd md`` runs when -p is left out (read from the MDProtocol model)."""
+    from solvmd.md.protocol import MDProtocol
+
+    p = MDProtocol()
+    return (f"the built-in protocol: {p.timestep_fs:g} fs steps, heat {p.heat_ps:g} ps, no anneal, NPT "
+            f"equilibration {p.equilibrate_ps:g} ps, production {p.production_ps:g} ps, a frame every "
+            f"{p.frame_interval_ps:g} ps, platform {p.platform}, seed {p.seed} (docs/reference.md, MD protocol)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="solvmd", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from solvmd import __version__
+
+    parser = argparse.ArgumentParser(prog="solvmd", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"solvmd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB")
     for add in (_add_run_verbs, _add_pmf_verbs, _add_table_verbs, _add_tool_verbs):
         add(sub)
     return parser
@@ -309,90 +354,169 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_verbs(sub) -> None:
     """build, md, analyze."""
-    p = sub.add_parser("build", help="recipe -> packed, parameterized system (system.pdb/xml, manifest.json)")
-    p.add_argument("recipe", help="systems/<name>.yaml")
+    p = _verb(sub, "build", "recipe -> packed, parameterized system",
+              "Resolves the recipe's concentrations into molecule counts, packs them with packmol (or puts an\n"
+              "electrolyte slab on a sheet, for a recipe with a surface: block) and parameterizes the box\n"
+              "with the OPLS/CL&P force field (geometric mixing, charge scaling, hydrogen mass repartitioning).",
+              "a recipe YAML (systems/*.yaml; fields: docs/reference.md, Recipe)",
+              "OUT/system.pdb, OUT/system.xml (serialized OpenMM System), OUT/manifest.json (counts, box,\n"
+              "  density estimate, seeds, force-field settings, versions; written last)",
+              "solvmd build systems/demo_li_tfsi_dol_dme.yaml -o results/demo_li_tfsi_dol_dme/build")
+    p.add_argument("recipe", help="recipe YAML, e.g. systems/li_tfsi_dol_dme.yaml")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/build")
-    p.add_argument("--repeat", type=int, default=1, help="independent repeat r: packmol seed + r - 1 (default 1)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="independent repeat r: packmol seed + r - 1 (default 1: the recipe's seed)")
     p.set_defaults(func=_cmd_build)
 
-    p = sub.add_parser("md", help="minimize, heat, equilibrate, produce (resumes from checkpoints)")
+    p = _verb(sub, "md", "minimize, heat, equilibrate and produce (resumes from checkpoints)",
+              "Runs minimization, NVT heating, an optional anneal and cool-down, NPT equilibration and NPT\n"
+              "production on the best platform found (CUDA, OpenCL, else CPU). Rerunning the same command\n"
+              "after a crash continues from the newest valid checkpoint; a finished run is not redone.",
+              "BUILD (a folder written by `solvmd build`); optionally -p PROTOCOL.yaml",
+              "OUT/traj.xtc (or .dcd), OUT/topology.pdb, OUT/thermo.csv, OUT/final.xml, OUT/<stage>.chk,\n"
+              "  OUT/identity.json, OUT/md.json (written last: without it the run is unfinished)",
+              "solvmd md results/demo_li_tfsi_dol_dme/build -o results/demo_li_tfsi_dol_dme/md -p config/demo.yaml")
     p.add_argument("build", help="build folder written by `solvmd build`")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/md")
-    p.add_argument("-p", "--protocol", help="YAML with MD settings (top level or an md: block)")
-    p.add_argument("--platform", choices=["auto", "CUDA", "OpenCL", "CPU", "Reference"], help="override the platform")
-    p.add_argument("--repeat", type=int, default=1, help="independent repeat r: velocity seed + r - 1 (default 1)")
+    p.add_argument("-p", "--protocol", help="YAML with MD settings, at the top level or in an md: block (a "
+                   "workflow config works); left out: " + _protocol_defaults())
+    p.add_argument("--platform", choices=["auto", "CUDA", "OpenCL", "CPU", "Reference"],
+                   help="override the protocol's platform (default: the protocol's, itself auto)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="independent repeat r: velocity seed + r - 1 (default 1: the protocol's seed)")
     p.set_defaults(func=_cmd_md)
 
-    p = sub.add_parser("analyze", help="RDF, CN, shells, SSIP/CIP/AGG, residence, transport")
+    p = _verb(sub, "analyze", "solvation structure, speciation and transport of a trajectory",
+              "RDFs and running CNs per partner and donor type, automatic first-shell cutoffs, CN per molecule\n"
+              "and per donor atom, the shell census, SSIP/CIP/AGG (anion- and cation-centric), cluster sizes,\n"
+              "residence times, diffusion and conductivity; for an interface build also density profiles and\n"
+              "CN against height. Works on any trajectory MDAnalysis reads (give a SPEC.yaml), or on a\n"
+              "solvmd run (give --build and --md: the spec is written from the manifest).",
+              "SPEC.yaml (fields: docs/reference.md, Analysis spec), or --build BUILD --md MD",
+              "OUT/rdf.csv, coordination*.csv, shells.csv, speciation.csv, clusters.csv, residence*.csv,\n"
+              "  transport.csv, msd.csv, cutoffs.json, figures *.png (interface*.csv/png for an interface),\n"
+              "  OUT/analysis.json (written last)",
+              "solvmd analyze --build results/demo_li_tfsi_dol_dme/build --md results/demo_li_tfsi_dol_dme/md "
+              "-o results/demo_li_tfsi_dol_dme/analysis")
     p.add_argument("spec", nargs="?", help="analysis spec YAML (any MDAnalysis-readable trajectory)")
-    p.add_argument("--build", help="solvmd build folder (spec written from its manifest)")
-    p.add_argument("--md", help="solvmd md folder")
+    p.add_argument("--build", help="solvmd build folder (the spec is written from its manifest)")
+    p.add_argument("--md", help="solvmd md folder (with --build)")
     p.add_argument("-o", "--out", required=True, help="output folder, e.g. results/<name>/analysis")
     p.add_argument("--no-residence", action="store_true", help="skip residence times")
     p.add_argument("--no-transport", action="store_true", help="skip diffusion and conductivity")
     p.set_defaults(func=_cmd_analyze)
 
 
-def _add_pmf_verbs(sub) -> None:
-    """pmf-prepare, pmf-window, pmf-exchange, pmf-estimate, sac-compare."""
-    def pmf_args(p, need_build=True):
-        p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML")
-        p.add_argument("--name", help="which pmf entry, when the file has several")
-        if need_build:
-            p.add_argument("--build", required=True, help="solvmd build folder")
-        p.add_argument("-o", "--out", required=True, help="PMF folder, e.g. results/<name>/pmf/<cv>")
+def _pmf_args(p, need_build: bool = True) -> None:
+    p.add_argument("spec", help="recipe with a pmf: block, or a PMF spec YAML (fields: docs/reference.md)")
+    p.add_argument("--name", help="which pmf entry (default: the only one; with several, an error lists them)")
+    if need_build:
+        p.add_argument("--build", required=True, help="solvmd build folder")
+    p.add_argument("-o", "--out", required=True, help="PMF folder, e.g. results/<name>/pmf/<pmf name>")
 
-    p = sub.add_parser("pmf-prepare", help="choose tagged atoms, make window start structures (steered pull)")
-    pmf_args(p)
+
+def _add_pmf_verbs(sub) -> None:
+    """pmf-prepare, pmf-window, pmf-exchange, pmf-estimate, pmf-repeats, sac-compare."""
+    sys_ = "results/li_tfsi_dol_dme"
+    p = _verb(sub, "pmf-prepare", "choose the tagged atoms and make the umbrella windows' start structures",
+              "Picks the tagged ion (and partner) from the final MD state and places or pulls it to each\n"
+              "window centre (init: place or pull), checking every start against its centre. Details:\n"
+              "docs/pmf.md.",
+              "SPEC (recipe with a pmf: block), --build BUILD, --md MD (its final.xml is the start state)",
+              "OUT/cv.json, OUT/spec.json, OUT/shell.json, OUT/init/window_<k>.xml, OUT/starts.json,\n"
+              "  OUT/prepare.json (timings), OUT/identity.json",
+              f"solvmd pmf-prepare systems/li_tfsi_dol_dme.yaml --build {sys_}/build --md {sys_}/md "
+              f"-o {sys_}/pmf/li_dme")
+    _pmf_args(p)
     p.add_argument("--md", required=True, help="solvmd md folder (final.xml is the start state)")
     p.set_defaults(func=_cmd_pmf_prepare)
 
-    p = sub.add_parser("pmf-window", help="equilibrate and sample one umbrella window (restartable)")
-    pmf_args(p)
-    p.add_argument("--window", type=int, required=True, help="window index k")
-    p.add_argument("--segment", type=int, default=1, help="extension j >= 2 planned in extend.json (default 1)")
+    p = _verb(sub, "pmf-window", "equilibrate and sample one umbrella window (restartable)",
+              "Runs window k of a PMF with sampler: independent, resuming from its checkpoint when rerun;\n"
+              "reports when the sampled mean slid away from the centre. Windows are independent jobs.",
+              "SPEC, --build BUILD, the PMF folder made by `solvmd pmf-prepare` (-o)",
+              "OUT/window_<k>.npz (CV samples, restraint, shell counts); OUT/window_<k>.s<j>.npz for --segment j",
+              f"solvmd pmf-window systems/li_tfsi_dol_dme.yaml --build {sys_}/build -o {sys_}/pmf/li_dme --window 0")
+    _pmf_args(p)
+    p.add_argument("--window", type=int, required=True, help="window index k (0-based)")
+    p.add_argument("--segment", type=int, default=1,
+                   help="extension round j >= 2 planned in extend.json (default 1: the first run)")
     p.set_defaults(func=_cmd_pmf_window)
 
-    p = sub.add_parser("pmf-exchange", help="all windows as replicas with Hamiltonian replica exchange "
-                       "(sampler: exchange; restartable, extendable)")
-    pmf_args(p)
-    p.add_argument("--segment", type=int, default=1, help="extension j >= 2 planned in extend.json (default 1)")
+    p = _verb(sub, "pmf-exchange", "run all windows as replicas with Hamiltonian replica exchange",
+              "For sampler: exchange: one OpenMM ReplicaExchangeSampler run over every window, swapping\n"
+              "states every exchange_interval_ps; restartable from its checksummed checkpoint.",
+              "SPEC, --build BUILD, the PMF folder made by `solvmd pmf-prepare` (-o)",
+              "OUT/window_<k>.npz per window, OUT/exchange.npz, OUT/exchange.chk, OUT/replica_paths.png,\n"
+              "  OUT/exchange.json (acceptance, round trips; written last)",
+              f"solvmd pmf-exchange systems/li_tfsi_dol_dme.yaml --build {sys_}/build -o {sys_}/pmf/li_dme")
+    _pmf_args(p)
+    p.add_argument("--segment", type=int, default=1,
+                   help="extension round j >= 2 planned in extend.json (default 1: the first run)")
     p.set_defaults(func=_cmd_pmf_exchange)
 
-    p = sub.add_parser("pmf-estimate", help="MBAR PMF, WHAM cross-check, barrier.json, figures")
-    pmf_args(p, need_build=False)
+    p = _verb(sub, "pmf-estimate", "MBAR free-energy profile, barrier, errors and convergence verdict",
+              "Estimates the PMF from the sampled windows with MBAR (pymbar), cross-checked by WHAM, with\n"
+              "block-bootstrap errors and a convergence verdict. Across an overlap gap it stops and writes\n"
+              "the windows that close it to added_windows.json (rerun the window steps, then this verb).",
+              "SPEC and the PMF folder (-o) with every window_<k>.npz",
+              "OUT/pmf.csv, OUT/profile.csv, OUT/barrier.json, OUT/estimate.json, OUT/pmf.png, overlap.png,\n"
+              "  histograms.png, convergence.png; OUT/added_windows.json or OUT/extend.json when more sampling is due",
+              f"solvmd pmf-estimate systems/li_tfsi_dol_dme.yaml -o {sys_}/pmf/li_dme")
+    _pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
 
-    p = sub.add_parser("pmf-repeats", help="combine independent repeats of one PMF: mean, between-repeat "
-                       "standard error, agreement, verdict (repeats.json)")
-    p.add_argument("barriers", nargs="+", help="barrier.json of repeats 1..N (results/<system>[+r<r>]/pmf/<cv>/)")
-    p.add_argument("-o", "--out", required=True, help="output, e.g. results/<system>/pmf/<cv>/repeats.json")
+    p = _verb(sub, "pmf-repeats", "combine independent repeats of one PMF",
+              "Mean over the repeats, the between-repeat standard error (the reported error), a chi-square\n"
+              "test of their agreement and a verdict.",
+              "the barrier.json of repeats 1..N (results/<system>[+r<r>]/pmf/<name>/barrier.json)",
+              "OUT (repeats.json)",
+              f"solvmd pmf-repeats {sys_}/pmf/li_dme/barrier.json {sys_}+r2/pmf/li_dme/barrier.json "
+              f"-o {sys_}/pmf/li_dme/repeats.json")
+    p.add_argument("barriers", nargs="+", help="barrier.json of repeats 1..N (results/<system>[+r<r>]/pmf/<name>/)")
+    p.add_argument("-o", "--out", required=True, help="output, e.g. results/<system>/pmf/<name>/repeats.json")
     p.set_defaults(func=_cmd_pmf_repeats)
 
-    p = sub.add_parser("sac-compare", help="single-atom-catalyst comparison table + figure from PMF folders")
-    p.add_argument("pmf_dirs", nargs="+", help="finished PMF folders results/<system>/pmf/<cv>")
+    p = _verb(sub, "sac-compare", "single-atom-catalyst comparison table and figure",
+              "One row per ion, surface and coordinate: the barrier, the adsorption free energy, the shell the\n"
+              "ion sheds, the error kind and the convergence verdict (docs/sac.md).",
+              "finished PMF folders results/<system>/pmf/<name>",
+              "--csv table (e.g. results/sac_comparison.csv), --png figure",
+              "solvmd sac-compare results/*/pmf/* --csv results/sac_comparison.csv --png results/sac_comparison.png")
+    p.add_argument("pmf_dirs", nargs="+", help="finished PMF folders results/<system>/pmf/<name>")
     p.add_argument("--csv", required=True, help="output table, e.g. results/sac_comparison.csv")
-    p.add_argument("--png", help="output figure, e.g. results/sac_comparison.png")
+    p.add_argument("--png", help="output figure, e.g. results/sac_comparison.png (default: none)")
     p.set_defaults(func=_cmd_sac_compare)
 
 
 def _add_table_verbs(sub) -> None:
     """compare, summarize, plot-thermo."""
-    p = sub.add_parser("compare", help="table and figure of barriers across systems")
+    p = _verb(sub, "compare", "table and figure of barriers across systems",
+              "One row per barrier.json: the barrier and end-to-end free energies with their errors.",
+              "barrier.json files of finished PMFs",
+              "--csv table, --png bar chart",
+              "solvmd compare results/*/pmf/li_dme/barrier.json --csv results/barriers.csv --png results/barriers.png")
     p.add_argument("barriers", nargs="+", help="barrier.json files")
-    p.add_argument("--labels", nargs="+", help="labels for the barriers (default: system/cv)")
-    p.add_argument("--csv", required=True, help="output table")
-    p.add_argument("--png", help="output figure")
+    p.add_argument("--labels", nargs="+", help="one label per barrier (default: <system>/<pmf name>)")
+    p.add_argument("--csv", required=True, help="output table (.csv)")
+    p.add_argument("--png", help="output figure (.png; default: none)")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("summarize", help="summary.csv: one row per system (density, CN, SSIP/CIP/AGG, barriers)")
+    p = _verb(sub, "summarize", "one row per system across a results folder",
+              "Density, CN per partner, SSIP/CIP/AGG fractions and the PMF barriers of every finished system.",
+              "RESULTS folder (results/<system>/{build,md,analysis,pmf})",
+              "--csv table (e.g. results/summary.csv), --html rendering",
+              "solvmd summarize results --csv results/summary.csv")
     p.add_argument("results", help="results folder (results/)")
     p.add_argument("--systems", nargs="+", help="systems to include (default: every finished one)")
     p.add_argument("--csv", required=True, help="output table, e.g. results/summary.csv")
-    p.add_argument("--html", help="also an HTML rendering (for the Snakemake report)")
+    p.add_argument("--html", help="also an HTML rendering (for the Snakemake report; default: none)")
     p.set_defaults(func=_cmd_summarize)
 
-    p = sub.add_parser("plot-thermo", help="figure of T, density and energy against time from thermo.csv")
+    p = _verb(sub, "plot-thermo", "figure of temperature, density and energy against time",
+              "One panel per quantity, coloured by MD stage, with the production mean.",
+              "THERMO (results/<name>/md/thermo.csv)", "OUT (.png)",
+              "solvmd plot-thermo results/demo_li_tfsi_dol_dme/md/thermo.csv -o results/demo_li_tfsi_dol_dme/md/thermo.png")
     p.add_argument("thermo", help="results/<name>/md/thermo.csv")
     p.add_argument("-o", "--out", required=True, help="output PNG")
     p.set_defaults(func=_cmd_plot_thermo)
@@ -400,23 +524,35 @@ def _add_table_verbs(sub) -> None:
 
 def _add_tool_verbs(sub) -> None:
     """gpu-slot, species, platforms."""
-    p = sub.add_parser("gpu-slot", help="run a command on a free GPU (lock-file slot, sets SOLVMD_CUDA_DEVICE)")
+    p = _verb(sub, "gpu-slot", "run a command on a free GPU",
+              "Locks one free CUDA device (a lock file the kernel releases when the job exits, even after\n"
+              "kill -9), exports SOLVMD_CUDA_DEVICE and runs the command; waits while every GPU is taken.\n"
+              "The Snakemake profiles wrap MD and window jobs in it, so two jobs never share a GPU.",
+              "COMMAND after --", "nothing of its own: the command's outputs",
+              "solvmd gpu-slot --count 4 -- solvmd md results/x/build -o results/x/md")
     p.add_argument("--devices", help="comma list of CUDA device indices (default: CUDA_VISIBLE_DEVICES, "
                    "--count, or nvidia-smi)")
-    p.add_argument("--count", type=int, help="use devices 0..N-1 (0: detect)")
+    p.add_argument("--count", type=int, help="use devices 0..N-1 (0 or left out: detect)")
     p.add_argument("--lock-dir", type=Path,
                    help="lock-file folder (default $SOLVMD_GPU_LOCK_DIR or <tmp>/solvmd-gpu-locks)")
     p.add_argument("--timeout", type=float, help="seconds to wait for a free GPU (default: forever)")
-    p.add_argument("--need", type=int, default=1, help="GPUs the job asked for (0: run the command unchanged)")
+    p.add_argument("--need", type=int, default=1, help="GPUs the job asked for (default 1; 0: run the command "
+                   "unchanged)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=_cmd_gpu_slot)
 
-    p = sub.add_parser("species", help="list the species registry")
+    p = _verb(sub, "species", "list the species a recipe can name",
+              "Name, residue, role, formal charge, atom count, force-field file and SMILES of every species\n"
+              "in forcefields/species.yaml.", "forcefields/species.yaml", "a table on stdout", "solvmd species")
     p.set_defaults(func=_cmd_species)
 
-    p = sub.add_parser("platforms", help="list OpenMM platforms and devices, the automatic choice and its probe")
+    p = _verb(sub, "platforms", "list OpenMM platforms and devices, and which one `auto` picks",
+              "Every platform and device (name, type, precisions), the automatic choice and why; --probe\n"
+              "also runs the small force/minimizer probe on every GPU-platform device.",
+              "nothing (the OpenMM installation)", "a report on stdout", "solvmd platforms --probe")
     p.add_argument("--probe", action="store_true", help="also probe every GPU-platform device (a child process each)")
-    p.add_argument("--precision", default="mixed", choices=["single", "mixed", "double"])
+    p.add_argument("--precision", default="mixed", choices=["single", "mixed", "double"],
+                   help="precision to check the platforms for (default mixed)")
     p.set_defaults(func=_cmd_platforms)
 
 
