@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.fft import next_fast_len
 
 from solvmd.analysis import columns as C
 from solvmd.analysis.contacts import AnalysisWarning
@@ -86,13 +87,11 @@ def msd_fft(x: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     flat = x.reshape(F, -1)
     d = np.square(flat).sum(1)  # sum over particles and xyz of r^2 per frame
-    d = np.append(d, 0.0)
-    q = 2.0 * d.sum()
-    s1 = np.zeros(F)
-    for m in range(F):
-        q -= d[m - 1] + d[F - m]
-        s1[m] = q / (F - m)
-    nfft = 1 << int(math.ceil(math.log2(2 * F)))
+    # S1(m) = (sum_{k=0}^{F-1-m} d_k + sum_{k=m}^{F-1} d_k) / (F - m), by cumulative sums
+    head = np.concatenate([[0.0], np.cumsum(d)])  # head[j] = sum of the first j
+    m = np.arange(F)
+    s1 = (head[F - m] + (head[F] - head[m])) / (F - m)
+    nfft = next_fast_len(2 * F, real=True)  # zero padding against circular wrap-around
     spec = np.fft.rfft(flat, n=nfft, axis=0)
     ac = np.fft.irfft(spec * spec.conj(), n=nfft, axis=0)[:F].sum(1)
     s2 = ac / (F - np.arange(F))
@@ -633,6 +632,9 @@ def _parse(tb: pd.DataFrame, k: int) -> dict:
         sub = pair[pair[C.REF_FRAME] == f]
         pos = {species[j]: a for a, j in enumerate(ion_idx)}
         for _, r in sub.iterrows():
+            if str(r[C.SPECIES]) not in pos or str(r[C.SPECIES_J]) not in pos:
+                raise SolvmdError(f"combine_runs: run {k + 1}: an L_ij row names {r[C.SPECIES]}/{r[C.SPECIES_J]}, "
+                                  f"not an ion species of its self-diffusion rows ({species})")
             a, b = pos[str(r[C.SPECIES])], pos[str(r[C.SPECIES_J])]
             M[a, b] = M[b, a] = float(r[C.L])
         L[f] = M
