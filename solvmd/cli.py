@@ -131,9 +131,10 @@ def _cmd_pmf_window(args: argparse.Namespace) -> None:
     from solvmd import pmf
 
     spec = _pmf_spec(args)
-    if spec.sampler == "exchange":
-        raise SolvmdError(f"pmf {spec.name} has sampler: exchange: its windows run together as replicas; use "
-                          "`solvmd pmf-exchange` (or set sampler: independent for one job per window)")
+    if spec.sampler == "exchange" and args.window < pmf.n_windows(spec):
+        raise SolvmdError(f"pmf {spec.name} has sampler: exchange: its windows 0..{pmf.n_windows(spec) - 1} run "
+                          "together as replicas; use `solvmd pmf-exchange` (windows an estimate added to close a gap "
+                          "run here, one job each)")
     out, build = Path(args.out), Path(args.build)
     man = records.check_build(build)
     n_spec, n = pmf.n_windows(spec), pmf.n_windows(spec, out)  # + windows an estimate added
@@ -194,6 +195,24 @@ def _cmd_pmf_repeats(args: argparse.Namespace) -> None:
     for name, q in data["quantities"].items():
         print(f"{name}: {q['mean_kJ_mol']:.2f} +- {q['err_kJ_mol']:.2f} kJ/mol ({q['error_kind']})")
     print(f"converged: {data['converged']} ({data['converged_reason']})")
+
+
+def _cmd_transport_repeats(args: argparse.Namespace) -> None:
+    from solvmd.analysis import columns as C
+    from solvmd.analysis.transport import combine_runs, read_tables
+    from solvmd.io import atomic_path
+
+    df = combine_runs(read_tables(args.tables))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(Path(args.out)) as tmp:
+        df.to_csv(tmp, index=False)
+    for _, r in df[df[C.METHOD] == C.TRANSFERENCE_ROW].iterrows():
+        print(f"t {r[C.SPECIES]} ({r[C.REF_FRAME]}): {r[C.TRANSFERENCE]:.3f} +- {r[C.TRANSFERENCE_STD]:.3f} "
+              f"(ideal {r[C.TRANSFERENCE_IDEAL]:.3f})")
+    ion = df[df[C.METHOD] == C.IONICITY_ROW]
+    if len(ion):
+        print(f"ionicity: {ion[C.IONICITY].iloc[0]:.3f} +- {ion[C.IONICITY_STD].iloc[0]:.3f} "
+              f"({len(args.tables)} runs; diffusive: {bool(ion[C.DIFFUSIVE].iloc[0])})")
 
 
 def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
@@ -490,7 +509,7 @@ def _add_pmf_verbs(sub) -> None:
 
 
 def _add_table_verbs(sub) -> None:
-    """compare, summarize, plot-thermo."""
+    """compare, summarize, transport-repeats, plot-thermo."""
     p = _verb(sub, "compare", "table and figure of barriers across systems",
               "One row per barrier.json: the barrier and end-to-end free energies with their errors.",
               "barrier.json files of finished PMFs",
@@ -512,6 +531,18 @@ def _add_table_verbs(sub) -> None:
     p.add_argument("--csv", required=True, help="output table, e.g. results/summary.csv")
     p.add_argument("--html", help="also an HTML rendering (for the Snakemake report; default: none)")
     p.set_defaults(func=_cmd_summarize)
+
+    p = _verb(sub, "transport-repeats", "combine the transport tables of independent runs",
+              "D and the Onsager L_ij averaged over independent runs (packings) of one system; conductivity,\n"
+              "transference numbers and ionicity from the averages, each with the jackknife error over runs\n"
+              "(docs/transport.md).",
+              "transport.csv of runs 1..N (results/<system>[+r<r>]/analysis/transport.csv)",
+              "OUT (a transport table of the same columns, n_runs = N)",
+              "solvmd transport-repeats results/li_fsi_dme_1M/analysis/transport.csv "
+              "results/li_fsi_dme_1M+r2/analysis/transport.csv -o results/li_fsi_dme_1M/analysis/transport_runs.csv")
+    p.add_argument("tables", nargs="+", help="transport.csv of runs 1..N (results/<system>[+r<r>]/analysis/)")
+    p.add_argument("-o", "--out", required=True, help="output, e.g. results/<system>/analysis/transport_runs.csv")
+    p.set_defaults(func=_cmd_transport_repeats)
 
     p = _verb(sub, "plot-thermo", "figure of temperature, density and energy against time",
               "One panel per quantity, coloured by MD stage, with the production mean.",

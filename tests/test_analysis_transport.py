@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from solvmd.analysis import analyze, spec_from_dict
@@ -473,3 +474,19 @@ def test_bad_input_nonuniform_times_and_unwrap_ambiguity(tmp_path):
     with pytest.warns(Warning, match="unwrap"):
         res = analyze(_spec(), verbose=False, universe=_universe(x, 1.0))
     assert res["transport"][C.WARNING].str.contains("unwrap").all()
+
+
+def test_cli_transport_repeats(tmp_path, capsys):
+    from solvmd.cli import main
+
+    paths = []
+    for k in range(3):
+        df, _, _ = _table(*_mixture(300 + k, F=3000))
+        paths.append(tmp_path / f"r{k}.csv")
+        df.to_csv(paths[-1], index=False)
+    out = tmp_path / "runs" / "transport_runs.csv"
+    assert main(["transport-repeats", *map(str, paths), "-o", str(out)]) in (0, None)
+    comb = pd.read_csv(out)
+    assert (comb[C.N_RUNS] == 3).all()
+    assert "t LI (lab (drift not removed))" in capsys.readouterr().out
+    assert main(["transport-repeats", str(paths[0]), str(tmp_path / "missing.csv"), "-o", str(out)]) == 2
