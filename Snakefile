@@ -121,16 +121,31 @@ def _pmf_samplers(system):
 SAMPLER = {system: _pmf_samplers(system) for system in RUN_SYSTEMS}
 
 
+def _spec_windows(system):
+    """{cv name: windows of the spec itself} (without windows an estimate added)."""
+    block = yaml.safe_load(_recipe_path(system).read_text()).get("pmf")
+    if not block or not config.get("pmf", True):
+        return {}
+    from solvmd.pmf import load_specs
+
+    return {spec.name: len(spec.centers()) for spec in load_specs(block)}
+
+
+N_SPEC_WINDOWS = {system: _spec_windows(system) for system in RUN_SYSTEMS}
+
+
 def _pmf_samples(w):
     """What pmf_estimate waits for: every window file with its planned extensions (extend.json), or the
     exchange run's marker of its last planned segment."""
     from solvmd.pmf.extend import exchange_segments, window_segments
 
     folder = f"{RESULTS}/{w.system}/pmf/{w.cv}"
-    if SAMPLER[w.system][w.cv] == "exchange":
-        return [f"{folder}/{records.exchange_marker(exchange_segments(folder)[-1])}"]
-    return [f"{folder}/{records.window_npz(k, j)}" for k in range(PMF[w.system][w.cv])
-            for j in window_segments(folder, k)]
+    windows = range(PMF[w.system][w.cv])
+    marker = []
+    if SAMPLER[w.system][w.cv] == "exchange":  # the spec's windows are one exchange run; added (gap) windows are not
+        marker = [f"{folder}/{records.exchange_marker(exchange_segments(folder)[-1])}"]
+        windows = range(N_SPEC_WINDOWS[w.system][w.cv], PMF[w.system][w.cv])
+    return marker + [f"{folder}/{records.window_npz(k, j)}" for k in windows for j in window_segments(folder, k)]
 BARRIERS = [f"{RESULTS}/{system}/pmf/{cv}/{records.BARRIER_JSON}" for system in SYSTEMS for cv in PMF[system]]
 # one repeats.json per PMF: its repeats combined (mean, between-repeat error, agreement, verdict)
 REPEAT_TABLES = [f"{RESULTS}/{system}/pmf/{cv}/repeats.json" for system in SYSTEMS for cv in PMF[system]]

@@ -142,3 +142,19 @@ def test_stale_windows_are_named_not_diagnosed_as_gaps(tmp_path):
 
     with pytest.raises(PMFCoverageError, match=r"stale window files .* made for window 1: r0=0.35 nm"):
         estimate_pmf(tmp_path, moved, plots=False)
+
+
+def test_gap_windows_added_to_an_exchange_run_sample_independently(tmp_path):
+    from solvmd.pmf.windows import write_added_windows
+
+    spec = toy.toy_spec("height", **{**FAST, "sampler": "exchange"})
+    system, pos = toy.height_double_well()
+    sx, st = toy.write_inputs(system, pos, tmp_path / "inputs")
+    run_windows(sx, st, spec, tmp_path)
+    write_added_windows(tmp_path, [{"r0_nm": 0.475, "k_kJ_mol_nm2": 6000.0}], "test: a gap")
+    run_windows(sx, st, spec, tmp_path)  # the exchange run is done; only the added window runs
+    with np.load(tmp_path / "window_9.npz") as z:
+        assert "u_all_states" not in z and float(z["r0_nm"]) == 0.475
+    res = estimate_pmf(tmp_path, spec, plots=False)
+    assert res.info["n_windows"] == 10
+    assert res.info["u_kn_source"].startswith("analytic")  # mixed: the analytic bias for all (same numbers)

@@ -469,9 +469,10 @@ def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
         "statistical_inefficiency": [w.g for w in windows], "n_uncorrelated": N_k.tolist(),
         "statistical_inefficiency_cv": [w.g_cv for w in windows],
         "statistical_inefficiency_energy": [w.g_energy for w in windows],
-        "sampler": "exchange" if windows[0].u_all is not None else "independent",
-        "u_kn_source": "exchange sampler's recorded reduced energies" if windows[0].u_all is not None else
-                       "analytic bias 0.5 k (x - r0)^2 / kT of the recorded CV",
+        "sampler": _sampler_label(windows),
+        "u_kn_source": "exchange sampler's recorded reduced energies" if all(w.u_all is not None for w in windows)
+                       else "analytic bias 0.5 k (x - r0)^2 / kT of the recorded CV (the same numbers the exchange "
+                            "sampler records, for every window when some ran independently)",
         "window_mean_nm": [float(np.mean(w.x)) for w in windows], "window_sd_nm": [float(np.std(w.x)) for w in windows],
         "window_drift_sigma": drift, "neighbour_overlap": nbr.tolist(), "min_neighbour_overlap": float(nbr.min()),
         "neighbour_overlap_is": "overlap across the cut between windows adjacent in sampled mean: the best "
@@ -481,6 +482,13 @@ def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
         "bootstrap_seed": int(st.seed), "f_k_kT": f_k.tolist(), "newton_vs_pymbar_max_diff_kT": newton,
         "estimator": "pymbar MBAR + FES histogram (pymbar %s)" % _pymbar_version(),
     }
+
+
+def _sampler_label(windows: list[Window]) -> str:
+    n_ex = sum(w.u_all is not None for w in windows)
+    if n_ex == 0:
+        return "independent"
+    return "exchange" if n_ex == len(windows) else f"exchange + {len(windows) - n_ex} independent gap window(s)"
 
 
 def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing: list[int]) -> None:

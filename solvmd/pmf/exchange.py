@@ -218,10 +218,9 @@ class ExchangeRun:
 
     def __init__(self, system_xml, spec: PMFSpec, out_dir: Path, topology=None, platform=None, threads=None):
         self.spec, self.out_dir = spec, out_dir
-        self.wins = window_table(spec, out_dir)
-        if len(self.wins) != len(spec.centers()):
-            raise PMFSpecError(f"pmf {spec.name}: exchange runs the spec's windows only; {out_dir}/added_windows.json "
-                               "adds more: delete it, or add the centres to centers_nm and start a new pmf name")
+        # the spec's windows are the states; windows an estimate adds to close a gap (added_windows.json)
+        # run as independent windows beside the exchange run, and MBAR combines both
+        self.wins = window_table(spec, out_dir)[: len(spec.centers())]
         self.rcv = ResolvedCV.from_json(out_dir / "cv.json")
         self.sim = _simulation(system_xml, spec, self.rcv, self.wins[0], topology, platform, threads)
         self.kT = spec.kT

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 log = logging.getLogger("solvmd.pmf")
 
 
 def hms(seconds: float) -> str:
+    """h:mm:ss of ``seconds`` ('-:--:--' when unknown: no rate measured yet, or nothing left to time)."""
+    if not math.isfinite(seconds):
+        return "-:--:--"
     s = max(0, int(round(seconds)))
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 

@@ -473,8 +473,10 @@ def run_windows(system_xml, state_xml, spec, out_dir, topology=None, n_jobs: int
         from solvmd.pmf.exchange import run_exchange
         from solvmd.pmf.extend import exchange_segments
 
-        return run_exchange(system_xml, spec, out_dir, topology=load_topology(topology), platform=platform,
-                            threads=threads, segment=exchange_segments(out_dir)[-1])
+        paths = run_exchange(system_xml, spec, out_dir, topology=load_topology(topology), platform=platform,
+                             threads=threads, segment=exchange_segments(out_dir)[-1])
+        added = [w.k_index for w in window_table(spec, out_dir)[len(spec.centers()):]]  # gap windows: independent
+        return paths + [Path(_run_window_job((system_xml, spec, k, out_dir, platform, threads))) for k in added]
     ks = [w.k_index for w in window_table(spec, out_dir)]
     if n_jobs <= 1:
         return [Path(_run_window_job((system_xml, spec, k, out_dir, platform, threads))) for k in ks]
