@@ -223,8 +223,6 @@ def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
     if not out.is_dir():
         raise SolvmdError(f"PMF folder {out} does not exist; run `solvmd pmf-prepare` and `pmf-window` first")
     records.check_identity(out, _pmf_identity(args, spec, build=False))
-    for k in range(pmf.n_windows(spec)):
-        records.check_window_npz(out / records.window_npz(k))
     for name in (records.BARRIER_JSON, records.PMF_CSV, records.ESTIMATE_JSON):
         (out / name).unlink(missing_ok=True)  # a failed estimate must not leave the old result looking new
     pmf.estimate_pmf(out, spec)

@@ -143,6 +143,7 @@ def load_windows(paths) -> list[Window]:
         raise PMFCoverageError("no window_<k>.npz files to estimate from")
     out = []
     for p in paths:
+        records.check_window_npz(p)  # the library refuses what the CLI refuses: one error naming the file
         with np.load(p) as z:
             x = np.asarray(z["cv_nm"], float)
             if not np.all(np.isfinite(x)):
@@ -362,8 +363,9 @@ def step_load(window_dir: Path, spec) -> tuple[list[Window], list[int]]:
     n_base = len(spec.centers())
     missing = [w.k_index for w in table if not (window_dir / f"window_{w.k_index}.npz").is_file()]
     if [k for k in missing if k < n_base]:
-        raise PMFCoverageError(f"pmf {spec.name}: windows {[k for k in missing if k < n_base]} have no "
-                               f"{window_dir}/window_<k>.npz yet; run them first")
+        ks = [k for k in missing if k < n_base]
+        raise PMFCoverageError(f"{window_dir / records.window_npz(ks[0])}: window file missing (pmf {spec.name}: "
+                               f"windows {ks} not sampled yet); run `solvmd pmf-window` for them first")
     windows = [load_window_segments(window_dir, w.k_index) for w in table if w.k_index not in missing]
     check_not_stale(spec, table, windows, window_dir)
     return by_sampled_mean(windows), missing
