@@ -148,7 +148,7 @@ def test_spec_from_manifest(tmp_path):
     spec = spec_from_manifest(build, md)
     assert spec.cation == "resname LI" and spec.anions == ["FSI"]
     assert set(spec.partners) == {"FSI", "DME"}  # TTE has count 0
-    assert spec.charges == {"LI": 1.0, "FSI": -1.0} and spec.charge_scale == 0.8
+    assert spec.charges == {"LI": 1.0, "FSI": -1.0, "DME": 0.0} and spec.charge_scale == 0.8
     assert spec.timestep_ps == 5.0 and spec.temperature_K == 310.0
     w = _quiet()
     uu = mda.Universe(str(build / "system.pdb"))

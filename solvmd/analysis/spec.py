@@ -245,7 +245,7 @@ def _partners(species: list[dict], has_elements: bool) -> tuple[dict[str, str], 
     charges: dict[str, float] = {}
     for s in species:
         role = s.get("role")
-        if s.get("charge"):
+        if s.get("charge") is not None:  # 0 too: a neutral species is the solvent of the solvent-fixed frame
             charges[s["residue"]] = float(s["charge"])
         if role == "cation":
             continue

@@ -380,7 +380,9 @@ def transport_table(
     if masses is not None and neutral and ion_idx.size:
         frames.append(C.SOLVENT_FIXED)
     elif ion_idx.size:
-        warn("no neutral (solvent) molecules followed: the solvent-fixed frame is not computed")
+        unknown = [species[k] for k in range(len(species)) if not np.isfinite(z[k])]
+        warn("no neutral (solvent) molecules followed: the solvent-fixed frame is not computed"
+             + (f" (charge unknown for {', '.join(unknown)}: give 0 in `charges` for a solvent)" if unknown else ""))
     info: dict = {"reference_frames": frames, "solvent_species": [species[k] for k in neutral]
                   if C.SOLVENT_FIXED in frames else [], "warnings": notes}  # fmt: skip
 
