@@ -490,3 +490,12 @@ def test_cli_transport_repeats(tmp_path, capsys):
     assert (comb[C.N_RUNS] == 3).all()
     assert "t LI (lab (drift not removed))" in capsys.readouterr().out
     assert main(["transport-repeats", str(paths[0]), str(tmp_path / "missing.csv"), "-o", str(out)]) == 2
+
+
+def test_msd_fft_in_column_chunks_equals_one_transform(monkeypatch):
+    import solvmd.analysis.transport as tm
+
+    x = np.cumsum(np.random.default_rng(12).normal(size=(300, 17, 3)), axis=0)
+    whole = msd_fft(x)
+    monkeypatch.setattr(tm, "FFT_CHUNK_BYTES", 16 * 1024 * 5)  # 5 columns of a 1024-long transform at a time
+    np.testing.assert_allclose(tm.msd_fft(x), whole, rtol=1e-12, atol=1e-9)

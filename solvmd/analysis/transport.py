@@ -64,6 +64,7 @@ PER_DECADE = 10  # local slopes on a log grid, 10 per decade
 MIN_SPAN = 2.0  # a diffusive fit window spans at least a factor 2 in time
 MIN_BLOCK_FRAMES = 10  # fewer frames per block: fewer blocks
 MIN_DETECT = 5  # ion species with fewer molecules do not steer the window (single-particle noise)
+FFT_CHUNK_BYTES = 256 * 2**20  # msd_fft transforms at most this much complex data at once
 UNWRAP_SAFE = 0.5  # largest frame-to-frame step allowed, as a fraction of the smallest box half-width
 
 COLUMNS = [C.SPECIES, C.SPECIES_J, C.METHOD, C.REF_FRAME, C.N_MOLECULES, C.CHARGE, C.D, C.D_STD, C.L, C.L_STD,
@@ -92,8 +93,11 @@ def msd_fft(x: np.ndarray) -> np.ndarray:
     m = np.arange(F)
     s1 = (head[F - m] + (head[F] - head[m])) / (F - m)
     nfft = next_fast_len(2 * F, real=True)  # zero padding against circular wrap-around
-    spec = np.fft.rfft(flat, n=nfft, axis=0)
-    ac = np.fft.irfft(spec * spec.conj(), n=nfft, axis=0)[:F].sum(1)
+    ac = np.zeros(F)
+    step = max(1, FFT_CHUNK_BYTES // (16 * nfft))  # columns per FFT: bounded memory for long runs
+    for c in range(0, flat.shape[1], step):
+        spec = np.fft.rfft(flat[:, c : c + step], n=nfft, axis=0)
+        ac += np.fft.irfft(spec.real**2 + spec.imag**2, n=nfft, axis=0)[:F].sum(1)
     s2 = ac / (F - np.arange(F))
     n_particles = x.shape[1] if x.ndim == 3 else 1
     return (s1 - 2.0 * s2) / n_particles
