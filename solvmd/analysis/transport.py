@@ -366,7 +366,8 @@ def transport_table(
     global_w = []
     if max_step_A is not None and min_half_box_A is not None and max_step_A > UNWRAP_SAFE * min_half_box_A:
         global_w.append(warn(
-            f"a molecule moved {max_step_A:.2f} A between two analysed frames (half the box is {min_half_box_A:.2f} A): "
+            f"a molecule moved {max_step_A:.2f} A between two analysed frames "
+            f"(half the box is {min_half_box_A:.2f} A): "
             "frames too far apart to unwrap without ambiguity; use a shorter frame interval (frames.step)"))
     if ion_idx.size == 0:
         warn("no formal charges known (spec field `charges`), conductivity not computed")
@@ -464,7 +465,9 @@ def transport_table(
 
     theta_full, curves = primary(slice(0, F), keep_curves=True)
     blocks = [primary(slice(b * Lb, (b + 1) * Lb))[0] for b in range(B)] if B > 1 else []
-    fn = lambda th: sysd.derived(th, list(series)) if ion_idx.size else {"D": th["self"] / 6.0 * A2_PS_TO_M2_S}  # noqa: E731
+    def fn(th):
+        return sysd.derived(th, list(series)) if ion_idx.size else {"D": th["self"] / 6.0 * A2_PS_TO_M2_S}
+
     est = fn(theta_full)
     err = jackknife(blocks, fn) if blocks else {k: np.full(np.shape(v), np.nan) for k, v in est.items()}
     err_method = f"jackknife over {B} time blocks of {T_block:.4g} ps" if B > 1 else "none (one block)"
@@ -478,19 +481,24 @@ def _warn_text(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _not_final(w: Window) -> str:
+    """The table's warning for a window outside the diffusive regime (empty inside it)."""
+    return "" if w.diffusive else f"NOT DIFFUSIVE: {w.reason} - not final"
+
+
 def _rows(sysd: _System, frames, est, err, win, win_ion, lag, self_msd, curves, B, err_method, global_w):
     """One row per species (self-diffusion), pair and frame (L_ij), ion species and frame (t),
     and the summary rows (Nernst-Einstein, Einstein-Helfand, sigma from L_ij, ionicity)."""
     sp, z, ions = sysd.species, sysd.z, list(sysd.ion_idx)
     gw = _warn_text(*global_w)
-    not_final = "NOT DIFFUSIVE: " + win_ion.reason + " - not final" if win_ion is not None and not win_ion.diffusive else ""
+    not_final = _not_final(win_ion) if win_ion is not None else ""
     common = {C.N_BLOCKS: B, C.ERROR_METHOD: err_method}
     rows = []
     for k, name in enumerate(sp):
         w = win[k]
         i = ions.index(k) if k in ions else None
         single = "one molecule: single-particle estimate" if sysd.n_mol[k] == 1 else ""
-        regime = not_final if i is not None else ("NOT DIFFUSIVE: " + w.reason + " - not final" if not w.diffusive else "")
+        regime = not_final if i is not None else _not_final(w)
         rows.append({C.SPECIES: name, C.METHOD: C.MSD_SELF, C.REF_FRAME: frames[0], C.N_MOLECULES: int(sysd.n_mol[k]),
                      C.CHARGE: z[k], C.D: est["D"][k], C.D_STD: err["D"][k],
                      C.SIGMA: est["ne_terms"][i] if i is not None else np.nan,
