@@ -86,7 +86,7 @@ def test_estimate_uses_the_samplers_energies(tmp_path):
     ws = load_windows(tmp_path)
     kT = spec.kT
     for w in ws:  # bias-only state energies: exactly the harmonic umbrella of the recorded CV
-        r0 = np.array([v.r0 for v in sorted(ws, key=lambda v: v.k)])
+        r0 = np.array([v.r0_nm for v in sorted(ws, key=lambda v: v.k_index)])
         analytic = 0.5 * spec.k_values()[0] * (w.x[:, None] - r0[None, :]) ** 2 / kT
         np.testing.assert_allclose(w.u_all, analytic, rtol=1e-5, atol=1e-6)
     estimate_pmf(tmp_path, spec, plots=False)

@@ -133,4 +133,4 @@ def test_invisible_sheet_gives_flat_height_pmf(tmp_path):
     # every window sampled around its centre: no drift to report
     assert all(abs(d) < 3.0 for d in res.info["window_drift_sigma"])
     assert res.info["min_neighbour_overlap"] > 0.03
-    assert res.windows[0].kspring == pytest.approx(500.0)
+    assert res.windows[0].k_kJ_mol_nm2 == pytest.approx(500.0)

@@ -2,7 +2,6 @@
 first-shell counter, gap proposals, and the SAC comparison row from PMF records."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ import pytest
 from solvmd.errors import SolvmdError
 from solvmd.pmf.profile import ShellCounter, profile_table
 from solvmd.pmf.sac import compare_sac
-from solvmd.pmf.windows import max_spacing_nm, pair_overlap, propose_windows
+from solvmd.pmf.windows import Window, max_spacing_nm, pair_overlap, propose_windows
 
 KT = 0.0083144626181532 * 298.15
 
@@ -43,8 +42,8 @@ def test_profile_table_averages_windows_in_centre_order(tmp_path):
 
 def test_gap_proposals_use_the_slid_means_and_the_mean_force():
     # window a (r0 0.60, k 1000) slid to 0.64; window b (r0 0.70, k 1000) slid to 0.83: a 0.19 nm gap
-    a = SimpleNamespace(k=5, r0=0.60, kspring=1000.0, x=np.full(10, 0.64))
-    b = SimpleNamespace(k=6, r0=0.70, kspring=1000.0, x=np.full(10, 0.83))
+    a = Window(5, 0.60, 1000.0, x=np.full(10, 0.64))
+    b = Window(6, 0.70, 1000.0, x=np.full(10, 0.83))
     prop = propose_windows([a, b], np.array([0.004]), 0.03, KT, 0.1)
     step = max_spacing_nm(np.sqrt(KT / 1000.0), 0.1)
     n = int(np.ceil(0.19 / step)) - 1
@@ -123,8 +122,8 @@ def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():
     counts = np.array([0] + [5] * 10 + [0, 0])
     assert _empty_segments(edges, counts) == [(0.25, 0.3), (0.8, 0.9)]
     # the last window (r0 0.90, k 1000) slid to 0.778: mean force 122 kJ/mol/nm pushes it down
-    far = SimpleNamespace(k=6, r0=0.90, kspring=1000.0, x=np.full(10, 0.778))
-    near = SimpleNamespace(k=0, r0=0.25, kspring=2500.0, x=np.full(10, 0.302))
+    far = Window(6, 0.90, 1000.0, x=np.full(10, 0.778))
+    near = Window(0, 0.25, 2500.0, x=np.full(10, 0.302))
     prop = propose_for_empty([near, far], [(0.8, 0.9)], KT, 0.1)
     n = int(np.ceil(0.1 / max_spacing_nm(np.sqrt(KT / 4000.0), 0.1)))
     assert len(prop) == n and all(p["k_kJ_mol_nm2"] == 4000.0 and p["between"] == [6] for p in prop)
@@ -135,12 +134,12 @@ def test_empty_range_end_gets_a_stiffer_window_shifted_by_the_mean_force():
 def test_gap_proposals_stiffen_where_a_window_slid_far():
     """A neighbour that slid more than 3 restraint widths marks a steep PMF: the windows that close
     the gap get 4x its force constant (softer ones would slide again on the next round)."""
-    a = SimpleNamespace(k=7, r0=0.32, kspring=2500.0, x=np.full(10, 0.445))  # 0.125 nm = 4.0 widths
-    b = SimpleNamespace(k=8, r0=0.43, kspring=2500.0, x=np.full(10, 0.451))
+    a = Window(7, 0.32, 2500.0, x=np.full(10, 0.445))  # 0.125 nm = 4.0 widths
+    b = Window(8, 0.43, 2500.0, x=np.full(10, 0.451))
     prop = propose_windows([a, b], np.array([0.007]), 0.03, KT, 0.1)
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(10000.0) for p in prop)
-    soft = SimpleNamespace(k=7, r0=0.42, kspring=2500.0, x=np.full(10, 0.445))  # 0.8 width: not stiffened
-    far = SimpleNamespace(k=8, r0=0.52, kspring=2500.0, x=np.full(10, 0.53))  # (b's own place would be a repeat)
+    soft = Window(7, 0.42, 2500.0, x=np.full(10, 0.445))  # 0.8 width: not stiffened
+    far = Window(8, 0.52, 2500.0, x=np.full(10, 0.53))  # (b's own place would be a repeat)
     prop = propose_windows([soft, far], np.array([0.007]), 0.03, KT, 0.1)
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in prop)
 
@@ -149,8 +148,8 @@ def test_gap_proposals_never_stiffen_past_the_cap():
     """Stiffening stops at K_MAX_KJ_MOL_NM2 (it compounded round after round on the demo)."""
     from solvmd.pmf.windows import K_MAX_KJ_MOL_NM2
 
-    a = SimpleNamespace(k=1, r0=0.32, kspring=40000.0, x=np.full(10, 0.36))  # slid 4 widths of a k = 40,000 window
-    b = SimpleNamespace(k=2, r0=0.45, kspring=40000.0, x=np.full(10, 0.45))
+    a = Window(1, 0.32, 40000.0, x=np.full(10, 0.36))  # slid 4 widths of a k = 40,000 window
+    b = Window(2, 0.45, 40000.0, x=np.full(10, 0.45))
     prop = propose_windows([a, b], np.array([0.001]), 0.03, KT, 0.1)
     assert prop and all(p["k_kJ_mol_nm2"] == pytest.approx(K_MAX_KJ_MOL_NM2) for p in prop)
 
@@ -159,12 +158,12 @@ def test_a_gap_proposal_never_repeats_a_window_that_already_slid():
     """The demo re-proposed the same soft window (r0 0.313 nm, k 2500) four times; each slid the
     same way. A proposal landing within half a width of a sampled window of the same k is made 4x
     stiffer instead, and its centre re-shifted by the mean force over the new k."""
-    a = SimpleNamespace(k=0, r0=0.25, kspring=2500.0, x=np.full(10, 0.30))   # slid 2 widths: no 4x rule
-    b = SimpleNamespace(k=1, r0=0.40, kspring=2500.0, x=np.full(10, 0.40))
+    a = Window(0, 0.25, 2500.0, x=np.full(10, 0.30))   # slid 2 widths: no 4x rule
+    b = Window(1, 0.40, 2500.0, x=np.full(10, 0.40))
     first = propose_windows([a, b], np.array([0.001]), 0.03, KT, 0.1)
     assert first and all(p["k_kJ_mol_nm2"] == pytest.approx(2500.0) for p in first)
     # the same gap again, with the first proposal sampled (it slid like its neighbour)
-    done = [SimpleNamespace(k=2 + j, r0=p["r0_nm"], kspring=p["k_kJ_mol_nm2"], x=np.full(10, 0.33))
+    done = [Window(2 + j, p["r0_nm"], p["k_kJ_mol_nm2"], x=np.full(10, 0.33))
             for j, p in enumerate(first)]
     again = propose_windows([a, b] + done, np.array([0.001]), 0.03, KT, 0.1)
     again = [p for p in again if p["between"] == [0, 1]]
@@ -192,7 +191,7 @@ def test_wham_cross_check_is_exact_for_stiff_windows_on_a_steep_pmf():
     demo's contact region), 0.04 nm report bins: WHAM with the bias taken at each bin centre is off
     by kJ/mol (its bin approximation, not the data); solved on sub-bins and summed into the same
     bins it follows the truth within sampling noise."""
-    from solvmd.pmf.estimate import Window, wham, wham_on_sub_bins
+    from solvmd.pmf.estimate import wham, wham_on_sub_bins
 
     kT, slope, rng = KT, 300.0, np.random.default_rng(7)
     centres = [0.25, 0.27, 0.30, 0.31, 0.34, 0.36, 0.40, 0.41, 0.44, 0.47]  # mixed k, as after gap closing
@@ -200,7 +199,7 @@ def test_wham_cross_check_is_exact_for_stiff_windows_on_a_steep_pmf():
     wins = []
     for i, (c, k) in enumerate(zip(centres, ks)):  # biased density: Gaussian at c - slope/k
         x = rng.normal(c - slope / k, np.sqrt(kT / k), 4000)
-        wins.append(Window(k=i, r0=float(c), kspring=k, temperature=298.15, x=x, dt_sample_ps=0.1, x_sub=x))
+        wins.append(Window(i, float(c), k, temperature_K=298.15, x=x, dt_sample_ps=0.1, x_sub=x))
     edges = np.arange(0.29, 0.451, 0.04)  # every bin well inside the sampled range
     truth = slope * 0.5 * (edges[1:] + edges[:-1])  # linear F: bin averages are the centre values + const
 

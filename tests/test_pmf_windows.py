@@ -97,7 +97,7 @@ def test_missing_window_and_bad_atoms(tmp_path):
     prepare_windows(sx, st, spec, out)
     run_window(sx, None, spec, 0, out)
     run_window(sx, None, spec, 2, out)
-    with pytest.raises(PMFCoverageError, match=r"windows \[1\] have no"):
+    with pytest.raises(PMFCoverageError, match=r"window_1.npz: window file missing \(pmf toy_height: windows \[1\] not sampled yet\)"):
         estimate_pmf(out, spec)
     bad = toy.toy_spec("height", **dict(SHORT, cv={"kind": "height", "cation_atoms": [3], "z0_nm": 0.0}))
     with pytest.raises(CVSelectionError, match=r"atoms \[3\] that do not exist"):

@@ -133,7 +133,7 @@ def _unbiased_bins(w: Window, edges: np.ndarray, kT: float) -> tuple[np.ndarray,
     unbiased density of window w, exact within a bin (the bias is applied per sample)."""
     idx = np.digitize(w.x, edges) - 1
     ok = (idx >= 0) & (idx < len(edges) - 1)
-    bias = 0.5 * w.kspring * (w.x[ok] - w.r0) ** 2 / kT
+    bias = 0.5 * w.k_kJ_mol_nm2 * (w.x[ok] - w.r0_nm) ** 2 / kT
     shift = bias.max() if ok.any() else 0.0
     wt = np.exp(bias - shift)
     n = len(edges) - 1
@@ -145,26 +145,26 @@ def _unbiased_bins(w: Window, edges: np.ndarray, kT: float) -> tuple[np.ndarray,
 def neighbour_consistency(windows: list[Window], kT: float, n_bins: int = 24) -> list[dict]:
     """Zhu-Hummer check for each pair of windows adjacent in centre: chi^2 of the difference of their
     unbiased log densities over the bins both sample (>= MIN_BIN_SAMPLES each), one offset fitted."""
-    ws = sorted(windows, key=lambda w: w.r0)
+    ws = sorted(windows, key=lambda w: w.r0_nm)
     rows = []
     for a, b in zip(ws[:-1], ws[1:]):
         lo, hi = max(a.x.min(), b.x.min()), min(a.x.max(), b.x.max())
         if hi <= lo:
-            rows.append({"windows": [a.k, b.k], "bins": 0, "chi2": None, "dof": 0, "p": None})
+            rows.append({"windows": [a.k_index, b.k_index], "bins": 0, "chi2": None, "dof": 0, "p": None})
             continue
         edges = np.linspace(lo, hi, n_bins + 1)
         sa, va, na = _unbiased_bins(a, edges, kT)
         sb, vb, nb = _unbiased_bins(b, edges, kT)
         m = (na >= MIN_BIN_SAMPLES) & (nb >= MIN_BIN_SAMPLES)
         if m.sum() < 3:
-            rows.append({"windows": [a.k, b.k], "bins": int(m.sum()), "chi2": None, "dof": 0, "p": None})
+            rows.append({"windows": [a.k_index, b.k_index], "bins": int(m.sum()), "chi2": None, "dof": 0, "p": None})
             continue
         d = np.log(sa[m]) - np.log(sb[m])
         var = va[m] / sa[m] ** 2 + vb[m] / sb[m] ** 2
         wgt = 1.0 / var
         resid = d - np.sum(wgt * d) / np.sum(wgt)
         chi2, dof = float(np.sum(resid**2 * wgt)), int(m.sum()) - 1
-        rows.append({"windows": [a.k, b.k], "bins": int(m.sum()), "chi2": round(chi2, 3), "dof": dof,
+        rows.append({"windows": [a.k_index, b.k_index], "bins": int(m.sum()), "chi2": round(chi2, 3), "dof": dof,
                      "p": float(stats.chi2.sf(chi2, dof))})
     return rows
 
@@ -223,7 +223,7 @@ def assess(result, spec=None, seed: int = 0) -> dict:
     half = halves(result.windows, edges, kT, qs, volume, seed)
     pairs = neighbour_consistency(result.windows, kT)
     head = headline_name(result.barrier)
-    v = verdict([len(w.x_sub) for w in result.windows], [w.k for w in result.windows], half, pairs, result.barrier,
+    v = verdict([len(w.x_sub) for w in result.windows], [w.k_index for w in result.windows], half, pairs, result.barrier,
                 getattr(spec, "target_error_kJ_mol", None), head)
     return {**v, "headline": head, "halves": half, "neighbour_consistency": pairs,
             "error_kind": "within-run: bootstrap over samples decorrelated by each window's statistical "

@@ -30,6 +30,7 @@ from solvmd.errors import SolvmdError
 from solvmd.io import finite_json
 from solvmd.pmf.io import atomic_write_text
 from solvmd.pmf_spec import KB_KJ_MOL_K, PMFSpec, load_spec
+from solvmd.pmf.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +41,6 @@ class PMFOverlapError(SolvmdError):
 
 class PMFCoverageError(SolvmdError):
     """Part of the range has no samples, or windows are missing."""
-
-
-@dataclass
-class Window:
-    k: int
-    r0: float
-    kspring: float
-    temperature: float
-    x: np.ndarray  # all samples (nm)
-    dt_sample_ps: float
-    kind: str = "distance"
-    g: float = 1.0  # statistical inefficiency (in samples): max of the CV's and, under exchange, the energy's
-    x_sub: np.ndarray | None = None
-    u_all: np.ndarray | None = None  # exchange: (n_samples, n_states) reduced energies recorded by the sampler
-    sub_idx: np.ndarray | None = None  # indices of the decorrelated samples
-    g_cv: float = 1.0
-    g_energy: float | None = None
-
-    def sliced(self, part: slice) -> "Window":
-        """The same window restricted to the samples ``part`` (for forward/reverse and half estimates)."""
-        return Window(self.k, self.r0, self.kspring, self.temperature, self.x[part], self.dt_sample_ps, self.kind,
-                      u_all=None if self.u_all is None else self.u_all[part])
 
 
 _OLD_NAMES = {  # earlier attribute names -> unit-suffixed fields
@@ -155,10 +134,10 @@ def load_windows(paths) -> list[Window]:
                        float(z["temperature_K"]), x, dt, str(z["kind"]) if "kind" in z else "distance",
                        u_all=np.asarray(z["u_all_states"], float) if "u_all_states" in z else None)
             )
-    temps = {w.temperature for w in out}
+    temps = {w.temperature_K for w in out}
     if len(temps) != 1:
         raise SolvmdError(f"windows were sampled at different temperatures {sorted(temps)} K")
-    return sorted(out, key=lambda w: w.r0)
+    return sorted(out, key=lambda w: w.r0_nm)
 
 
 def subsample(windows: list[Window]) -> None:
@@ -187,7 +166,7 @@ def subsample(windows: list[Window]) -> None:
 
 def _own_state(w: Window, windows: list[Window], i: int) -> int:
     """Column of ``w.u_all`` that is w's own state: states are stored in window-index order."""
-    return int(w.k) if w.u_all is not None and w.k < w.u_all.shape[1] else i
+    return int(w.k_index) if w.u_all is not None and w.k_index < w.u_all.shape[1] else i
 
 
 def sampler_energies(windows: list[Window]) -> np.ndarray | None:
@@ -195,14 +174,14 @@ def sampler_energies(windows: list[Window]) -> np.ndarray | None:
     ``windows`` (None for independent windows, whose energies are the analytic bias)."""
     if not windows or any(w.u_all is None for w in windows):
         return None
-    order = [w.k for w in windows]
+    order = [w.k_index for w in windows]
     return np.concatenate([w.u_all[w.sub_idx][:, order] for w in windows]).T
 
 
 def reduced_bias(windows: list[Window], x: np.ndarray, kT: float) -> np.ndarray:
     """u_kn[k, n] = 0.5 k_k (x_n - r0_k)^2 / kT."""
-    r0 = np.array([w.r0 for w in windows])[:, None]
-    ks = np.array([w.kspring for w in windows])[:, None]
+    r0 = np.array([w.r0_nm for w in windows])[:, None]
+    ks = np.array([w.k_kJ_mol_nm2 for w in windows])[:, None]
     return 0.5 * ks * (x[None, :] - r0) ** 2 / kT
 
 
@@ -309,7 +288,7 @@ def wham_on_sub_bins(windows: list[Window], edges: np.ndarray, kT: float, max_bi
     the same bins. (On a 0.04 nm bin a k = 10,000 kJ/mol/nm^2 window's bias changes by ~4 kT near
     its centre: evaluating it once per bin biased the WHAM check by kJ/mol.)"""
     # steepest bias where a window has its own samples: d(0.5 k (x - r0)^2)/dx = k |x - r0|
-    grad = max(w.kspring * max(float(np.max(np.abs(w.x - w.r0))), math.sqrt(kT / w.kspring)) for w in windows)
+    grad = max(w.k_kJ_mol_nm2 * max(float(np.max(np.abs(w.x - w.r0_nm))), math.sqrt(kT / w.k_kJ_mol_nm2)) for w in windows)
     fine_width = max_bias_step_kT * kT / grad
     n_sub = int(min(200, max(1, math.ceil(float(np.min(np.diff(edges))) / fine_width))))
     fine = np.concatenate([np.linspace(a, b, n_sub + 1)[:-1] for a, b in zip(edges[:-1], edges[1:])] + [edges[-1:]])
@@ -327,7 +306,7 @@ def _default_bin_width(windows, kT, spec: PMFSpec | None):
     if spec is not None:
         r0, ks = spec.centers(), spec.k_values()
     else:
-        r0, ks = np.array([w.r0 for w in windows]), np.array([w.kspring for w in windows])
+        r0, ks = np.array([w.r0_nm for w in windows]), np.array([w.k_kJ_mol_nm2 for w in windows])
     sig = float(np.min(np.sqrt(kT / ks)))
     return 0.5 * min(sig, float(np.min(np.diff(r0))) if len(r0) > 1 else sig)
 
@@ -394,10 +373,10 @@ def check_not_stale(spec, table, windows: list[Window], window_dir: Path) -> Non
     """Window files sampled for other centres or force constants than the spec's are named as stale
     (not diagnosed later as overlap gaps)."""
     want = {w.k_index: (w.r0_nm, w.k_kJ_mol_nm2) for w in table}
-    stale = [w for w in windows if not np.allclose((w.r0, w.kspring), want[w.k], rtol=1e-9, atol=1e-12)]
+    stale = [w for w in windows if not np.allclose((w.r0_nm, w.k_kJ_mol_nm2), want[w.k_index], rtol=1e-9, atol=1e-12)]
     if stale:
-        made = ", ".join(f"window {w.k}: r0={w.r0:.5g} nm, k={w.kspring:g}" for w in stale)
-        says = ", ".join(f"window {w.k}: r0={want[w.k][0]:.5g} nm, k={want[w.k][1]:g}" for w in stale)
+        made = ", ".join(f"window {w.k_index}: r0={w.r0_nm:.5g} nm, k={w.k_kJ_mol_nm2:g}" for w in stale)
+        says = ", ".join(f"window {w.k_index}: r0={want[w.k_index][0]:.5g} nm, k={want[w.k_index][1]:g}" for w in stale)
         raise PMFCoverageError(f"pmf {spec.name}: stale window files in {window_dir}: made for {made}; the spec says "
                                f"{says}. Delete them (and their checkpoints) to resample, or use a new pmf name")
 
@@ -410,7 +389,7 @@ def by_sampled_mean(windows: list[Window]) -> list[Window]:
 
 def step_settings(windows, spec, n_bootstrap, seed, min_overlap) -> Settings:
     """Step 2: temperature, conventions and thresholds."""
-    T = windows[0].temperature
+    T = windows[0].temperature_K
     return Settings(
         spec=spec, kT_kJ_mol=KB_KJ_MOL_K * T, temperature_K=T,
         radial=spec.is_radial if spec is not None else windows[0].kind in ("distance", "site_distance"),
@@ -418,7 +397,7 @@ def step_settings(windows, spec, n_bootstrap, seed, min_overlap) -> Settings:
         n_bootstrap=n_bootstrap if n_bootstrap is not None else (spec.n_bootstrap if spec is not None else 100),
         seed=seed if seed is not None else (spec.seed if spec is not None else 0),
         min_overlap=min_overlap if min_overlap is not None else (spec.min_overlap if spec is not None else 0.03),
-        range_nm=tuple(spec.range_nm) if spec is not None else (windows[0].r0, windows[-1].r0),
+        range_nm=tuple(spec.range_nm) if spec is not None else (windows[0].r0_nm, windows[-1].r0_nm),
     )
 
 
@@ -462,11 +441,11 @@ def cut_overlaps(O: np.ndarray) -> np.ndarray:
 def step_info(windows, st: Settings, edges, N_k, f_k, u_kn, O, nbr) -> dict:
     """Step 5: the diagnostics written to estimate.json (drift of each window included)."""
     newton = float(np.max(np.abs(solve_mbar_newton(u_kn, N_k, np.zeros(len(N_k))) - f_k)))
-    drift = [(float(np.mean(w.x)) - w.r0) / math.sqrt(st.kT_kJ_mol / w.kspring) for w in windows]
+    drift = [(float(np.mean(w.x)) - w.r0_nm) / math.sqrt(st.kT_kJ_mol / w.k_kJ_mol_nm2) for w in windows]
     return {
         "temperature_K": st.temperature_K, "kT_kJ_mol": st.kT_kJ_mol, "n_windows": len(windows),
-        "window_index": [w.k for w in windows], "r0_nm": [w.r0 for w in windows],
-        "k_kJ_mol_nm2": [w.kspring for w in windows], "n_samples": [int(len(w.x)) for w in windows],
+        "window_index": [w.k_index for w in windows], "r0_nm": [w.r0_nm for w in windows],
+        "k_kJ_mol_nm2": [w.k_kJ_mol_nm2 for w in windows], "n_samples": [int(len(w.x)) for w in windows],
         "sampled_ps_per_window": [float(len(w.x) * w.dt_sample_ps) for w in windows],
         "statistical_inefficiency": [w.g for w in windows], "n_uncorrelated": N_k.tolist(),
         "statistical_inefficiency_cv": [w.g_cv for w in windows],
@@ -502,7 +481,7 @@ def step_check_overlap(windows, st: Settings, nbr, info, out_dir: Path, missing:
 
     i = int(np.argmin(nbr))
     atomic_write_text(out_dir / records.ESTIMATE_JSON, json.dumps(info, indent=2))
-    msg = (f"windows {windows[i].k} and {windows[i + 1].k} (r0={windows[i].r0:.4g} and {windows[i + 1].r0:.4g} nm) "
+    msg = (f"windows {windows[i].k_index} and {windows[i + 1].k_index} (r0={windows[i].r0_nm:.4g} and {windows[i + 1].r0_nm:.4g} nm) "
            f"overlap only {nbr[i]:.3g} < min_overlap={st.min_overlap:g} (MBAR overlap matrix, see "
            f"{out_dir / 'overlap.png'}): the PMF across this gap is not determined. Add windows between them (smaller "
            "spacing), lower k_kJ_mol_nm2, or raise it if a window slid away from its centre "
@@ -561,7 +540,7 @@ def step_check_coverage(windows, edges, counts, info, st: Settings, out_dir: Pat
     msg = (f"no samples in {empty.size} bins of the range, first gap {edges[empty[0]]:.4g}-{edges[empty[0] + 1]:.4g} nm "
            f"(last empty bin ends {edges[empty[-1] + 1]:.4g} nm): the windows do not cover range_nm [{lo}, {hi}]. "
            "Add windows there, or raise k_kJ_mol_nm2 if windows slid away from their centres "
-           f"(centres {np.round([w.r0 for w in windows], 4).tolist()}, means "
+           f"(centres {np.round([w.r0_nm for w in windows], 4).tolist()}, means "
            f"{np.round(info['window_mean_nm'], 4).tolist()}).")
     spec = st.spec
     if missing:
@@ -680,7 +659,7 @@ def estimate_pmf(window_dir, spec=None, out_dir=None, bin_width_nm: float | None
     if plots:
         from solvmd.pmf import plots as P
 
-        P.plot_overlap(O, [w.r0 for w in windows], out_dir / "overlap.png")
+        P.plot_overlap(O, [w.r0_nm for w in windows], out_dir / "overlap.png")
         P.plot_histograms(windows, edges, out_dir / "histograms.png")
     step_check_overlap(windows, st, nbr, info, out_dir, missing)
     step_check_coverage(windows, edges, counts, info, st, out_dir, missing)
@@ -716,7 +695,7 @@ def step_write(result: PMFResult, st: Settings, vol, out_dir: Path, window_dir: 
         "n_samples": result.counts})
     atomic_write_text(out_dir / "pmf.csv", df.to_csv(index=False, float_format="%.6g"))
     info["pmf_csv_F_kJ_mol_volume_term"] = st.volume_term if st.radial else "none"
-    paths = [window_dir / f"window_{w.k}.npz" for w in result.windows]
+    paths = [window_dir / f"window_{w.k_index}.npz" for w in result.windows]
     result.profile = write_profile(paths, out_dir / "profile.csv") if all(p.is_file() for p in paths) else None
     if spec is not None:
         info["cv"], info["cv_kind"] = spec.name, spec.cv.kind

@@ -55,7 +55,7 @@ from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, state_arr
 from solvmd.pmf.profile import ShellCounter
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
 from solvmd.pmf.window_run import _bare_topology
-from solvmd.pmf.windows import WindowDef, window_table
+from solvmd.pmf.windows import Window, window_table
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +172,14 @@ def exchange_summary(log_: ExchangeLog, spec: PMFSpec, wall_s: float, platform: 
 # ---------------------------------------------------------------------------
 # the simulation
 # ---------------------------------------------------------------------------
-def _fingerprint(spec: PMFSpec, wins: list[WindowDef]) -> dict:
+def _fingerprint(spec: PMFSpec, wins: list[Window]) -> dict:
     """What a resumed run must share with the checkpoint it resumes."""
     return {"r0_nm": [round(w.r0_nm, 9) for w in wins], "k_kJ_mol_nm2": [round(w.k_kJ_mol_nm2, 6) for w in wins],
             "exchange_interval_ps": spec.exchange_interval_ps, "timestep_fs": spec.timestep_fs,
             "temperature_K": spec.temperature_K, "equil_ps": spec.equil_ps}
 
 
-def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: WindowDef, topology, platform, threads):
+def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: Window, topology, platform, threads):
     from solvmd.pmf.umbrella import _window_system, choose_platform
     from solvmd.md.protocol import check_timestep_masses
 
@@ -193,7 +193,7 @@ def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: WindowDef, topol
     return app.Simulation(top, system, integ, plat, props)
 
 
-def _initial_states(sim, spec: PMFSpec, rcv: ResolvedCV, wins: list[WindowDef], out_dir: Path) -> list[mm.State]:
+def _initial_states(sim, spec: PMFSpec, rcv: ResolvedCV, wins: list[Window], out_dir: Path) -> list[mm.State]:
     """Each replica's start: init/window_<k>.xml in its own window, fresh velocities (seed + k)."""
     ctx, out = sim.context, []
     for w in wins:

@@ -121,7 +121,7 @@ def plan_extension(result, spec: PMFSpec | None, out_dir: Path, contributions: n
         plan = {"segment": segment, "total_ps": round(new_total, 3)}
     else:
         pick = [i for i in _worst_half(contributions, open_) if new_total - sampled[i] > 1e-3]
-        extra = {str(result.windows[i].k): round(float(new_total - sampled[i]), 3) for i in pick}
+        extra = {str(result.windows[i].k_index): round(float(new_total - sampled[i]), 3) for i in pick}
         plan = {"segment": segment, "windows": sorted(int(k) for k in extra), "extra_ps": extra}
     plan["reason"] = f"{name} error {err} kJ/mol > target {spec.target_error_kJ_mol:g}"
     data = {"rounds": rounds(out_dir) + [plan]}

@@ -80,7 +80,7 @@ def plot_histograms(windows, edges, path):
     for i, w in enumerate(windows):
         h, e = np.histogram(w.x, bins=bins)
         ax.plot(0.5 * (e[1:] + e[:-1]), h, color=plt.cm.viridis(i / max(1, len(windows) - 1)), lw=1)
-        ax.axvline(w.r0, color="0.8", lw=0.5, zorder=0)
+        ax.axvline(w.r0_nm, color="0.8", lw=0.5, zorder=0)
     ax.set_xlabel("CV (nm)")
     ax.set_ylabel("samples per bin")
     ax.set_title("umbrella window histograms")

@@ -44,7 +44,7 @@ from solvmd.pmf.select import CVSelectionError, donor_elements, load_topology, r
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
 from solvmd.pmf.window_run import Samples, WindowRun, tag_of
 from solvmd.pmf.windows import (
-    PMFWarning, WindowDef, check_windows, n_windows, predicted_overlap, window_centers, window_table, window_width,
+    PMFWarning, Window, check_windows, n_windows, predicted_overlap, window_centers, window_table, window_width,
 )
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ PLACE_MIN_ITERATIONS = 200
 PLACE_STIFFNESS = 50.0
 
 
-def _place_and_minimize(ctx, rcv, spec: PMFSpec, pos, box, w: WindowDef, rng, path: Path) -> None:
+def _place_and_minimize(ctx, rcv, spec: PMFSpec, pos, box, w: Window, rng, path: Path) -> None:
     """Translate the tagged molecule to the centre, minimise with the bias on, write the State."""
     ctx.setPositions(_place(rcv, pos, box, w.r0_nm, rng))
     ctx.setParameter(cvmod.R0, w.r0_nm)
@@ -176,7 +176,7 @@ def _place_and_minimize(ctx, rcv, spec: PMFSpec, pos, box, w: WindowDef, rng, pa
     write_state(ctx, path)
 
 
-def start_offsets(out_dir: Path, spec: PMFSpec, rcv: ResolvedCV, wins: list[WindowDef]) -> list[dict]:
+def start_offsets(out_dir: Path, spec: PMFSpec, rcv: ResolvedCV, wins: list[Window]) -> list[dict]:
     """Start CV of each window's initial structure vs its centre, in restraint widths sqrt(kT/k).
 
     Windows further than ``max_start_offset_sigma`` are reported (warning); all go to starts.json.
@@ -237,7 +237,7 @@ def prepare_windows(system_xml, state_xml, spec, out_dir, topology=None, platfor
     return paths
 
 
-def _context_at(system_xml, spec, rcv, w: WindowDef, box, platform, threads, seed=None) -> mm.Context:
+def _context_at(system_xml, spec, rcv, w: Window, box, platform, threads, seed=None) -> mm.Context:
     ctx = _make_context(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec,
                         spec.seed if seed is None else seed, platform, threads)
     if box is not None and ctx.getSystem().usesPeriodicBoundaryConditions():
@@ -255,7 +255,7 @@ def _place_all(system_xml, spec, rcv, pos0, box0, todo, out_dir, platform, threa
                  w.k_index, w.r0_nm)
 
 
-def _pull(system_xml, spec: PMFSpec, rcv, pos0, box0, todo: list[WindowDef], out_dir: Path, platform, threads):
+def _pull(system_xml, spec: PMFSpec, rcv, pos0, box0, todo: list[Window], out_dir: Path, platform, threads):
     """One steered pull from the start CV down to the lowest and up to the highest window to make."""
     pos0 = cvmod.image_positions(rcv, pos0, box0)
     ctx = _context_at(system_xml, spec, rcv, todo[0], box0, platform, threads)
@@ -303,7 +303,7 @@ def _pull(system_xml, spec: PMFSpec, rcv, pos0, box0, todo: list[WindowDef], out
             bar.update(done, f"window {w.k_index} r0={r:.4f} nm cv={x:.4f} nm", force=True)
 
 
-def _init_from_neighbour(system_xml, spec, rcv, w: WindowDef, out_dir: Path, platform, threads) -> Path:
+def _init_from_neighbour(system_xml, spec, rcv, w: Window, out_dir: Path, platform, threads) -> Path:
     """Initial structure of an added window: the nearest existing start, placed at its centre."""
     made = [v for v in window_table(spec, out_dir) if (out_dir / "init" / f"window_{v.k_index}.xml").is_file()]
     if not made:
@@ -323,7 +323,7 @@ def _init_from_neighbour(system_xml, spec, rcv, w: WindowDef, out_dir: Path, pla
 # ---------------------------------------------------------------------------
 # one window
 # ---------------------------------------------------------------------------
-def _window_meta(spec: PMFSpec, w: WindowDef) -> dict:
+def _window_meta(spec: PMFSpec, w: Window) -> dict:
     return {"r0_nm": float(w.r0_nm), "k_kJ_mol_nm2": float(w.k_kJ_mol_nm2), "temperature_K": float(spec.temperature_K),
             "timestep_fs": float(spec.timestep_fs), "sample_interval_steps": int(spec.sample_interval_steps)}
 
@@ -341,14 +341,14 @@ def _check_stale(final: Path, meta: dict) -> None:
                 f"k={meta['k_kJ_mol_nm2']:g}, T={meta['temperature_K']:g}: delete the stale windows or use a new pmf name")
 
 
-def _window_def(spec: PMFSpec, k: int, out_dir: Path) -> WindowDef:
+def _window_def(spec: PMFSpec, k: int, out_dir: Path) -> Window:
     wins = window_table(spec, out_dir)
     if not 0 <= k < len(wins):
         raise PMFSpecError(f"pmf {spec.name}: window index {k} out of range 0..{len(wins) - 1}")
     return wins[k]
 
 
-def drift_report(spec: PMFSpec, w: WindowDef, x: np.ndarray) -> dict:
+def drift_report(spec: PMFSpec, w: Window, x: np.ndarray) -> dict:
     """Sampled mean vs centre in restraint widths; a slide beyond ``max_drift_sigma`` is logged now."""
     mean, sigma = float(np.mean(x)), w.sigma_nm(spec.kT)
     off = (mean - w.r0_nm) / sigma
@@ -401,7 +401,7 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
     return final
 
 
-def _finish_window(run: WindowRun, spec: PMFSpec, w: WindowDef, rcv, final: Path, seed: int, end_xml: Path) -> float:
+def _finish_window(run: WindowRun, spec: PMFSpec, w: Window, rcv, final: Path, seed: int, end_xml: Path) -> float:
     """Sample (resumable), keep the end State for a later extension, write the npz, drop the checkpoint."""
     wall = run.run()
     drift = drift_report(spec, w, run.samples.cv_nm)
@@ -411,7 +411,7 @@ def _finish_window(run: WindowRun, spec: PMFSpec, w: WindowDef, rcv, final: Path
     return wall
 
 
-def _extend_window(system_xml, spec: PMFSpec, w: WindowDef, segment: int, out_dir: Path, platform, threads) -> Path:
+def _extend_window(system_xml, spec: PMFSpec, w: Window, segment: int, out_dir: Path, platform, threads) -> Path:
     """Extension ``segment`` of window w (extend.json): more sampling from where segment - 1 ended, no
     equilibration, written as window_<k>.s<segment>.npz."""
     from solvmd.pmf.extend import extra_ps, previous_segment
@@ -438,7 +438,7 @@ def _extend_window(system_xml, spec: PMFSpec, w: WindowDef, segment: int, out_di
     return final
 
 
-def _write_window(final: Path, spec: PMFSpec, w: WindowDef, rcv, s: Samples, seed, platform, wall, drift) -> None:
+def _write_window(final: Path, spec: PMFSpec, w: Window, rcv, s: Samples, seed, platform, wall, drift) -> None:
     dt_ps = spec.timestep_fs / 1000.0
     n = len(s.cv_nm)
     time_ps = (np.arange(1, n + 1) * spec.sample_interval_steps + spec.n_equil_steps) * dt_ps

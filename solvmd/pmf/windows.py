@@ -31,17 +31,33 @@ class PMFWarning(UserWarning):
     """A PMF setting that will probably give a poor estimate (raised before running)."""
 
 
-@dataclass(frozen=True)
-class WindowDef:
-    """One umbrella window: index, centre r0 (nm), force constant k (kJ/mol/nm^2)."""
+@dataclass
+class Window:
+    """One umbrella window: index k, centre r0 (nm), force constant (kJ/mol/nm^2) — what the spec and an
+    estimate's proposals define — and, once sampled, its CV samples (nm) and their decorrelation."""
 
     k_index: int
     r0_nm: float
     k_kJ_mol_nm2: float
+    temperature_K: float | None = None
+    x: np.ndarray | None = None  # CV samples (nm), time-ordered, extensions appended
+    dt_sample_ps: float | None = None
+    kind: str = "distance"
+    g: float = 1.0  # statistical inefficiency (in samples): max of the CV's and, under exchange, the energy's
+    x_sub: np.ndarray | None = None  # decorrelated samples
+    u_all: np.ndarray | None = None  # exchange: (n_samples, n_states) reduced energies recorded by the sampler
+    sub_idx: np.ndarray | None = None  # indices of the decorrelated samples
+    g_cv: float = 1.0
+    g_energy: float | None = None
 
     def sigma_nm(self, kT: float) -> float:
         """Width sqrt(kT/k) (nm) on a flat PMF."""
         return math.sqrt(kT / self.k_kJ_mol_nm2)
+
+    def sliced(self, part: slice) -> "Window":
+        """The same window restricted to the samples ``part`` (for forward/reverse and half estimates)."""
+        return Window(self.k_index, self.r0_nm, self.k_kJ_mol_nm2, self.temperature_K, self.x[part],
+                      self.dt_sample_ps, self.kind, u_all=None if self.u_all is None else self.u_all[part])
 
 
 def window_centers(spec: PMFSpec) -> np.ndarray:
@@ -62,11 +78,11 @@ def added_windows(out_dir) -> list[dict]:
                            "delete it to run the spec's windows only") from None
 
 
-def window_table(spec, out_dir=None) -> list[WindowDef]:
+def window_table(spec, out_dir=None) -> list[Window]:
     """Every window of the PMF folder ``out_dir``: the spec's, then the added ones."""
     spec = load_spec(spec)
-    base = [WindowDef(k, float(c), float(kk)) for k, (c, kk) in enumerate(zip(spec.centers(), spec.k_values()))]
-    extra = [WindowDef(len(base) + j, w["r0_nm"], w["k_kJ_mol_nm2"]) for j, w in enumerate(added_windows(out_dir))]
+    base = [Window(k, float(c), float(kk)) for k, (c, kk) in enumerate(zip(spec.centers(), spec.k_values()))]
+    extra = [Window(len(base) + j, w["r0_nm"], w["k_kJ_mol_nm2"]) for j, w in enumerate(added_windows(out_dir))]
     return base + extra
 
 
@@ -145,7 +161,7 @@ K_MAX_KJ_MOL_NM2 = 50000.0
 
 def _drift_widths(w, kT: float) -> float:
     """How far window ``w``'s sampled mean sits from its centre, in restraint widths sqrt(kT/k)."""
-    return abs(float(np.mean(w.x)) - w.r0) / math.sqrt(kT / w.kspring)
+    return abs(float(np.mean(w.x)) - w.r0_nm) / math.sqrt(kT / w.k_kJ_mol_nm2)
 
 
 def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: float,
@@ -166,13 +182,13 @@ def propose_windows(wins: list, overlap: np.ndarray, min_overlap: float, kT: flo
         a, b = wins[i], wins[i + 1]
         ma, mb = float(np.mean(a.x)), float(np.mean(b.x))
         lo, hi = min(ma, mb), max(ma, mb)
-        k = max(a.kspring, b.kspring) * (stiffen if max(_drift_widths(a, kT), _drift_widths(b, kT)) > slid_widths else 1.0)
-        k = min(k, max(K_MAX_KJ_MOL_NM2, a.kspring, b.kspring))
+        k = max(a.k_kJ_mol_nm2, b.k_kJ_mol_nm2) * (stiffen if max(_drift_widths(a, kT), _drift_widths(b, kT)) > slid_widths else 1.0)
+        k = min(k, max(K_MAX_KJ_MOL_NM2, a.k_kJ_mol_nm2, b.k_kJ_mol_nm2))
         n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))) - 1)
-        fa, fb = a.kspring * (a.r0 - ma), b.kspring * (b.r0 - mb)  # mean force at each sampled mean, kJ/mol/nm
+        fa, fb = a.k_kJ_mol_nm2 * (a.r0_nm - ma), b.k_kJ_mol_nm2 * (b.r0_nm - mb)  # mean force at each sampled mean, kJ/mol/nm
         for t in np.linspace(lo, hi, n + 2)[1:-1]:
             slope = fa + (fb - fa) * (t - ma) / (mb - ma) if mb != ma else 0.5 * (fa + fb)
-            out.append(_not_a_repeat(float(t), slope, k, wins + out, kT, stiffen) | {"between": [a.k, b.k]})
+            out.append(_not_a_repeat(float(t), slope, k, wins + out, kT, stiffen) | {"between": [a.k_index, b.k_index]})
     return out
 
 
@@ -183,7 +199,7 @@ def _not_a_repeat(target: float, force: float, k: float, existing: list, kT: flo
     ``stiffen`` (up to K_MAX_KJ_MOL_NM2) until the proposal is new."""
     def taken(r0: float, kk: float) -> bool:
         for w in existing:
-            w_r0, w_k = (w.r0, w.kspring) if hasattr(w, "kspring") else (w["r0_nm"], w["k_kJ_mol_nm2"])
+            w_r0, w_k = (w.r0_nm, w.k_kJ_mol_nm2) if hasattr(w, "k_kJ_mol_nm2") else (w["r0_nm"], w["k_kJ_mol_nm2"])
             if math.isclose(w_k, kk, rel_tol=1e-3) and abs(w_r0 - r0) < 0.5 * math.sqrt(kT / kk):
                 return True
         return False
@@ -205,11 +221,11 @@ def propose_for_empty(wins: list, segments: list[tuple[float, float]], kT: float
     for lo, hi in segments:
         mid = 0.5 * (lo + hi)
         w = min(wins, key=lambda v: abs(float(np.mean(v.x)) - mid))
-        k = min(stiffen * w.kspring, max(K_MAX_KJ_MOL_NM2, w.kspring))
-        force = w.kspring * (w.r0 - float(np.mean(w.x)))
+        k = min(stiffen * w.k_kJ_mol_nm2, max(K_MAX_KJ_MOL_NM2, w.k_kJ_mol_nm2))
+        force = w.k_kJ_mol_nm2 * (w.r0_nm - float(np.mean(w.x)))
         n = max(1, int(math.ceil((hi - lo) / max_spacing_nm(math.sqrt(kT / k), min_predicted_overlap))))
         for t in lo + (np.arange(n) + 0.5) * (hi - lo) / n:
-            out.append(_not_a_repeat(float(t), force, k, wins + out, kT, stiffen) | {"between": [w.k]})
+            out.append(_not_a_repeat(float(t), force, k, wins + out, kT, stiffen) | {"between": [w.k_index]})
     return out
 
 
