@@ -17,8 +17,9 @@ Summary columns (units in the names; fractions and coordination numbers are unit
   ``coordination.csv`` (``total`` = all partners);
 - ``{ssip,cip,agg}_fraction_anion_centric`` (all anions together, or the only anion
   species) and ``{ssip,cip,agg}_fraction_cation_centric`` from ``speciation.csv``;
-- ``pmf_<cv>_dG_barrier_kJ_mol`` and ``pmf_<cv>_dG_barrier_err_kJ_mol`` (bootstrap
-  standard deviation) for every ``pmf/<cv>/barrier.json``.
+- ``pmf_<cv>_dG_barrier_kJ_mol`` and ``pmf_<cv>_dG_barrier_err_kJ_mol`` (the within-run error
+  barrier.json states in ``error_kind``) and ``pmf_<cv>_converged`` (its verdict) for every
+  ``pmf/<cv>/barrier.json``.
 
 A value that does not exist (no PMF, analysis not run) is left empty (NaN).
 """
@@ -167,6 +168,7 @@ def summary_row(res: SystemResults) -> dict:
     for cv, b in res.barriers.items():
         row[f"pmf_{cv}_dG_barrier_kJ_mol"] = _num(b.get("dG_barrier_kJ_mol"))
         row[f"pmf_{cv}_dG_barrier_err_kJ_mol"] = _num(b.get("dG_barrier_err_kJ_mol"))
+        row[f"pmf_{cv}_converged"] = b.get("converged")  # the verdict (None: estimated before verdicts existed)
     return records.validate_present(row, records.SummaryRow, str(res.path), "summary row")
 
 
