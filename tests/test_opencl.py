@@ -35,7 +35,7 @@ from solvmd.md.engine import run_md
 from solvmd.md.platforms import PlatformDeviceWarning, available_platforms, gpu_properties
 from solvmd.md.probe import probe_system
 from solvmd.md.protocol import load_protocol
-from solvmd.pmf.cv import BIAS_GROUP, ResolvedCV, add_bias
+from solvmd.pmf.cv import BIAS_GROUP, HOLD_GROUP, ResolvedCV, add_bias
 from solvmd.recipe import parse_interface_recipe
 
 pytestmark = pytest.mark.opencl
@@ -211,8 +211,9 @@ def test_pmf_umbrella_and_hold_agree_with_reference(iface):
     rcv = ResolvedCV("site_distance", [[li], [site]], [[1.0], [1.0]], meta={"hold": hold})
     biased = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
     add_bias(biased, rcv, k=5000.0, r0=0.5)
-    assert {f.getName() for f in biased.getForces() if f.getForceGroup() == BIAS_GROUP} == {"pmf_umbrella", "pmf_hold"}
-    next(f for f in biased.getForces() if f.getName() == "pmf_hold").setForceGroup(BIAS_GROUP - 1)  # compared apart
+    # the umbrella alone in its group (what exchange swaps on and MBAR uses); the hold is part of the Hamiltonian
+    assert {f.getName() for f in biased.getForces() if f.getForceGroup() == BIAS_GROUP} == {"pmf_umbrella"}
+    assert next(f for f in biased.getForces() if f.getName() == "pmf_hold").getForceGroup() == HOLD_GROUP
     first = _assert_agree(biased, pos, box)
     moved = _assert_agree(biased, pos, box, {"pmf_r0": 0.9, "pmf_hold_h": 0.45, "pmf_k": 8000.0})
     for name in ("pmf_umbrella", "pmf_hold"):  # the global parameters reach the kernels

@@ -158,3 +158,24 @@ def test_gap_windows_added_to_an_exchange_run_sample_independently(tmp_path):
     res = estimate_pmf(tmp_path, spec, plots=False)
     assert res.info["n_windows"] == 10
     assert res.info["u_kn_source"].startswith("analytic")  # mixed: the analytic bias for all (same numbers)
+
+
+def test_state_energies_hold_the_umbrella_alone_not_the_contact_hold():
+    """Exchange swaps (and MBAR) use the bias group's energy: with a contact-layer hold in the system,
+    that energy must still be the umbrella alone, or the PMF would be that of an unheld ion."""
+    import openmm as mm
+
+    from solvmd.pmf.cv import BIAS_GROUP, ResolvedCV, add_bias
+
+    system = mm.System()
+    for _ in range(3):  # ion, partner, one sheet atom
+        system.addParticle(10.0)
+    hold = {"groups": [[0], [2]], "height_nm": 0.3, "k_kJ_mol_nm2": 2000.0}
+    rcv = ResolvedCV("distance", [[0], [1]], [[1.0], [1.0]], periodic=False, meta={"hold": hold})
+    add_bias(system, rcv, k=5000.0, r0=0.4)
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions([[0.0, 0.0, 0.5], [0.45, 0.0, 0.5], [0.0, 0.0, 0.0]])  # d = 0.45 nm, height 0.5 nm
+    e_bias = ctx.getState(getEnergy=True, groups={BIAS_GROUP}).getPotentialEnergy()._value
+    e_all = ctx.getState(getEnergy=True).getPotentialEnergy()._value
+    assert e_bias == pytest.approx(0.5 * 5000.0 * 0.05**2, rel=1e-6)  # umbrella only
+    assert e_all - e_bias == pytest.approx(0.5 * 2000.0 * 0.2**2, rel=1e-6)  # the hold is in the Hamiltonian

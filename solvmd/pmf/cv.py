@@ -27,7 +27,11 @@ from solvmd.geometry import minimum_image_vectors
 R0 = "pmf_r0"
 K = "pmf_k"
 Z0 = "pmf_z0"
-BIAS_GROUP = 30  # force group of the umbrella bias (energy can be read separately)
+BIAS_GROUP = 30  # force group of the umbrella bias alone (its energy is what replica exchange swaps on)
+# The contact-layer hold is part of the sampled Hamiltonian, not of the bias: in its own group, so the
+# exchange sampler's state energies (group BIAS_GROUP only) and MBAR's u_kn hold the umbrella alone,
+# and the PMF is that of the held ion.
+HOLD_GROUP = 28  # (29 is mixing.CORRECTION_GROUP)
 
 
 @dataclass
@@ -90,7 +94,7 @@ def make_hold_force(hold: dict) -> mm.CustomCentroidBondForce:
         f.addGroup([int(a) for a in atoms], [1.0] * len(atoms))
     f.addBond([0, 1], [])
     f.setUsesPeriodicBoundaryConditions(False)
-    f.setForceGroup(BIAS_GROUP)
+    f.setForceGroup(HOLD_GROUP)
     f.setName("pmf_hold")
     return f
 
