@@ -290,11 +290,6 @@ class PMFSpec(_Strict):
         return int(round(self.exchange_interval_ps * 1000.0 / self.timestep_fs))
 
     @property
-    def n_exchange_iterations(self) -> int:
-        """Exchange iterations (one CV sample per replica each) in sample_ps."""
-        return int(self.sample_ps * 1000.0 / self.timestep_fs) // self.exchange_steps
-
-    @property
     def kT(self) -> float:
         """k_B T in kJ/mol."""
         return KB_KJ_MOL_K * self.temperature_K
