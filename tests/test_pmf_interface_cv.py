@@ -100,7 +100,7 @@ def test_per_window_force_constants_and_tagged_ion_nearest_the_range():
 
 def test_distance_cv_with_the_ion_held_at_the_contact_layer():
     from solvmd.pmf import cv as cvmod
-    from solvmd.pmf.umbrella import _window_system
+    from solvmd.pmf.simulation import window_system
 
     top, system, pos, box = _system()
     held = load_spec(dict(name="d", cv={"kind": "distance", "cation": "LI", "partner": "DME",
@@ -111,15 +111,16 @@ def test_distance_cv_with_the_ion_held_at_the_contact_layer():
     # both Li have a DME in the shell; the one nearest 1.1 nm above the sheet (z 1.6 -> 1.1 nm) is taken
     assert rcv.groups[0] == [4] and rcv.meta["hold"]["groups"] == [[4], [8, 9, 10, 11]]
     assert rcv.meta["hold"]["start_height_nm"] == pytest.approx(1.1)
-    ws = _window_system(system, held, rcv, 2000.0, 0.3)
+    ws = window_system(system, held, rcv, 2000.0, 0.3)
     ctx = mm.Context(ws, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
     ctx.setPeriodicBoxVectors(*box)
     moved = pos.copy()
     moved[4, 2] += 0.1  # 0.1 nm above the hold height; the CV (Li-O 0.2 nm) sits 0.1 nm below r0 = 0.3
     ctx.setPositions(moved)
-    e = ctx.getState(getEnergy=True, groups={cvmod.BIAS_GROUP}).getPotentialEnergy()._value
+    energy = lambda groups: ctx.getState(getEnergy=True, groups=groups).getPotentialEnergy()._value  # noqa: E731
     d = np.linalg.norm(moved[4] - moved[5])
-    assert e == pytest.approx(0.5 * 3000 * 0.1**2 + 0.5 * 2000 * (d - 0.3) ** 2, rel=1e-5)
+    assert energy({cvmod.BIAS_GROUP}) == pytest.approx(0.5 * 2000 * (d - 0.3) ** 2, rel=1e-5)  # the umbrella alone
+    assert energy({cvmod.HOLD_GROUP}) == pytest.approx(0.5 * 3000 * 0.1**2, rel=1e-5)  # the hold, apart
     with pytest.raises(PMFSpecError, match="hold.height_nm 0.05 nm is below contact"):
         load_spec(dict(held.model_dump(), cv={"kind": "distance", "partner": "DME", "hold": {"height_nm": 0.05}}))
 

@@ -71,7 +71,7 @@ def unbiased_cv_samples(
     timestep_fs: float, friction_per_ps: float = 1.0, seed: int = 7, equil_steps: int = 0, platform=None,
 ) -> np.ndarray:
     """CV time series from plain (unbiased) Langevin dynamics, e.g. for the toy systems."""
-    from solvmd.pmf.umbrella import choose_platform
+    from solvmd.pmf.simulation import choose_platform
 
     system = read_system(system_xml)
     integ = mm.LangevinMiddleIntegrator(

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from solvmd.pmf.estimate import (Window, _bin_f, _log_weights, reduced_bias, sampler_energies, solve_mbar_newton,
-                                 step_bootstrap, subsample)
+from solvmd.pmf.mbar import (_bin_f, _log_weights, block_bootstrap, reduced_bias, sampler_energies,
+                              solve_mbar_newton, subsample)
+from solvmd.pmf.windows import Window
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 MIN_UNCORRELATED = 50  # decorrelated samples per window: fewer and neither g nor a window histogram is measured
@@ -86,7 +87,7 @@ def sliced_pmf(windows: list[Window], edges: np.ndarray, kT: float, part, n_boot
         u_kn = reduced_bias(ws, x_n, kT)
     f_k = solve_mbar_newton(u_kn, N_k, np.zeros(len(ws)))
     F = kT * _bin_f(x_n, _log_weights(u_kn, N_k, f_k), edges) + volume
-    boot = step_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, n_boot, seed) + volume[None, :]
+    boot = block_bootstrap(x_n, N_k, u_kn, f_k, edges, kT, n_boot, seed) + volume[None, :]
     return F, boot
 
 

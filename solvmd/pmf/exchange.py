@@ -54,7 +54,7 @@ from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, state_arrays
 from solvmd.pmf.profile import ShellCounter
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
-from solvmd.pmf.window_run import _bare_topology
+from solvmd.pmf.simulation import bare_topology, choose_platform, window_system
 from solvmd.pmf.windows import Window, window_table
 
 log = logging.getLogger(__name__)
@@ -180,16 +180,15 @@ def _fingerprint(spec: PMFSpec, wins: list[Window]) -> dict:
 
 
 def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: Window, topology, platform, threads):
-    from solvmd.pmf.umbrella import _window_system, choose_platform
     from solvmd.md.protocol import check_timestep_masses
 
-    system = _window_system(system_xml, spec, rcv, w0.k_kJ_mol_nm2, w0.r0_nm)
+    system = window_system(system_xml, spec, rcv, w0.k_kJ_mol_nm2, w0.r0_nm)
     check_timestep_masses(system, spec.timestep_fs, f"pmf {spec.name}: timestep_fs")
     integ = mm.LangevinMiddleIntegrator(spec.temperature_K * unit.kelvin, spec.friction_per_ps / unit.picosecond,
                                         spec.timestep_fs * unit.femtosecond)
     integ.setRandomNumberSeed(int(spec.seed) % 2**31 or 1)
     plat, props = choose_platform(platform or spec.platform, threads)
-    top = topology if topology is not None else _bare_topology(system.getNumParticles())
+    top = topology if topology is not None else bare_topology(system.getNumParticles())
     return app.Simulation(top, system, integ, plat, props)
 
 

@@ -78,7 +78,7 @@ def _headline(barrier: dict) -> tuple[str, float | None]:
 
 def window_contributions(windows, x_n, N_k, u_kn, f_k, edges, kT, quantity, volume, seed: int = 0) -> np.ndarray:
     """Variance of the headline quantity (kJ/mol^2) when only window i is block-resampled, per window."""
-    from solvmd.pmf.estimate import _bin_f, _log_weights, block_indices, solve_mbar_newton
+    from solvmd.pmf.mbar import _bin_f, _log_weights, block_indices, solve_mbar_newton
 
     rng = np.random.default_rng(seed)
     offs = np.concatenate([[0], np.cumsum(N_k)])

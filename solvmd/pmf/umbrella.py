@@ -42,6 +42,7 @@ from solvmd.pmf.io import atomic_savez, atomic_write_text, read_state, read_syst
 from solvmd.pmf.profile import SHELL, ShellCounter, shell_map, write_shell_map
 from solvmd.pmf.select import CVSelectionError, donor_elements, load_topology, resolve_cv, Selection
 from solvmd.pmf_spec import PMFSpec, PMFSpecError, load_spec, spec_json
+from solvmd.pmf.simulation import choose_platform, window_system
 from solvmd.pmf.window_run import Samples, WindowRun, tag_of
 from solvmd.pmf.windows import (
     PMFWarning, Window, check_windows, n_windows, predicted_overlap, window_centers, window_table, window_width,
@@ -53,35 +54,6 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------
 # contexts
 # ---------------------------------------------------------------------------
-def choose_platform(name: str | None = None, threads: int | None = None):
-    """(Platform, properties): the named one, else CUDA > OpenCL > CPU (mixed precision on GPUs).
-
-    Delegates to :func:`solvmd.md.platforms.choose_platform` (``SOLVMD_PLATFORM``,
-    ``SOLVMD_CPU_THREADS``); ``threads`` sets the CPU thread count (parallel windows).
-    """
-    from solvmd.md.platforms import choose_platform as md_choose
-
-    plat, props = md_choose(name or "auto")
-    props = dict(props)
-    if plat.getName() == "CPU" and threads:
-        props["Threads"] = str(int(threads))
-    return plat, props
-
-
-def _window_system(system_xml, spec: PMFSpec, rcv: ResolvedCV, k: float, r0: float) -> mm.System:
-    """The MD System without its barostat (unless ``keep_barostat``), plus the umbrella bias."""
-    system = read_system(system_xml)
-    if not spec.keep_barostat:
-        for i in reversed(range(system.getNumForces())):
-            if "Barostat" in type(system.getForce(i)).__name__:
-                system.removeForce(i)
-    try:
-        cvmod.add_bias(system, rcv, k, r0)
-    except IndexError as e:
-        raise CVSelectionError(f"pmf {spec.name}: {e}") from None
-    return system
-
-
 def _make_context(system, spec: PMFSpec, seed: int, platform=None, threads=None) -> mm.Context:
     check_timestep_masses(system, spec.timestep_fs, f"pmf {spec.name}: timestep_fs")
     integ = mm.LangevinMiddleIntegrator(spec.temperature_K * unit.kelvin, spec.friction_per_ps / unit.picosecond,
@@ -238,7 +210,7 @@ def prepare_windows(system_xml, state_xml, spec, out_dir, topology=None, platfor
 
 
 def _context_at(system_xml, spec, rcv, w: Window, box, platform, threads, seed=None) -> mm.Context:
-    ctx = _make_context(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec,
+    ctx = _make_context(window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec,
                         spec.seed if seed is None else seed, platform, threads)
     if box is not None and ctx.getSystem().usesPeriodicBoundaryConditions():
         ctx.setPeriodicBoxVectors(*box)
@@ -388,7 +360,7 @@ def run_window(system_xml, state_xml, spec, k_index: int, out_dir, platform: str
         state_xml = default_init if default_init.is_file() else _init_from_neighbour(
             system_xml, spec, rcv, w, out_dir, platform, threads)
     seed = spec.seed + 1000 * (w.k_index + 1)
-    run = WindowRun(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec, rcv, out_dir,
+    run = WindowRun(window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), spec, rcv, out_dir,
                     tag_of(w.k_index), _window_meta(spec, w), seed, platform, threads,
                     f"pmf {spec.name} window {w.k_index}")
     if not run.resume():
@@ -427,7 +399,7 @@ def _extend_window(system_xml, spec: PMFSpec, w: Window, segment: int, out_dir: 
     run_spec = spec.model_copy(update={"equil_ps": 0.0, "sample_ps": extra_ps(out_dir, w.k_index, segment)})
     rcv = ResolvedCV.from_json(out_dir / records.CV_JSON)
     seed = spec.seed + 1000 * (w.k_index + 1) + segment
-    run = WindowRun(_window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), run_spec, rcv, out_dir,
+    run = WindowRun(window_system(system_xml, spec, rcv, w.k_kJ_mol_nm2, w.r0_nm), run_spec, rcv, out_dir,
                     tag_of(w.k_index, segment), _window_meta(spec, w), seed, platform, threads,
                     f"pmf {spec.name} window {w.k_index} segment {segment}")
     if not run.resume():

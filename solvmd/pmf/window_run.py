@@ -37,6 +37,7 @@ from solvmd.pmf import progress as prog
 from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import atomic_savez
 from solvmd.pmf.profile import ShellCounter
+from solvmd.pmf.simulation import bare_topology, choose_platform
 from solvmd.pmf_spec import PMFSpec
 
 log = logging.getLogger(__name__)
@@ -123,14 +124,12 @@ class WindowRun:
     def __init__(self, system: mm.System, spec: PMFSpec, rcv: ResolvedCV, out_dir: Path, tag: str, meta: dict,
                  seed: int, platform=None, threads=None, label: str = ""):
         from solvmd.md.protocol import check_timestep_masses
-        from solvmd.pmf.umbrella import choose_platform
-
         check_timestep_masses(system, spec.timestep_fs, f"pmf {spec.name}: timestep_fs")
         integ = mm.LangevinMiddleIntegrator(spec.temperature_K * unit.kelvin, spec.friction_per_ps / unit.picosecond,
                                             spec.timestep_fs * unit.femtosecond)
         integ.setRandomNumberSeed(int(seed) % 2**31 or 1)
         plat, props = choose_platform(platform or spec.platform, threads)
-        self.sim = app.Simulation(_bare_topology(system.getNumParticles()), system, integ, plat, props)
+        self.sim = app.Simulation(bare_topology(system.getNumParticles()), system, integ, plat, props)
         self.spec, self.rcv, self.out_dir, self.tag, self.seed = spec, rcv, out_dir, tag, seed
         self.n, self.interval, self.n_equil = spec.n_samples, spec.sample_interval_steps, spec.n_equil_steps
         self.total = self.n_equil + self.n * self.interval
@@ -203,15 +202,6 @@ class WindowRun:
         """Drop the checkpoint files once the window file is written."""
         for p in (*checkpoint_paths(self.out_dir, self.tag), self.out_dir / f"{self.tag}.partial.npz"):
             p.unlink(missing_ok=True)
-
-
-def _bare_topology(n_atoms: int) -> app.Topology:
-    """A topology of ``n_atoms`` unnamed atoms (the Simulation needs one; nothing reads it here)."""
-    top = app.Topology()
-    chain = top.addChain()
-    for _ in range(n_atoms):
-        top.addAtom("X", None, top.addResidue("X", chain))
-    return top
 
 
 def tag_of(k: int, segment: int = 1) -> str:
