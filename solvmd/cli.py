@@ -52,6 +52,12 @@ def _cmd_md(args: argparse.Namespace) -> None:
 def _cmd_species(args: argparse.Namespace) -> None:
     from solvmd import species
 
+    if getattr(args, "species_cmd", None) == "add":
+        from solvmd.species_add import add_species
+
+        add_species(args.name, args.smiles, role=args.role, density_g_cm3=args.density_g_cm3, charges=args.charges,
+                    residue=args.residue, folder=args.dir, molar_volume_cm3_mol=args.molar_volume)
+        return
     print(f"{'name':6s} {'residue':7s} {'role':8s} {'charge':>6s} {'atoms':>5s}  {'xml':10s} smiles")
     for sp in species.registry().values():
         print(f"{sp.name:6s} {sp.residue:7s} {sp.role:8s} {sp.charge:>6d} {sp.n_atoms:>5d}  {sp.xml:10s} {sp.smiles}")
@@ -572,8 +578,31 @@ def _add_tool_verbs(sub) -> None:
 
     p = _verb(sub, "species", "list the species a recipe can name",
               "Name, residue, role, formal charge, atom count, force-field file and SMILES of every species\n"
-              "in forcefields/species.yaml.", "forcefields/species.yaml", "a table on stdout", "solvmd species")
+              "in forcefields/species.yaml and in the user species folders ($SOLVMD_SPECIES_PATH, else\n"
+              "~/.local/share/solvmd/species; docs/species.md).",
+              "forcefields/species.yaml and the user species folders", "a table on stdout", "solvmd species")
     p.set_defaults(func=_cmd_species)
+    ssub = p.add_subparsers(dest="species_cmd", metavar="[add]")
+    a = _verb(ssub, "add", "add a molecule or ion from its SMILES (registry entry + OpenMM XML)",
+              "Types every atom with the general OPLS-AA typer (forcefields/tools/opls_types.py), looks up every\n"
+              "bond, angle and torsion in the published tables (transfers tagged approx:), fits the charges\n"
+              "(RESP: PySCF HF/6-31G* + AmberTools resp, minutes; or AM1-BCC: antechamber/sqm, seconds) and\n"
+              "writes NAME/ into the first user species folder. Anything untypeable, a missing term or a bad\n"
+              "input stops with one error and writes nothing. The shipped forcefields/ is never edited.",
+              "NAME and SMILES (and the options)",
+              "<species folder>/NAME/{species.yaml, name.xml, charges.json, SOURCES.md} (docs/species.md)",
+              "solvmd species add DMC --smiles 'COC(=O)OC' --density-g-cm3 1.063 --charges am1bcc")
+    a.add_argument("name", help="species name (a letter, then up to 15 letters, digits or _)")
+    a.add_argument("--smiles", required=True, help="SMILES of the molecule or ion (hydrogens are added)")
+    a.add_argument("--role", default="solvent", choices=["solvent", "cation", "anion"], help="default solvent")
+    a.add_argument("--density-g-cm3", type=float, help="pure-liquid density at 298 K (required for a solvent)")
+    a.add_argument("--charges", default="resp", choices=["resp", "am1bcc"], help="charge method (default resp)")
+    a.add_argument("--residue", help="residue name, at most 3 characters (default: the first 3 of NAME)")
+    a.add_argument("--molar-volume", type=float, help="ions: partial molar volume guess, cm^3/mol (default "
+                   "M / 1.5 g/cm^3; only the initial box)")
+    a.add_argument("--dir", type=Path, help="species folder to write into (default: first entry of "
+                   "$SOLVMD_SPECIES_PATH, else ~/.local/share/solvmd/species)")
+    a.set_defaults(func=_cmd_species)
 
     p = _verb(sub, "platforms", "list OpenMM platforms and devices, and which one `auto` picks",
               "Every platform and device (name, type, precisions), the automatic choice and why; --probe\n"

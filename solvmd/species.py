@@ -11,6 +11,7 @@ running index per element, e.g. DME ``COCCOC`` -> C1 O1 C2 C3 O2 C4 H1 ... H10.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,21 @@ if not FORCEFIELD_DIR.is_dir():  # installed non-editable: data shipped inside t
     FORCEFIELD_DIR = Path(__file__).resolve().parent / "forcefields"
 
 ROLES = ("cation", "anion", "solvent")
+
+#: colon-separated list of user species folders (docs/species.md); searched after forcefields/
+SPECIES_PATH_ENV = "SOLVMD_SPECIES_PATH"
+DEFAULT_USER_SPECIES_DIR = Path("~/.local/share/solvmd/species")
+
+
+def species_path() -> list[Path]:
+    """The user species folders, in search order: the entries of ``$SOLVMD_SPECIES_PATH``
+    (``os.pathsep``-separated), else ``~/.local/share/solvmd/species``. Each holds one
+    sub-folder per species (``NAME/species.yaml``, its XML, charges and SOURCES.md), as
+    ``solvmd species add`` writes it. The shipped ``forcefields/`` is never part of it."""
+    raw = os.environ.get(SPECIES_PATH_ENV)
+    if raw:
+        return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+    return [DEFAULT_USER_SPECIES_DIR.expanduser()]
 
 
 @dataclass(frozen=True)
@@ -55,10 +71,16 @@ class Species:
     density_g_cm3: float | None = None
     molar_volume_cm3_mol: float | None = None
     donors: tuple[str, ...] = field(default_factory=tuple)
+    folder: Path | None = None  # user species folder holding ``xml``; None = the shipped forcefields/
 
     @property
     def xml_path(self) -> Path:
-        return FORCEFIELD_DIR / self.xml
+        return (self.folder or FORCEFIELD_DIR) / self.xml
+
+    @property
+    def user(self) -> bool:
+        """True for a species added with ``solvmd species add`` (found on :func:`species_path`)."""
+        return self.folder is not None
 
     @property
     def mol(self) -> Chem.Mol:
@@ -163,20 +185,68 @@ def template_mismatch(openmm_message: str) -> str:
     return f"{msg} -> {TEMPLATE_FIX}" if "No template found" in msg else msg
 
 
-@lru_cache(maxsize=1)
-def registry() -> dict[str, Species]:
-    """All species in ``forcefields/species.yaml`` keyed by name."""
-    path = FORCEFIELD_DIR / "species.yaml"
-    raw = yaml.safe_load(path.read_text())
+def _load_entries(path: Path, folder: Path | None) -> dict[str, Species]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise SolvmdError(f"species registry {path} cannot be read: {err}") from None
+    if not isinstance(raw, dict):
+        raise SolvmdError(f"species registry {path}: expected a mapping NAME: {{smiles: ..., ...}}")
     out = {}
     for name, entry in raw.items():
         entry = dict(entry)
         entry["donors"] = tuple(entry.get("donors", ()))
-        sp = Species(name=name, **entry)
+        try:
+            sp = Species(name=name, folder=folder, **entry)
+        except TypeError as err:
+            raise SolvmdError(f"{path}: species {name}: {err}") from None
         if sp.role not in ROLES:
             raise SolvmdError(f"{path}: species {name}: role {sp.role!r} not one of {ROLES}")
         out[name] = sp
     return out
+
+
+def shipped_registry() -> dict[str, Species]:
+    """The species of ``forcefields/species.yaml`` only."""
+    return _load_entries(FORCEFIELD_DIR / "species.yaml", None)
+
+
+def user_species_folders() -> list[Path]:
+    """Every ``NAME/`` folder with a ``species.yaml`` on :func:`species_path`, in search order
+    (hidden folders, e.g. a ``species add`` still being written, are skipped)."""
+    out = []
+    for root in species_path():
+        if root.is_dir():
+            out += [d for d in sorted(root.iterdir())
+                    if d.is_dir() and not d.name.startswith(".") and (d / "species.yaml").is_file()]
+    return out
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Species]:
+    """All species keyed by name: ``forcefields/species.yaml``, then the user species folders
+    on :func:`species_path`. A user species may not reuse a shipped (or an earlier user)
+    species' name or residue name."""
+    out = shipped_registry()
+    for folder in user_species_folders():
+        for name, sp in _load_entries(folder / "species.yaml", folder).items():
+            if name in out:
+                where = "forcefields/species.yaml" if out[name].folder is None else str(out[name].folder)
+                raise SolvmdError(f"user species {name} in {folder} clashes with species {name} of {where}; "
+                                  "rename or remove one of them")
+            clash = [o for o in out.values() if o.residue.upper() == sp.residue.upper()]
+            if clash:
+                raise SolvmdError(f"user species {name} in {folder}: residue name {sp.residue!r} is already used "
+                                  f"by species {clash[0].name}; residue names must be unique")
+            out[name] = sp
+    return out
+
+
+def reload_registry() -> None:
+    """Forget the cached registry (after ``species add`` or a change of ``$SOLVMD_SPECIES_PATH``)."""
+    registry.cache_clear()
+    _refined_conformer.cache_clear()
+    _xml_names.cache_clear()
 
 
 def get(name: str) -> Species:

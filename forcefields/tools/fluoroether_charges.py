@@ -74,12 +74,12 @@ def conformers(mol: Chem.Mol, n_conf: int = N_CONF) -> list[tuple[np.ndarray, fl
     return out
 
 
-def hf_esp(elements: list[str], xyz: np.ndarray, log) -> tuple[np.ndarray, np.ndarray, float]:
+def hf_esp(elements: list[str], xyz: np.ndarray, log, charge: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
     """(MK points A, ESP hartree/e, E_HF) for one conformer at RHF/6-31G*."""
     from pyscf import gto, scf
 
     mol = gto.M(atom=[(e, tuple(p)) for e, p in zip(elements, xyz)], basis=BASIS, cart=True,
-                unit="Angstrom", verbose=0, max_memory=3000)
+                unit="Angstrom", verbose=0, max_memory=3000, charge=charge)
     mf = scf.RHF(mol)
     mf.conv_tol = 1e-9
     e = mf.kernel()
@@ -98,10 +98,10 @@ def _respgen(ac: Path, n: int, stage: int, wd: Path) -> str:
     return out.read_text()
 
 
-def am1bcc(molfile: Path, wd: Path) -> np.ndarray | None:
+def am1bcc(molfile: Path, wd: Path, charge: int = 0) -> np.ndarray | None:
     """AM1-BCC charges (antechamber/sqm) of the molecule in ``molfile``; None if it fails."""
     res = subprocess.run(["antechamber", "-i", molfile.name, "-fi", "mdl", "-o", "bcc.ac", "-fo", "ac",
-                          "-c", "bcc", "-nc", "0", "-pf", "y"], cwd=wd, capture_output=True, text=True)
+                          "-c", "bcc", "-nc", str(charge), "-pf", "y"], cwd=wd, capture_output=True, text=True)
     if res.returncode != 0 or not (wd / "bcc.ac").exists():
         return None
     q = [float(line.split()[-2]) for line in (wd / "bcc.ac").read_text().splitlines() if line.startswith("ATOM")]
@@ -112,8 +112,18 @@ def fit_species(name: str, workdir: Path) -> dict:
     """Run the whole route for one registry species; return the record."""
     from solvmd import species
 
-    qm_esp.require_tools("antechamber", "respgen", "resp")
     sp = species.get(name)
+    rec = fit_molecule(name, sp.mol, sp.charge, workdir)
+    rec.pop("charges_list")
+    return {"species": name, "smiles": sp.smiles, **rec}
+
+
+def fit_molecule(name: str, mol: Chem.Mol, charge: int, workdir: Path) -> dict:
+    """The whole route for one molecule (explicit hydrogens, registry atom order); the record
+    (``charges`` by atom name, ``charges_list`` in atom order). Also used by ``solvmd species add``."""
+    from solvmd.species import atom_names
+
+    qm_esp.require_tools("antechamber", "respgen", "resp")
     wd = workdir / f"resp_{name}"
     wd.mkdir(parents=True, exist_ok=True)
     logf = open(wd / "progress.log", "a")
@@ -122,7 +132,6 @@ def fit_species(name: str, workdir: Path) -> dict:
         logf.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
         logf.flush()
 
-    mol = sp.mol
     el = [a.GetSymbol() for a in mol.GetAtoms()]
     confs = conformers(mol)
     log(f"{name}: {len(confs)} conformers, MMFF94 E = {[round(e, 2) for _, e in confs]}")
@@ -133,7 +142,7 @@ def fit_species(name: str, workdir: Path) -> dict:
             z = np.load(cache)
             pts, esp, e = z["points"], z["esp"], float(z["energy"])
         else:
-            pts, esp, e = hf_esp(el, xyz, log)
+            pts, esp, e = hf_esp(el, xyz, log, charge)
             qm_esp.save_npz_atomic(cache, points=pts, esp=esp, energy=e, xyz=xyz)
         energies.append(e)
         qm_esp.write_espot(wd / f"conf{k}.esp", xyz, pts, esp)
@@ -146,7 +155,7 @@ def fit_species(name: str, workdir: Path) -> dict:
         conf.SetAtomPosition(i, p.tolist())
     m0.AddConformer(conf)
     Chem.MolToMolFile(m0, str(wd / "mol.mol"))
-    subprocess.run(["antechamber", "-i", "mol.mol", "-fi", "mdl", "-o", "mol.ac", "-fo", "ac", "-pf", "y"],
+    subprocess.run(["antechamber", "-i", "mol.mol", "-fi", "mdl", "-o", "mol.ac", "-fo", "ac", "-nc", str(charge), "-pf", "y"],
                    cwd=wd, check=True, capture_output=True)
     n = len(confs)
     q1, out1 = qm_esp.run_resp(wd, _respgen(wd / "mol.ac", n, 1, wd), wd / "all.esp", "resp1")
@@ -155,16 +164,18 @@ def fit_species(name: str, workdir: Path) -> dict:
     if np.ptp(raw_all, axis=0).max() > 1e-5:
         raise qm_esp.ChargeFitError(f"{name}: conformer copies got different charges (multi-conformer equivalence)")
     classes = list(Chem.CanonicalRankAtoms(mol, breakTies=False))
-    q = qm_esp.finalize(raw_all[0], classes, float(sp.charge))
-    bcc = am1bcc(wd / "mol.mol", wd)
-    o = el.index("O")
-    log(f"{name}: RESP q(O) = {q[o]:+.4f}; AM1-BCC q(O) = {'n/a' if bcc is None else round(bcc[o], 4)}")
-    return {"species": name, "smiles": sp.smiles, "method": f"{METHOD}/{BASIS} ESP (PySCF), MK points, "
+    q = qm_esp.finalize(raw_all[0], classes, float(charge))
+    bcc = am1bcc(wd / "mol.mol", wd, charge)
+    names = atom_names(mol)
+    if "O" in el:
+        o = el.index("O")
+        log(f"{name}: RESP q(O) = {q[o]:+.4f}; AM1-BCC q(O) = {'n/a' if bcc is None else round(bcc[o], 4)}")
+    return {"method": f"{METHOD}/{BASIS} ESP (PySCF), MK points, "
             "two-stage multi-conformation RESP (AmberTools resp/respgen)", "n_conformers": n,
             "conformer_mmff94_kcal_mol": [e for _, e in confs], "conformer_hf_Eh": energies,
-            "resp_rrms_stage2": qm_esp.resp_rrms(out2), "atom_names": sp.atom_names,
-            "charges": {a: float(x) for a, x in zip(sp.atom_names, q)},
-            "am1bcc_check": None if bcc is None else {a: round(float(x), 4) for a, x in zip(sp.atom_names, bcc)},
+            "resp_rrms_stage2": qm_esp.resp_rrms(out2), "atom_names": names,
+            "charges": {a: float(x) for a, x in zip(names, q)}, "charges_list": [float(x) for x in q],
+            "am1bcc_check": None if bcc is None else {a: round(float(x), 4) for a, x in zip(names, bcc)},
             "pyscf": __import__("pyscf").__version__}
 
 

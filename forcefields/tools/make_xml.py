@@ -53,6 +53,10 @@ sys.path.insert(0, str(ROOT))
 from solvmd import species as species_registry  # noqa: E402
 from solvmd.io import write_text_atomic  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import opls_types  # noqa: E402
+from opls_types import AType, TypingError  # noqa: E402,F401
+
 KCAL = 4.184
 OCTA_ENERGY = "0.5*k*cos(theta)^2*(1+cos(theta))^2"
 MASS = {"H": 1.008, "C": 12.011, "N": 14.007, "O": 15.999, "F": 18.998, "S": 32.066,
@@ -130,6 +134,9 @@ def approx(term, why):
 OPLS = "OPLS-AA (Jorgensen 1996; GROMACS oplsaa.ff)"
 OPLS_ACETAL = "OPLS-AA acetal/carbohydrate (Damm 1997; GROMACS oplsaa.ff)"
 OPLS_TFE = "OPLS-AA trifluoroethanol (GROMACS oplsaa.ff)"
+OPLS_ESTER = "OPLS-AA esters (GROMACS oplsaa.ff)"
+OPLS_NITRILE = "OPLS-AA nitriles (GROMACS oplsaa.ff)"
+OPLS_SULF = "OPLS-AA sulfones (GROMACS oplsaa.ff; S class SY/SY2)"
 WJ = "OPLS-AA perfluoroalkanes (Watkins & Jorgensen 2001)"
 PADUA = "semifluorinated alkanes (Padua 2002, via CL&P il.ff)"
 CLP_NTF2 = "CL&P NTf2 (Canongia Lopes & Padua 2004, JPCB 108, 16893)"
@@ -154,6 +161,17 @@ BONDS = {
     ("CF", "CT"): bc(1.529, 2242.6, PADUA),
     ("CF", "HC"): approx(bg(0.1090, 284512.0, OPLS), "C-H on a fluorinated carbon = CT-HC"),
     ("CF", "OS"): approx(bg(0.1410, 267776.0, OPLS), "fluorinated C-O(ether) = CT-OS"),
+    # carbonates (class C/O: opls_771/772) and esters (class C_2/O_2: opls_465/466)
+    ("C", "O"): bg(0.1229, 476976.0, OPLS),
+    ("C", "OS"): bg(0.1327, 179075.2, OPLS + " (JCC 1990, 11, 1181)"),
+    ("C_2", "O_2"): bg(0.1229, 476976.0, OPLS),
+    ("C_2", "OS"): bg(0.1327, 179075.2, OPLS + " (JCC 1990, 11, 1181)"),
+    ("C_2", "CT"): bg(0.1522, 265265.6, OPLS),
+    # nitriles, sulfones
+    ("CT", "CZ"): bg(0.1470, 326352.0, OPLS_NITRILE),
+    ("CZ", "NZ"): bg(0.1157, 543920.0, OPLS_NITRILE),
+    ("SY", "OY"): bg(0.1440, 585760.0, OPLS_SULF),
+    ("SY", "CT"): bg(0.1770, 284512.0, OPLS_SULF),
     # CL&P anions (il.ff 2017/12/06; nitrate from old.il.ff 2013/10/08)
     ("FB", "CF"): bc(1.323, 3698.0, CLP_NTF2),
     ("CF", "SB"): bc(1.818, 1950.0, CLP_NTF2),
@@ -189,6 +207,26 @@ ANGLES = {
     ("CF", "CF", "OS"): approx(an(109.5, 418.4, OPLS), "C(F)-C(F)-O = CT-CT-OS"),
     ("CF", "OS", "CT"): approx(an(109.5, 502.080, OPLS), "C(F)-O-C = CT-OS-CT"),
     ("CF", "CT", "OS"): approx(an(109.5, 418.4, OPLS), "C(F)-CH2-O = CT-CT-OS"),
+    # carbonates and esters
+    ("O", "C", "OS"): an(123.4, 694.544, OPLS),
+    ("OS", "C", "OS"): approx(an(111.4, 677.808, OPLS_ESTER), "carbonate O-C(=O)-O = ester OS-C-CT"),
+    ("C", "OS", "CT"): an(116.9, 694.544, OPLS),
+    ("O_2", "C_2", "OS"): an(123.4, 694.544, OPLS_ESTER),
+    ("C_2", "OS", "CT"): an(116.9, 694.544, OPLS_ESTER),
+    ("OS", "C_2", "CT"): an(111.4, 677.808, OPLS_ESTER),
+    ("CT", "C_2", "O_2"): an(120.4, 669.44, OPLS),
+    ("C_2", "CT", "HC"): an(109.5, 292.88, OPLS),
+    ("C_2", "CT", "CT"): an(111.1, 527.184, OPLS),
+    # nitriles
+    ("HC", "CT", "CZ"): an(108.5, 292.88, OPLS_NITRILE),
+    ("CT", "CT", "CZ"): an(112.7, 488.273, OPLS_NITRILE),
+    ("CT", "CZ", "NZ"): an(180.0, 1255.2, OPLS_NITRILE),
+    # sulfones
+    ("OY", "SY", "OY"): an(119.0, 870.272, OPLS_SULF),
+    ("OY", "SY", "CT"): an(108.9, 619.232, OPLS_SULF),
+    ("CT", "SY", "CT"): an(102.0, 518.816, OPLS_SULF),
+    ("SY", "CT", "HC"): an(109.5, 292.88, OPLS_SULF),
+    ("CT", "CT", "SY"): an(108.6, 418.4, OPLS_SULF),
     # CL&P anions
     ("FB", "CF", "FB"): an(107.1, 781.0, CLP_NTF2),
     ("FB", "CF", "SB"): an(111.7, 694.0, CLP_NTF2),
@@ -241,6 +279,35 @@ TORSIONS = {
     ("HC", "CF", "CF", "OS"): approx(rb(0.97905, 2.93716, 0.0, -3.91622, src=OPLS), "= HC-CT-CT-OS"),
     ("HC", "CF", "CF", "F"): approx(fk(0.0, 0.0, 1.2134, 0.0, PADUA), "H-CF2-CF2-F = HC-CT-CF-F"),
     ("HC", "CF", "CF", "CT"): approx(rb(0.62760, 1.88280, 0.0, -2.51040, src=OPLS), "= HC-CT-CT-CT"),
+    # carbonates (class C/O)
+    ("O", "C", "OS", "CT"): rb(20.92, 0.0, -20.92, 0.0, src=OPLS + " CT-OS-C-O (acids & esters)"),
+    ("OS", "C", "OS", "CT"): approx(rb(31.20637, -9.76754, -21.43881, 0.0, src=OPLS_ESTER),
+                                    "carbonate O-C(O)-O-C = ester C-C(O)-O-C"),
+    ("C", "OS", "CT", "HC"): rb(0.41421, 1.24265, 0.0, -1.65686, src=OPLS_ESTER),
+    ("C", "OS", "CT", "CT"): rb(-2.19660, 5.20071, 0.52719, -3.53130, src=OPLS_ESTER),
+    # esters (class C_2/O_2)
+    ("O_2", "C_2", "OS", "CT"): rb(21.43881, 0.0, -21.43881, 0.0, src=OPLS_ESTER),
+    ("CT", "C_2", "OS", "CT"): rb(31.20637, -9.76754, -21.43881, 0.0, src=OPLS_ESTER),
+    ("C_2", "OS", "CT", "HC"): rb(0.41421, 1.24265, 0.0, -1.65686, src=OPLS_ESTER),
+    ("C_2", "OS", "CT", "CT"): rb(-2.19660, 5.20071, 0.52719, -3.53130, src=OPLS_ESTER),
+    ("HC", "CT", "C_2", "OS"): rb(0.27615, 0.82844, 0.0, -1.10458, src=OPLS_ESTER),
+    ("HC", "CT", "C_2", "O_2"): rb(0.0, 0.0, 0.0, 0.0, src=OPLS + " (aldehyde, ketone, ester)"),
+    ("CT", "CT", "C_2", "OS"): rb(-1.15688, -3.47063, 0.0, 4.62750, src=OPLS_ESTER),
+    ("CT", "CT", "C_2", "O_2"): rb(3.10662, -3.77606, -5.13795, 5.80739, src=OPLS + " (aldehyde & ketone)"),
+    ("C_2", "CT", "CT", "HC"): rb(-0.15899, -0.47698, 0.0, 0.63596, src=OPLS + " (aldehyde & ketone)"),
+    ("C_2", "CT", "CT", "CT"): rb(-4.23421, 7.22159, 1.90790, -4.89528, src=OPLS + " (aldehyde & ketone)"),
+    # nitriles
+    ("NZ", "CZ", "CT", "HC"): rb(0.0, 0.0, 0.0, 0.0, src=OPLS_NITRILE + " NZ-CZ-CT-X"),
+    ("NZ", "CZ", "CT", "CT"): rb(0.0, 0.0, 0.0, 0.0, src=OPLS_NITRILE + " NZ-CZ-CT-X"),
+    ("CZ", "CT", "CT", "HC"): rb(0.76567, 2.29701, 0.0, -3.06269, src=OPLS_NITRILE + " (alkyne, nitrile)"),
+    ("CZ", "CT", "CT", "CT"): approx(rb(2.92880, -1.46440, 0.20920, -1.67360, src=OPLS), "NC-C-C-C = CT-CT-CT-CT"),
+    # sulfones (GROMACS writes the sulfone S class as SY2 in these rows)
+    ("HC", "CT", "SY", "OY"): rb(0.73220, 2.19660, 0.0, -2.92880, src=OPLS_SULF),
+    ("HC", "CT", "SY", "CT"): rb(0.73220, 2.19660, 0.0, -2.92880, src=OPLS_SULF),
+    ("CT", "CT", "SY", "OY"): rb(0.0, 0.0, 0.0, 0.0, src=OPLS_SULF),
+    ("CT", "CT", "SY", "CT"): rb(0.0, 0.0, 0.0, 0.0, src=OPLS_SULF),
+    ("HC", "CT", "CT", "SY"): rb(0.73220, 2.19660, 0.0, -2.92880, src=OPLS_SULF),
+    ("CT", "CT", "CT", "SY"): rb(3.92459, -3.92459, 0.0, 0.0, src=OPLS_SULF),
     # CL&P anions
     ("OB", "SB", "CF", "FB"): fk(0.0, 0.0, 1.4510, 0.0, CLP_NTF2),
     ("NB", "SB", "CF", "FB"): fk(0.0, 0.0, 1.3220, 0.0, CLP_NTF2),
@@ -251,43 +318,38 @@ TORSIONS = {
 
 
 # ----------------------------------------------------------------------------------
-# atom types and species
+# species: atom types come from the general typer (opls_types.py); per species only the
+# provenance note and, where fitted, per-atom QM charges
 # ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AType:
-    key: str        # type suffix: XML type name is f"{RES}-{key}"
-    cls: str        # generic class: XML class name is f"{RES}_{cls}"
-    charge: float   # e (full formal charges; solvmd scales ionic charges itself)
-    sigma_a: float  # A
-    eps_kj: float   # kJ/mol
-    src: str
-
-
-# OPLS-AA nonbonded (GROMACS ffnonbonded.itp numbers; sigma A, epsilon kJ/mol)
-def t_oplsaa(key, cls, q, opls, sig, eps):
-    return AType(key, cls, q, sig, eps, f"OPLS-AA {opls}")
-
-
 @dataclass(frozen=True)
 class SpeciesFF:
     name: str
-    typing: tuple[tuple[str, AType], ...]  # (SMARTS, type); first SMARTS atom is typed
     note: str
     # per-atom charges from a QM fit (forcefields/qm/<file>, written by a script in this folder);
     # they replace the type charges in the residue template; the types still give the LJ
     charges_json: str | None = None
+    # per-atom charges given directly (solvmd species add: RESP or AM1-BCC), in atom order
+    charges: tuple[float, ...] | None = None
+    charges_note: str | None = None
 
 
 QM_DIR = ROOT / "forcefields" / "qm"
 
 
 def qm_charges(sp, spec: "SpeciesFF") -> list[float] | None:
-    """Per-atom charges of ``spec.charges_json`` for registry species ``sp`` (None if unset).
+    """Per-atom charges of ``spec.charges`` or ``spec.charges_json`` for registry species ``sp``
+    (None if neither is set).
 
     Errors if the file is missing, was fitted for another SMILES or atom naming, or does not
     sum to the formal charge within 1e-6 e."""
     import json
 
+    if spec.charges is not None:
+        q = [float(x) for x in spec.charges]
+        if len(q) != sp.n_atoms or abs(sum(q) - sp.charge) > 1e-6:
+            raise ValueError(f"{sp.name}: {len(q)} charges summing to {sum(q):+.7f}; need {sp.n_atoms} summing "
+                             f"to {sp.charge}")
+        return q
     if spec.charges_json is None:
         return None
     path = QM_DIR / spec.charges_json
@@ -304,105 +366,35 @@ def qm_charges(sp, spec: "SpeciesFF") -> list[float] | None:
     return q
 
 
-H_ETHER = t_oplsaa("HE", "HC", 0.03, "opls_185 H(COR)", 2.50, 0.12552)
-O_ETHER = t_oplsaa("OS", "OS", -0.40, "opls_180 O dialkyl ether", 2.90, 0.58576)
-C_METHOXY = t_oplsaa("CM", "CT", 0.11, "opls_181 C(H3OR)", 3.50, 0.276144)
-C_ETHER = t_oplsaa("CE", "CT", 0.14, "opls_182 C(H2OR)", 3.50, 0.276144)
-F_PERFLUORO = t_oplsaa("F", "F", -0.12, "opls_965 F perfluoroalkane (Watkins-Jorgensen)", 2.95, 0.221752)
-
 SPECIES = [
     # ---------------- ions ----------------
-    SpeciesFF("Li", (("[Li+]", AType("Li", "Li", 1.0, 2.87, 0.0005 * KCAL, "Jensen-Jorgensen 2006 Li+")),),
-              "Li+ LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
-    SpeciesFF("Na", (("[Na+]", AType("Na", "Na", 1.0, 4.07, 0.0005 * KCAL, "Jensen-Jorgensen 2006 Na+")),),
-              "Na+ LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
-    SpeciesFF("Mg", (("[Mg+2]", AType("Mg", "Mg", 2.0, 1.64447, 3.66118, "Aqvist 1990 Mg2+ = OPLS-AA opls_411")),),
-              "Mg2+ LJ: Aqvist, J. Phys. Chem. 1990, 94, 8021 (as OPLS-AA opls_411)"),
-    SpeciesFF("Cl", (("[Cl-]", AType("Cl", "Cl", -1.0, 4.02, 0.71 * KCAL, "Jensen-Jorgensen 2006 Cl-")),),
-              "Cl- LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
+    SpeciesFF("Li", "Li+ LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
+    SpeciesFF("Na", "Na+ LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
+    SpeciesFF("Mg", "Mg2+ LJ: Aqvist, J. Phys. Chem. 1990, 94, 8021 (as OPLS-AA opls_411)"),
+    SpeciesFF("Cl", "Cl- LJ: Jensen & Jorgensen, JCTC 2006, 2, 1499"),
     # ---------------- anions (CL&P) ----------------
-    SpeciesFF("TFSI", (
-        ("[#9][CX4]", AType("F1", "FB", -0.16, 2.95, 0.22175, "CL&P F1")),
-        ("[CX4]", AType("CBT", "CF", 0.35, 3.50, 0.27614, "CL&P CBT")),
-        ("[SX4]", AType("SBT", "SB", 1.02, 3.55, 1.04600, "CL&P SBT")),
-        ("[OX1]", AType("OBT", "OB", -0.53, 2.96, 0.87864, "CL&P OBT")),
-        ("[#7]", AType("NBT", "NB", -0.66, 3.25, 0.71128, "CL&P NBT")),
-    ), "CL&P NTf2-: Canongia Lopes & Padua, JPCB 2004, 108, 16893"),
-    SpeciesFF("FSI", (
-        ("[#9]", AType("FSI", "FB", -0.13, 2.95, 0.22175, "CL&P FSI")),
-        ("[SX4]", AType("SBT", "SB", 1.02, 3.55, 1.04600, "CL&P SBT")),
-        ("[OX1]", AType("OBT", "OB", -0.53, 2.96, 0.87864, "CL&P OBT")),
-        ("[#7]", AType("NBT", "NB", -0.66, 3.25, 0.71128, "CL&P NBT")),
-    ), "CL&P FSI-: Shimizu et al., JPCB 2010, 114, 3592"),
-    SpeciesFF("PF6", (
-        ("[#15]", AType("P", "P", 1.34, 3.74, 0.83680, "CL&P P")),
-        ("[#9]", AType("FP", "FP", -0.39, 3.12, 0.25520, "CL&P FP")),
-    ), "CL&P PF6-: Canongia Lopes, Deschamps & Padua, JPCB 2004, 108, 2038"),
-    SpeciesFF("NO3", (
-        ("[#7]", AType("NN", "NN", 0.95, 3.06, 0.33800, "CL&P NN (old.il.ff)")),
-        ("[#8]", AType("ON", "ON", -0.65, 2.77, 0.61000, "CL&P ON (old.il.ff)")),
-    ), "CL&P NO3-: Canongia Lopes, Deschamps & Padua, JPCB 2004, 108, 2038 (old.il.ff)"),
+    SpeciesFF("TFSI", "CL&P NTf2-: Canongia Lopes & Padua, JPCB 2004, 108, 16893"),
+    SpeciesFF("FSI", "CL&P FSI-: Shimizu et al., JPCB 2010, 114, 3592"),
+    SpeciesFF("PF6", "CL&P PF6-: Canongia Lopes, Deschamps & Padua, JPCB 2004, 108, 2038"),
+    SpeciesFF("NO3", "CL&P NO3-: Canongia Lopes, Deschamps & Padua, JPCB 2004, 108, 2038 (old.il.ff)"),
     # ---------------- ethers (OPLS-AA) ----------------
-    SpeciesFF("DME", (
-        ("[CH3X4][OX2]", C_METHOXY),
-        ("[CH2X4][OX2]", C_ETHER),
-        ("[OX2]", O_ETHER),
-        ("[#1][CX4]", H_ETHER),
-    ), "OPLS-AA ether types opls_180/181/182/185"),
-    SpeciesFF("DOL", (
-        ("[CH2X4]([OX2])[OX2]", t_oplsaa("CA", "CO", 0.20, "opls_189 C(H2O2) acetal", 3.50, 0.276144)),
-        ("[#1][CH2X4]([OX2])[OX2]", t_oplsaa("HA", "HC", 0.10, "opls_190 H(CHO2) acetal", 2.50, 0.12552)),
-        ("[CH2X4][OX2]", C_ETHER),
-        ("[#1][CX4]", H_ETHER),
-        ("[OX2]", t_oplsaa("OS", "OS", -0.40, "opls_186 O acetal ether", 2.90, 0.58576)),
-    ), "OPLS-AA ether + acetal types opls_182/185/186/189/190"),
-    SpeciesFF("THF", (
-        ("[CH2X4][OX2]", C_ETHER),
-        ("[#1][CX4][OX2]", H_ETHER),
-        ("[CH2X4]", t_oplsaa("CB", "CT", -0.12, "opls_136 alkane CH2", 3.50, 0.276144)),
-        ("[#1][CX4]", t_oplsaa("HC", "HC", 0.06, "opls_140 alkane H", 2.50, 0.12552)),
-        ("[OX2]", O_ETHER),
-    ), "OPLS-AA ether + alkane types opls_136/140/180/182/185"),
+    SpeciesFF("DME", "OPLS-AA ether types opls_180/181/182/185"),
+    SpeciesFF("DOL", "OPLS-AA ether + acetal types opls_182/185/186/189/190"),
+    SpeciesFF("THF", "OPLS-AA ether + alkane types opls_136/140/180/182/185"),
     # ---------------- fluorinated ethers (OPLS-AA fluoroalkane + ether types) ----------------
-    SpeciesFF("BTFE", (
-        ("[CX4](F)(F)F", t_oplsaa("C3F", "CF", 0.36, "opls_961 CF3 (Watkins-Jorgensen)", 3.50, 0.276144)),
-        ("[#9]", F_PERFLUORO),
-        ("[CH2X4][OX2]", C_ETHER),
-        ("[#1][CX4]", H_ETHER),
-        ("[OX2]", O_ETHER),
-    ), "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
-       "charges: RESP HF/6-31G* (forcefields/qm/resp_BTFE.json)", charges_json="resp_BTFE.json"),
-    SpeciesFF("TTE", (
-        ("[CX4;H1](F)F", AType("CHF", "CF", 0.14, 3.50, 0.276144, "CHF2 carbon: LJ opls_962")),
-        ("[#1][CX4](F)F", AType("HF", "HC", 0.10, 2.50, 0.12552, "opls_958 H in RCHF (tentative OPLS-AA)")),
-        ("[CX4;H0](F)(F)[OX2]", AType("CF2O", "CF", 0.44, 3.50, 0.276144, "CF2-O carbon: LJ opls_962")),
-        ("[CX4;H0](F)F", t_oplsaa("CF2", "CF", 0.24, "opls_962 CF2 (Watkins-Jorgensen)", 3.50, 0.276144)),
-        ("[CH2X4][OX2]", C_ETHER),
-        ("[#1][CX4]", H_ETHER),
-        ("[#9]", F_PERFLUORO),
-        ("[OX2]", O_ETHER),
-    ), "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
-       "charges: RESP HF/6-31G* (forcefields/qm/resp_TTE.json)", charges_json="resp_TTE.json"),
+    SpeciesFF("BTFE", "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
+              "charges: RESP HF/6-31G* (forcefields/qm/resp_BTFE.json)", charges_json="resp_BTFE.json"),
+    SpeciesFF("TTE", "LJ/bonded: OPLS-AA perfluoroalkane (Watkins & Jorgensen, JPCA 2001, 105, 4118) + ether types; "
+              "charges: RESP HF/6-31G* (forcefields/qm/resp_TTE.json)", charges_json="resp_TTE.json"),
 ]
 
 
 # ----------------------------------------------------------------------------------
 # graph enumeration and assembly
 # ----------------------------------------------------------------------------------
-def assign_types(sp, spec: SpeciesFF) -> list[AType]:
-    mol = sp.mol
-    assigned: list[AType | None] = [None] * mol.GetNumAtoms()
-    for smarts, atype in spec.typing:
-        patt = Chem.MolFromSmarts(smarts)
-        if patt is None:
-            raise ValueError(f"{sp.name}: bad SMARTS {smarts!r}")
-        for match in mol.GetSubstructMatches(patt, uniquify=False, maxMatches=100000):
-            if assigned[match[0]] is None:
-                assigned[match[0]] = atype
-    missing = [f"{n}" for n, t in zip(sp.atom_names, assigned) if t is None]
-    if missing:
-        raise ValueError(f"{sp.name}: atoms without a type: {missing}")
-    return assigned  # type: ignore[return-value]
+def assign_types(sp, spec: SpeciesFF | None = None) -> list[AType]:
+    """Types of registry species ``sp`` from the general typer (``spec`` is not used for typing)."""
+    return opls_types.assign_types(sp.mol, sp.name, sp.atom_names)
 
 
 def graph_terms(mol):
@@ -425,13 +417,26 @@ def graph_terms(mol):
     return bonds, angles, dihedrals
 
 
-def lookup(table, key, what, species):
+class MissingTermError(KeyError):
+    """A bond, angle or torsion whose class tuple has no published (or transferred) term."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def lookup(table, key, what, species, atoms=None, mol=None, names=None):
     if key in table:
         return key, table[key]
     rkey = tuple(reversed(key))
     if rkey in table:
         return rkey, table[rkey]
-    raise KeyError(f"{species}: no {what} parameters for classes {key} (nor reversed)")
+    where = ""
+    if atoms is not None and mol is not None:
+        where = " at atoms " + " - ".join(
+            f"{i}{' ' + names[i] if names else ''} {opls_types.environment(mol, i)}" for i in atoms)
+    raise MissingTermError(f"{species}: missing {what} term: no {what} parameters for classes {'-'.join(key)} "
+                           f"(nor reversed){where}; add the published term (or a documented approx: transfer) "
+                           "to the tables in forcefields/tools/make_xml.py")
 
 
 def canonical(key):
@@ -461,7 +466,8 @@ def species_xml(sp, spec: SpeciesFF):
     seen_types = {}
     for atom, t in zip(mol.GetAtoms(), types):
         if t.key in seen_types:
-            if seen_types[t.key] != t:
+            u = seen_types[t.key]  # one key for two table entries only if their parameters are equal
+            if (u.cls, u.sigma_a, u.eps_kj) != (t.cls, t.sigma_a, t.eps_kj):
                 raise ValueError(f"{sp.name}: type key {t.key} used for two different types")
             continue
         seen_types[t.key] = t
@@ -479,7 +485,8 @@ def species_xml(sp, spec: SpeciesFF):
         out["residue"].append(f'   <Atom name="{name}" type="{res}-{t.key}" charge="{f(q)}"/>')
         total += q
     if qm is not None:
-        used_src.add(f"charges: forcefields/qm/{spec.charges_json} (RESP, forcefields/tools/fluoroether_charges.py)")
+        used_src.add(spec.charges_note if spec.charges is not None else
+                     f"charges: forcefields/qm/{spec.charges_json} (RESP, forcefields/tools/fluoroether_charges.py)")
     for i, j in bonds:
         out["residue"].append(f'   <Bond atomName1="{names[i]}" atomName2="{names[j]}"/>')
     out["residue"].append("  </Residue>")
@@ -488,7 +495,7 @@ def species_xml(sp, spec: SpeciesFF):
 
     done = set()
     for i, j in bonds:
-        key, p = lookup(BONDS, (cls[i], cls[j]), "bond", sp.name)
+        key, p = lookup(BONDS, (cls[i], cls[j]), "bond", sp.name, (i, j), mol, names)
         if canonical(key) in done:
             continue
         done.add(canonical(key))
@@ -497,7 +504,7 @@ def species_xml(sp, spec: SpeciesFF):
                             f'length="{f(p.r0_nm)}" k="{f(p.k)}"/>  <!-- {p.src} -->')
     done = set()
     for i, j, k in angles:
-        key, p = lookup(ANGLES, (cls[i], cls[j], cls[k]), "angle", sp.name)
+        key, p = lookup(ANGLES, (cls[i], cls[j], cls[k]), "angle", sp.name, (i, j, k), mol, names)
         if canonical(key) in done:
             continue
         done.add(canonical(key))
@@ -513,7 +520,8 @@ def species_xml(sp, spec: SpeciesFF):
                                  f"  <!-- {p.src} -->")
     done = set()
     for i, j, k, l in dihedrals:
-        key, p = lookup(TORSIONS, (cls[i], cls[j], cls[k], cls[l]), "torsion", sp.name)
+        key, p = lookup(TORSIONS, (cls[i], cls[j], cls[k], cls[l]), "torsion", sp.name, (i, j, k, l), mol,
+                        names)
         if canonical(key) in done:
             continue
         done.add(canonical(key))
@@ -544,7 +552,8 @@ def species_xml(sp, spec: SpeciesFF):
     return out, used_src
 
 
-def build_file(xml_name: str, members: list) -> str:
+def build_file(xml_name: str, members: list, generator: str = "forcefields/tools/make_xml.py - edit the generator, "
+               "not this file") -> str:
     parts = {k: [] for k in ("types", "residue", "bonds", "angles", "custom_angles", "propers",
                              "impropers", "nonbonded")}
     sources: set[str] = set()
@@ -556,7 +565,7 @@ def build_file(xml_name: str, members: list) -> str:
         sources |= {s.rsplit("[", 1)[1].rstrip("]") if s.startswith("approx:") else s for s in used}
     lines = ['<?xml version="1.0" encoding="utf-8"?>',
              f"<!-- solvmd force field: {xml_name} ({', '.join(sp.name for sp, _ in members)}).",
-             "     GENERATED by forcefields/tools/make_xml.py - edit the generator, not this file.",
+             f"     GENERATED by {generator}.",
              "     Units: nm, kJ/mol, rad, e. Full (unscaled) charges; raw per-type sigma/epsilon",
              "     (OPLS geometric combining and ionic charge scaling are applied by solvmd.forcefield).",
              "     Sources (full references with DOI in forcefields/SOURCES.md):"]
