@@ -11,6 +11,10 @@ import yaml
 from snakemake.utils import validate
 
 configfile: "config/demo.yaml"
+from solvmd.errors import empty_schema_blocks  # a block left empty (md: with nothing under it) is named first
+_empty = empty_schema_blocks(config, yaml.safe_load((Path(workflow.basedir) / "config/schema.yaml").read_text()))
+if _empty:
+    raise ValueError("config: " + "; ".join(_empty))
 validate(config, "config/schema.yaml")
 
 report: "report/workflow.rst"

@@ -8,6 +8,7 @@ status 2 (see :func:`main`).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -110,6 +111,19 @@ def _finished_md(build, md_dir) -> records.MDRecord:
 
 def _pmf_spec(args: argparse.Namespace):
     from solvmd import pmf
+    from solvmd.errors import check_empty_blocks
+    from solvmd.pmf_spec import PMFSpec
+
+    data = read_yaml(args.spec, "PMF spec")
+    entries, prefix = data, ""
+    if isinstance(data, dict) and "pmf" in data and "cv" not in data:  # a recipe with a pmf: block
+        entries, prefix = data["pmf"], "pmf."
+        if entries is None:
+            raise SolvmdError(f"{args.spec}: pmf: the block is empty; the pmf-* verbs need at least one PMF entry "
+                              "(docs/reference.md, PMF block)")
+    many = isinstance(entries, list)
+    for i, entry in enumerate(entries if many else [entries]):
+        check_empty_blocks(entry, PMFSpec, str(args.spec), "PMF spec", prefix + (f"{i}." if many else ""))
     return pmf.load_spec(args.spec, name=args.name)
 
 
@@ -228,10 +242,48 @@ def _cmd_pmf_estimate(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if not out.is_dir():
         raise SolvmdError(f"PMF folder {out} does not exist; run `solvmd pmf-prepare` and `pmf-window` first")
+    stale = _stale_windows(out, spec)
+    if stale:
+        raise SolvmdError(stale)
     records.check_identity(out, _pmf_identity(args, spec, build=False))
     for name in (records.BARRIER_JSON, records.PMF_CSV, records.ESTIMATE_JSON):
         (out / name).unlink(missing_ok=True)  # a failed estimate must not leave the old result looking new
     pmf.estimate_pmf(out, spec)
+
+
+def _stale_windows(out: Path, spec) -> str | None:
+    """A message naming the window files of ``out`` that were sampled for other centres or force
+    constants than ``spec`` asks for (the spec was changed after they ran, or they were copied
+    from another PMF), what they were made for, and how to start over; None if all match."""
+    import numpy as np
+
+    from solvmd.pmf.windows import window_table
+
+    want = {w.k_index: (w.r0_nm, w.k_kJ_mol_nm2) for w in window_table(spec, out)}
+    made, says = [], []
+    for path in sorted(out.glob("window_*.npz"), key=lambda p: p.name):
+        m = re.match(records.WINDOW_NPZ_RE, path.name)
+        if not m:
+            continue
+        k = int(m.group(1))
+        try:
+            with np.load(path) as z:
+                r0, kk = float(z["r0_nm"]), float(np.ravel(z["k_kJ_mol_nm2"])[0])
+        except Exception:  # noqa: BLE001 - a damaged file is reported by the window checks
+            continue
+        if not (np.isfinite(r0) and np.isfinite(kk) and kk > 0):
+            continue  # not a window made for another spec but a broken one: the window checks name it
+        if k not in want:
+            made.append(f"window {k}: r0={r0:.5g} nm, k={kk:g} (the spec has {len(want)} windows)")
+        elif not np.allclose((r0, kk), want[k], rtol=1e-9, atol=1e-12):
+            made.append(f"window {k}: r0={r0:.5g} nm, k={kk:g}")
+            says.append(f"window {k}: r0={want[k][0]:.5g} nm, k={want[k][1]:g}")
+    if not made:
+        return None
+    return (f"{out}: stale window files, made for another PMF spec than {spec.name}'s: {'; '.join(made)}"
+            + (f". The spec now asks for {'; '.join(says)}" if says else "")
+            + f". To start over, delete {out} (window files, init/, checkpoints and identity.json) and rerun "
+            "`solvmd pmf-prepare` and the windows; to keep these samples, restore the spec they were made for")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -448,7 +500,7 @@ def _add_pmf_verbs(sub) -> None:
               "SPEC (recipe with a pmf: block), --build BUILD, --md MD (its final.xml is the start state)",
               "OUT/cv.json, OUT/spec.json, OUT/shell.json, OUT/init/window_<k>.xml, OUT/starts.json,\n"
               "  OUT/prepare.json (timings), OUT/identity.json",
-              f"solvmd pmf-prepare systems/li_tfsi_dol_dme.yaml --build {sys_}/build --md {sys_}/md "
+              f"solvmd pmf-prepare systems/li_tfsi_dol_dme.yaml --name li_dme --build {sys_}/build --md {sys_}/md "
               f"-o {sys_}/pmf/li_dme")
     _pmf_args(p)
     p.add_argument("--md", required=True, help="solvmd md folder (final.xml is the start state)")
@@ -459,7 +511,7 @@ def _add_pmf_verbs(sub) -> None:
               "reports when the sampled mean slid away from the centre. Windows are independent jobs.",
               "SPEC, --build BUILD, the PMF folder made by `solvmd pmf-prepare` (-o)",
               "OUT/window_<k>.npz (CV samples, restraint, shell counts); OUT/window_<k>.s<j>.npz for --segment j",
-              f"solvmd pmf-window systems/li_tfsi_dol_dme.yaml --build {sys_}/build -o {sys_}/pmf/li_dme --window 0")
+              f"solvmd pmf-window systems/li_tfsi_dol_dme.yaml --name li_dme --build {sys_}/build -o {sys_}/pmf/li_dme --window 0")
     _pmf_args(p)
     p.add_argument("--window", type=int, required=True, help="window index k (0-based)")
     p.add_argument("--segment", type=int, default=1,
@@ -472,7 +524,7 @@ def _add_pmf_verbs(sub) -> None:
               "SPEC, --build BUILD, the PMF folder made by `solvmd pmf-prepare` (-o)",
               "OUT/window_<k>.npz per window, OUT/exchange.npz, OUT/exchange.chk, OUT/replica_paths.png,\n"
               "  OUT/exchange.json (acceptance, round trips; written last)",
-              f"solvmd pmf-exchange systems/li_tfsi_dol_dme.yaml --build {sys_}/build -o {sys_}/pmf/li_dme")
+              f"solvmd pmf-exchange systems/li_tfsi_dol_dme.yaml --name li_dme --build {sys_}/build -o {sys_}/pmf/li_dme")
     _pmf_args(p)
     p.add_argument("--segment", type=int, default=1,
                    help="extension round j >= 2 planned in extend.json (default 1: the first run)")
@@ -485,7 +537,7 @@ def _add_pmf_verbs(sub) -> None:
               "SPEC and the PMF folder (-o) with every window_<k>.npz",
               "OUT/pmf.csv, OUT/profile.csv, OUT/barrier.json, OUT/estimate.json, OUT/pmf.png, overlap.png,\n"
               "  histograms.png, convergence.png; OUT/added_windows.json or OUT/extend.json when more sampling is due",
-              f"solvmd pmf-estimate systems/li_tfsi_dol_dme.yaml -o {sys_}/pmf/li_dme")
+              f"solvmd pmf-estimate systems/li_tfsi_dol_dme.yaml --name li_dme -o {sys_}/pmf/li_dme")
     _pmf_args(p, need_build=False)
     p.set_defaults(func=_cmd_pmf_estimate)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from solvmd import complexes
 from solvmd import species as species_registry
-from solvmd.errors import SolvmdError, validation_message
+from solvmd.errors import SolvmdError, check_empty_blocks, validation_message
 from solvmd.forcefield_settings import DEFAULT_CHARGE_SCALE, ForceFieldSettings  # noqa: F401 (re-exported)
 from solvmd.io import read_yaml
 from solvmd.pmf_spec import PMFSpec, load_specs
@@ -42,11 +42,12 @@ class Salt(_Strict):
     or an explicit ``formula`` (species -> count per formula unit), and exactly one of
     ``molarity_M`` (mol formula units per litre of solution) or ``molar_ratio``."""
 
-    cation: str | None = None
-    anion: str | None = None
-    formula: dict[str, int] | None = None
-    molarity_M: float | None = Field(default=None, gt=0)
-    molar_ratio: float | None = Field(default=None, gt=0)
+    cation: str | None = Field(default=None, description="cation species or complex (`solvmd species`); with anion")
+    anion: str | None = Field(default=None, description="anion species; with cation (stoichiometry from the charges)")
+    formula: dict[str, int] | None = Field(
+        default=None, description="or an explicit neutral formula unit: species -> count, e.g. {Mg: 1, Cl: 2}")
+    molarity_M: float | None = Field(default=None, gt=0, description="formula units per litre of solution")
+    molar_ratio: float | None = Field(default=None, gt=0, description="or moles relative to the other components")
 
     @field_validator("cation", "anion")
     @classmethod
@@ -116,9 +117,10 @@ class Salt(_Strict):
 class Solvent(_Strict):
     """One solvent component: exactly one of ``volume_fraction`` or ``molar_ratio``."""
 
-    species: str
-    volume_fraction: float | None = Field(default=None, gt=0)
-    molar_ratio: float | None = Field(default=None, gt=0)
+    species: str = Field(description="solvent species (`solvmd species`, role solvent)")
+    volume_fraction: float | None = Field(
+        default=None, gt=0, description="share of the pure liquids' volume (the fractions sum to 1)")
+    molar_ratio: float | None = Field(default=None, gt=0, description="or moles relative to the other components")
 
     @model_validator(mode="after")
     def _check(self) -> "Solvent":
@@ -128,8 +130,9 @@ class Solvent(_Strict):
 class Size(_Strict):
     """System size: ``salt_units`` (total salt formula units) or ``target_atoms``."""
 
-    salt_units: int | None = Field(default=None, gt=0, le=1_000_000)
-    target_atoms: int | None = Field(default=None, gt=0, le=10_000_000)  # beyond any classical MD box solvmd packs
+    salt_units: int | None = Field(default=None, gt=0, le=1_000_000, description="total salt formula units")
+    target_atoms: int | None = Field(default=None, gt=0, le=10_000_000,  # beyond any classical MD box solvmd packs
+                                     description="or the approximate number of atoms")
 
     @model_validator(mode="after")
     def _check(self) -> "Size":
@@ -139,26 +142,29 @@ class Size(_Strict):
 class Packing(_Strict):
     """packmol settings: seed, minimum distance between molecules (angstrom), loop budget."""
 
-    seed: int = 20240601
-    tolerance_A: float = Field(default=2.0, gt=0)
-    nloop: int = Field(default=200, gt=0)
+    seed: int = Field(default=20240601, description="packmol random seed (recorded in manifest.json)")
+    tolerance_A: float = Field(default=2.0, gt=0, description="minimum distance between atoms of different molecules")
+    nloop: int = Field(default=200, gt=0, description="packmol loop budget per species")
 
 
 class Recipe(_Strict):
     """A bulk electrolyte recipe (see ``systems/*.yaml``)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    salts: list[Salt] = Field(default_factory=list)
-    solvents: list[Solvent] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="system name: results/<name>/")
+    description: str = Field(default="", description="free text")
+    salts: list[Salt] = Field(default_factory=list, description="salts (none: a pure solvent or mixture)")
+    solvents: list[Solvent] = Field(min_length=1, description="solvent components")
     normalize: bool = Field(default=False, description="rescale solvent volume fractions that do not sum to 1")
-    size: Size
-    temperature_K: float = Field(default=298.15, gt=0, le=1000)  # liquid electrolytes; a typo guard
-    pressure_bar: float = Field(default=1.01325, gt=0, le=10000)
-    charge_scale: float = Field(default=DEFAULT_CHARGE_SCALE, gt=0, le=1.0)
-    packing: Packing = Packing()
-    forcefield: ForceFieldSettings = ForceFieldSettings()
-    pmf: list[PMFSpec] | None = None  # umbrella-sampling specs (one mapping or a list in the YAML)
+    size: Size = Field(description="how big the box is")
+    temperature_K: float = Field(default=298.15, gt=0, le=1000,  # liquid electrolytes; a typo guard
+                                 description="temperature of the MD and of the PMF windows")
+    pressure_bar: float = Field(default=1.01325, gt=0, le=10000, description="barostat pressure")
+    charge_scale: float = Field(default=DEFAULT_CHARGE_SCALE, gt=0, le=1.0,
+                                description="ionic charges x this (docs/science.md §4); undone for conductivity")
+    packing: Packing = Field(default=Packing(), description="packmol settings")
+    forcefield: ForceFieldSettings = Field(default=ForceFieldSettings(), description="nonbonded settings")
+    pmf: list[PMFSpec] | None = Field(  # umbrella-sampling specs (one mapping or a list in the YAML)
+        default=None, description="umbrella-sampling PMFs of this system: one mapping or a list")
 
     @field_validator("pmf", mode="before")
     @classmethod
@@ -245,6 +251,7 @@ def parse_recipe(data: dict, source: str = "recipe") -> Recipe:
     """Validate a recipe dictionary; raises SolvmdError naming each bad field."""
     if not isinstance(data, dict):
         raise SolvmdError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    check_empty_blocks(data, Recipe, source, "recipe")
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
@@ -271,8 +278,8 @@ class Slab(_Strict):
     box z = liquid_thickness_nm + excluded_nm. ``excluded_nm`` only matters for NVT
     (barostat: none); with barostat: z the box height relaxes."""
 
-    liquid_thickness_nm: float = Field(gt=0)
-    excluded_nm: float = Field(default=0.34, ge=0)
+    liquid_thickness_nm: float = Field(gt=0, description="liquid thickness at the bulk density")
+    excluded_nm: float = Field(default=0.34, ge=0, description="layer the sheet takes out of the box (NVT only)")
 
 
 class BulkDensity(_Strict):
@@ -280,9 +287,10 @@ class BulkDensity(_Strict):
     same electrolyte: production mean), ``build`` (``manifest.json`` estimate of a bulk
     build), ``value`` (``g_cm3``) or ``estimate`` (ideal-mixing estimate of the recipe)."""
 
-    source: Literal["estimate", "md", "build", "value"] = "estimate"
-    path: str | None = None
-    g_cm3: float | None = Field(default=None, gt=0)
+    source: Literal["estimate", "md", "build", "value"] = Field(
+        default="estimate", description="md: a bulk run's production mean; build: its estimate; value; estimate")
+    path: str | None = Field(default=None, description="the bulk run's md or build folder (source md / build)")
+    g_cm3: float | None = Field(default=None, gt=0, description="the density (source value)")
 
     @model_validator(mode="after")
     def _check(self) -> "BulkDensity":
@@ -302,11 +310,11 @@ class LJOverrideSpec(_Strict):
     ``N_graphitic``, ``N_pyridinic``, ``C_alpha``). ``b``: a species (``Li``: all its
     atoms), ``species:element`` (``DME:O``) or ``*:element`` (every electrolyte O)."""
 
-    a: str
-    b: str
-    sigma_nm: float = Field(gt=0)
-    epsilon_kJ_mol: float = Field(ge=0)
-    note: str = ""
+    a: str = Field(description="sheet atoms: metal, an element (Zn, N, C) or a role (N_site, C_alpha, ...)")
+    b: str = Field(description="electrolyte atoms: a species (Li), species:element (DME:O) or *:element")
+    sigma_nm: float = Field(gt=0, description="Lennard-Jones sigma of the pair")
+    epsilon_kJ_mol: float = Field(ge=0, description="Lennard-Jones epsilon of the pair")
+    note: str = Field(default="", description="where the numbers come from")
 
 
 class InterfaceRecipe(_Strict):
@@ -319,17 +327,18 @@ class InterfaceRecipe(_Strict):
     at the bulk density with box z = slab thickness + excluded_nm).
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    electrolyte: Recipe | str
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="system name: results/<name>/")
+    description: str = Field(default="", description="free text")
+    electrolyte: Recipe | str = Field(description="a bulk recipe name (systems/<name>.yaml) or an inline recipe")
     electrolyte_source: str | None = Field(default=None, description="set by the loader: the recipe file used")
-    surface: "SurfaceSpec"
-    slab: Slab
-    density: BulkDensity = BulkDensity()
-    barostat: Literal["z", "none"] = "z"
-    lj_overrides: list[LJOverrideSpec] = Field(default_factory=list)
-    packing: Packing | None = None
-    pmf: list[PMFSpec] | None = None  # umbrella-sampling specs (e.g. height, site_distance CVs)
+    surface: "SurfaceSpec" = Field(description="the sheet")
+    slab: Slab = Field(description="the liquid slab above the sheet")
+    density: BulkDensity = Field(default=BulkDensity(), description="where the liquid density comes from")
+    barostat: Literal["z", "none"] = Field(default="z", description="z: NPT scaling only the box height; none: NVT")
+    lj_overrides: list[LJOverrideSpec] = Field(default_factory=list, description="explicit sheet-electrolyte LJ pairs")
+    packing: Packing | None = Field(default=None, description="packmol settings (default: the electrolyte's)")
+    pmf: list[PMFSpec] | None = Field(  # umbrella-sampling specs (e.g. height, site_distance CVs)
+        default=None, description="umbrella-sampling PMFs (height, site_distance, distance with hold)")
 
     _valid_pmf = field_validator("pmf", mode="before")(Recipe._valid_pmf.__func__)
 
@@ -363,6 +372,7 @@ def parse_interface_recipe(data: dict, source: str = "recipe", base_dir: str | P
     if not isinstance(data, dict):
         raise SolvmdError(f"{source}: a recipe must be a YAML mapping, got {type(data).__name__}")
     base = Path(base_dir) if base_dir is not None else None
+    check_empty_blocks(data, InterfaceRecipe, source, "interface recipe")
     try:
         rec = InterfaceRecipe.model_validate(data)
     except ValidationError as err:

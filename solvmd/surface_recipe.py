@@ -56,19 +56,20 @@ class SurfaceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["graphene", "N-graphene", "MN4"]
-    metal: str | None = None
-    size_nm: tuple[float, float]
-    sites: int = Field(default=1, ge=1)
-    site_spacing_nm: float | None = Field(default=None, gt=0)
-    site_positions_nm: list[tuple[float, float]] | None = None
-    graphitic_N: int | None = Field(default=None, ge=0)
-    pyridinic_N: int | None = Field(default=None, ge=0)
-    N_fraction: float | None = Field(default=None, gt=0, lt=0.5)
-    pyridinic_share: float = Field(default=0.5, ge=0, le=1)
-    seed: int = 7
-    charges: dict[str, float] = Field(default_factory=dict)
-    carbon_lj: Literal["opls", "cheng-steele"] = "opls"
+    kind: Literal["graphene", "N-graphene", "MN4"] = Field(description="pristine, N-doped, or M-N4 sites")
+    metal: str | None = Field(default=None, description="site metal for MN4: Zn, Fe, Co, Ni, Mn or Cu")
+    size_nm: tuple[float, float] = Field(description="requested sheet edges x, y (closest whole cells)")
+    sites: int = Field(default=1, ge=1, description="number of M-N4 sites")
+    site_spacing_nm: float | None = Field(default=None, gt=0, description="grid spacing of several sites")
+    site_positions_nm: list[tuple[float, float]] | None = Field(default=None, description="or explicit (x, y) of each")
+    graphitic_N: int | None = Field(default=None, ge=0, description="graphitic N atoms")
+    pyridinic_N: int | None = Field(default=None, ge=0, description="pyridinic N atoms (in N3 groups)")
+    N_fraction: float | None = Field(default=None, gt=0, lt=0.5, description="or N as a fraction of sheet atoms")
+    pyridinic_share: float = Field(default=0.5, ge=0, le=1, description="pyridinic share of N_fraction")
+    seed: int = Field(default=7, description="random placement of the N atoms")
+    charges: dict[str, float] = Field(
+        default_factory=dict, description="charge overrides (e): metal, N_site, N_graphitic, N_pyridinic")
+    carbon_lj: Literal["opls", "cheng-steele"] = Field(default="opls", description="carbon Lennard-Jones set")
 
     @field_validator("metal")
     @classmethod

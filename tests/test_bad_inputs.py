@@ -222,6 +222,82 @@ def write_spec(**change):
     return f
 
 
+def run_trajectory(name: str, damage=None, box: bool = True, nan_frame: int | None = None):
+    """spec.yaml analysing ``name`` (t.dcd or t.xtc beside it): the run's trajectory rewritten in
+    that format (optionally without a box, or with one frame of NaN coordinates), then ``damage``
+    applied to its bytes."""
+    def f(p: Path) -> None:
+        import warnings
+
+        import MDAnalysis as mda
+
+        root = _root(p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            u = mda.Universe(str(root / B / records.SYSTEM_PDB), str(root / M / "traj.xtc"))
+            with mda.Writer(str(root / name), u.atoms.n_atoms) as w:
+                for ts in u.trajectory:
+                    if not box:
+                        ts.dimensions = None
+                    if ts.frame == nan_frame:
+                        u.atoms.positions = np.full((u.atoms.n_atoms, 3), np.nan, dtype=np.float32)
+                    w.write(u.atoms)
+        if damage is not None:
+            (root / name).write_bytes(bytes(damage(bytearray((root / name).read_bytes()))))
+        write_spec(trajectory=name)(p)
+    return f
+
+
+def poke(offset: int, data: bytes):
+    """Overwrite bytes at ``offset`` (negative: from the end)."""
+    def f(b: bytearray) -> bytearray:
+        i = offset if offset >= 0 else len(b) + offset
+        b[i:i + len(data)] = data
+        return b
+    return f
+
+
+def cut(frac: float):
+    return lambda b: b[: int(len(b) * frac)]
+
+
+def _xtc_frame_start(b: bytearray, frame: int) -> int:
+    pos = 0
+    for _ in range(frame):
+        pos += 92 + 4 * ((int.from_bytes(b[pos + 88:pos + 92], "big") + 3) // 4)
+    return pos
+
+
+def xtc_cut_inside(frame: int):
+    """Cut the XTC file 100 bytes into frame ``frame``."""
+    return lambda b: b[: _xtc_frame_start(b, frame) + 100]
+
+
+def xtc_field(frame: int, offset: int, value: int):
+    """Set the big-endian int at ``offset`` of the compression header (after the 56-byte frame
+    header) of XTC frame ``frame``: 28 is the size index, 32 the compressed byte count."""
+    def f(b: bytearray) -> bytearray:
+        pos = _xtc_frame_start(b, frame)
+        b[pos + 56 + offset:pos + 60 + offset] = value.to_bytes(4, "big")
+        return b
+    return f
+
+
+def recipe_pmf(**change):
+    """The recipe's pmf block with ``change`` (None deletes the value: an empty key)."""
+    return yaml_edit(lambda r: {**r, "pmf": {**r["pmf"], **change}})
+
+
+def dcd_atom_count(n: int):
+    """Set the atom count in a DCD header (after the 92-byte header record and the title record)."""
+    def f(b: bytearray) -> bytearray:
+        title = int.from_bytes(b[92:96], "little")
+        at = 92 + 4 + title + 4 + 4
+        b[at:at + 4] = n.to_bytes(4, "little")
+        return b
+    return f
+
+
 # ------------------------------------------------------------------ the corpus
 # (id, verb, file damaged (relative to the case folder), damage, regex the message must match)
 
@@ -411,6 +487,66 @@ CASES = [
     ("est-identity-other-spec", "pmf-estimate", f"{P}/identity.json",
      json_edit(lambda f: {**f, "protocol_sha256": "2" * 64}), "holds a run of another protocol"),
     ("est-recipe-missing", "pmf-estimate", "tiny.yaml", gone, "does not exist"),
+    # --- trajectory readers: header, body, index, missing box (issue 26): one error naming the file
+    ("an-dcd-header-corrupt", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", poke(4, b"XXXX")),
+     r"t\.dcd is not a readable DCD file: header"),
+    ("an-dcd-header-zeroed", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", poke(0, bytes(120))),
+     r"t\.dcd is not a readable DCD file: header"),
+    ("an-dcd-atom-count", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", dcd_atom_count(601)),
+     r"t\.dcd .*record markers .*atom count \(601\)"),
+    ("an-dcd-markers", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", poke(-2414, b"\x7f" * 12)),
+     r"t\.dcd is not a readable DCD file: frame 9: record markers"),  # the last frame's Y/Z markers
+    ("an-dcd-absurd-coordinates", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", poke(-3000, b"\x7f" * 64)),
+     r"t\.dcd: frame 9 holds non-finite or absurd coordinates"),
+    ("an-dcd-cut-frame", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", cut(0.77)),
+     r"t\.dcd holds \d readable frames but its DCD header says 10"),
+    ("an-dcd-nan-frame", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", nan_frame=3),
+     r"t\.dcd: frame 3 holds non-finite or absurd coordinates"),
+    ("an-dcd-no-box", "analyze-spec", "spec.yaml", run_trajectory("t.dcd", box=False), r"t\.dcd: frame 0 has no periodic box"),
+    ("an-xtc-compression-header", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", xtc_field(1, 28, 500)),
+     r"t\.xtc is not a readable XTC file: frame 1 .*compression header is garbage"),
+    ("an-xtc-size-field", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", xtc_field(2, 32, 10 ** 8)),
+     r"t\.xtc is not a readable XTC file: frame 2 .*compressed size 100000000 bytes is impossible"),
+    ("an-xtc-bad-magic", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", poke(0, bytes(8))),
+     r"t\.xtc is not a readable XTC file: frame 0 .*magic number"),
+    ("an-xtc-cut", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", xtc_cut_inside(6)),
+     r"t\.xtc (ends inside frame 6 .*truncated.*truncate -s \d+ FILE|is truncated or corrupt: 6 readable frames)"),
+    ("an-xtc-cut-in-header", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", lambda b: b[: _xtc_frame_start(b, 4) + 30]),
+     r"t\.xtc (ends inside frame 4 .*truncated|is truncated or corrupt: 4 readable frames)"),
+    ("an-xtc-empty", "analyze-spec", "spec.yaml", run_trajectory("t.xtc", cut(0.0)), r"t\.xtc is empty"),
+    # --- blocks present but empty or null (issue 26): one error naming the block, never a TypeError
+    ("md-protocol-md-empty", "md", "p.yaml", text("md:\n"), r"md: the block is empty"),
+    ("md-protocol-md-null", "md", "p.yaml", text("md: null\n"), r"md: the block is empty"),
+    ("md-protocol-md-list", "md", "p.yaml", text("md: [1, 2]\n"), r"md: must be a mapping"),
+    ("md-protocol-md-value-empty", "md", "p.yaml", text("md:\n  production_ps:\n"),
+     r"md\.production_ps: no value given; give one, or leave the line out to use the default \(1000\.0\)"),
+    ("build-empty-forcefield", "build", "tiny.yaml", yaml_edit(lambda r: {**r, "forcefield": None}),
+     r"forcefield: the block is empty; give its fields, or leave the line out"),
+    ("build-empty-size", "build", "tiny.yaml", yaml_edit(lambda r: {**r, "size": None}),
+     r"size: the block is empty; it is required"),
+    ("build-empty-packing-seed", "build", "tiny.yaml", yaml_edit(lambda r: {**r, "packing": {"seed": None}}),
+     r"packing\.seed: no value given"),
+    ("build-empty-pmf-cv", "build", "tiny.yaml", recipe_pmf(cv=None), r"pmf\.cv: the block is empty; it is required"),
+    ("build-iface-empty-slab", "build", "tiny.yaml", text(
+        "name: iface\nelectrolyte: tiny\nsurface: {kind: graphene, size_nm: [2.2, 2.2]}\nslab:\n"),
+     r"slab: the block is empty; it is required"),
+    ("an-spec-empty-rdf", "analyze-spec", "spec.yaml", write_spec(rdf=None), r"rdf: the block is empty"),
+    ("an-spec-empty-partners", "analyze-spec", "spec.yaml", write_spec(partners=None),
+     r"partners: the block is empty; it is required"),
+    ("prep-empty-pmf-block", "pmf-prepare", "tiny.yaml", yaml_edit(lambda r: {**r, "pmf": None}),
+     r"pmf: the block is empty; the pmf-\* verbs need at least one PMF entry"),
+    ("est-empty-pmf-hold", "pmf-estimate", "tiny.yaml", recipe_pmf(cv={**RECIPE["pmf"]["cv"], "hold": None}),
+     r"pmf\.cv\.hold: the block is empty"),
+    # --- stale windows (issue 26): named as stale, with what they were made for and how to start over
+    ("est-stale-centre", "pmf-estimate", f"{P}/window_1.npz", npz(r0_nm=np.array(0.26)),
+     r"stale window files.*window 1: r0=0\.26 nm, k=10000.*asks for window 1: r0=0\.23 nm.*To start over, delete"),
+    ("est-stale-k", "pmf-estimate", f"{P}/window_0.npz", npz(k_kJ_mol_nm2=np.array(2500.0)),
+     r"stale window files.*window 0: r0=0\.2 nm, k=2500.*To start over"),
+    ("est-stale-spec-changed", "pmf-estimate", "tiny.yaml", recipe_pmf(range_nm=[0.25, 0.28], k_kJ_mol_nm2=8000),
+     r"stale window files.*window 0: r0=0\.2 nm, k=10000; window 1: r0=0\.23 nm, k=10000.*asks for window 0: "
+     r"r0=0\.25 nm, k=8000"),
+    ("est-stale-extra-window", "pmf-estimate", f"{P}/window_5.npz", copy_of(f"{P}/window_0.npz"),
+     r"stale window files.*window 5: .*the spec has 2 windows"),
     # --- compare
     ("cmp-missing", "compare", f"{P}/barrier.json", gone, "barrier.json does not exist"),
     ("cmp-empty", "compare", f"{P}/barrier.json", empty, "is empty"),
@@ -594,3 +730,55 @@ def test_a_window_added_by_an_estimate_runs_from_the_cli(base, tmp_path, monkeyp
         assert float(z["r0_nm"]) == pytest.approx(0.215) and float(z["k_kJ_mol_nm2"]) == pytest.approx(12000.0)
         assert abs(float(np.mean(z["cv_nm"])) - 0.215) < 0.05  # sampled near its own centre (the Li-O wall pushes it out)
     assert main(_argv("pmf-window:3", d)[0]) == 2  # one past the added window: refused
+
+
+def test_corrupt_frame_index_of_a_run_is_one_error(tmp_path):
+    """The index solvmd md keeps beside its trajectory (used to resume): garbage in it is one
+    error naming it, not a ValueError from int()."""
+    from solvmd.errors import SolvmdError
+    from solvmd.md.trajectory import TrajectoryWriter
+
+    traj = tmp_path / "traj.xtc"
+    traj.write_bytes(b"")
+    for garbage in ("10 400\n20 x\n", "10\n", "\xff\xfe binary", "10 -5\n"):
+        (tmp_path / "traj.xtc.frames").write_text(garbage, errors="surrogateescape")
+        with pytest.raises(SolvmdError, match=r"traj\.xtc\.frames: the frame index of .*traj\.xtc is corrupt"):
+            TrajectoryWriter.indexed_frames(traj)
+    (tmp_path / "traj.xtc.frames").write_text("10 400\n20 800\n")
+    assert TrajectoryWriter.indexed_frames(traj) == [(10, 400), (20, 800)]
+
+
+@pytest.mark.parametrize("config, message", [
+    ("systems: [tiny]\nmd:\n", "md: the block is empty; it is required: give its fields"),
+    ("systems: [tiny]\nmd: null\nresources:\n", "resources: the block is empty; give its fields, or leave the line out"),
+    ("systems: [tiny]\nmd: {}\nanalysis:\n", "analysis: the block is empty"),
+    ("systems: [tiny]\nmd: {}\nanalysis: {residence: }\n", "analysis.residence: the key is empty"),
+    ("systems:\nmd: {}\n", "systems: the block is empty; it is required"),
+])
+def test_empty_blocks_of_a_workflow_config_are_named(root, config, message):
+    """The Snakefile names an empty config block before Snakemake's schema validation (which
+    prints 'None is not of type object' and the whole schema)."""
+    from solvmd.errors import empty_schema_blocks
+
+    schema = yaml.safe_load((root / "config" / "schema.yaml").read_text())
+    problems = empty_schema_blocks(yaml.safe_load(config), schema)
+    assert any(message in p for p in problems), problems
+    assert empty_schema_blocks(yaml.safe_load((root / "config" / "demo.yaml").read_text()), schema) == []
+    assert "empty_schema_blocks(config" in (root / "Snakefile").read_text()
+
+
+def test_a_crashing_xtc_decoder_is_one_error(tmp_path, monkeypatch):
+    """Garbage inside compressed XTC coordinates can make the C decoder abort the process: the frames
+    are decoded in a child first, and its crash (here a stand-in that aborts after frame 0) is one
+    error naming the file and the frame."""
+    from solvmd.analysis import trajectory_files
+    from solvmd.errors import SolvmdError
+
+    path = tmp_path / "t.xtc"
+    path.write_bytes(b"")
+    monkeypatch.setattr(trajectory_files, "_XTC_PROBE", "import os; print(0, flush=True); os.abort()")
+    with pytest.raises(SolvmdError, match=r"t\.xtc is not a readable XTC file: frame 1 \(or frame 0, whose garbage "
+                                          r"it decoded\) cannot be decoded: the XTC decoder crashed \(signal 6\)"):
+        trajectory_files.probe_xtc_frames(path)
+    monkeypatch.setattr(trajectory_files, "_XTC_PROBE", "import sys; print(0); sys.exit('cut-off frame')")
+    trajectory_files.probe_xtc_frames(path)  # a Python error is safe in-process: the frame checks report it

@@ -28,8 +28,12 @@ from MDAnalysis.lib.distances import minimize_vectors
 
 from solvmd.analysis import columns as C
 from solvmd.analysis.spec import AnalysisSpec
+from solvmd.analysis.trajectory_files import check_trajectory_file, cut_off_message, quiet_reader_teardown
 from solvmd.errors import SolvmdError
 from solvmd.geometry import box_volume, min_half_width, pairs_within
+
+
+MAX_COORDINATE_A = 1.0e6  # |x| beyond this (100 um) is not a simulation coordinate but a corrupt frame
 
 
 class AnalysisWarning(UserWarning):
@@ -46,35 +50,39 @@ def open_universe(spec: AnalysisSpec) -> mda.Universe:
     for p in spec.trajectories:
         if not Path(p).is_file():
             raise SolvmdError(f"trajectory: file {p} not found")
+    structure = {p: check_trajectory_file(p, spec.trajectory_format)  # headers and record markers, before
+                 for p in spec.trajectories}                            # a compiled reader trusts them
     kwargs = dict(spec.universe_kwargs)
     if spec.topology_format:
         kwargs["topology_format"] = spec.topology_format
     if spec.trajectory_format:
         kwargs["format"] = spec.trajectory_format
     trajs = [str(p) for p in spec.trajectories]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MDAnalysis chatter about guessed attributes
-            u = mda.Universe(str(spec.topology), *trajs, **kwargs)
-    except ValueError as err:
-        msg = str(err)
-        if "number of atoms" in msg or "n_atoms" in msg:
-            raise SolvmdError(
-                f"trajectory: atom count does not match topology ({spec.topology}): "
-                f"{' '.join(msg.split())}"
-            ) from None
-        raise SolvmdError(f"trajectory/topology: MDAnalysis cannot read them: {msg}") from None
-    except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
-        raise SolvmdError(
-            f"trajectory/topology: MDAnalysis cannot read {spec.topology} + {trajs}: "
-            f"{type(err).__name__}: {err} (set topology_format / trajectory_format if the "
-            "extension is unusual)"
-        ) from None
+    problem = None
+    with quiet_reader_teardown():  # a reader that failed to open prints a traceback when collected
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # MDAnalysis chatter about guessed attributes
+                u = mda.Universe(str(spec.topology), *trajs, **kwargs)
+        except ValueError as err:
+            msg = " ".join(str(err).split())
+            problem = (f"trajectory: atom count does not match topology ({spec.topology}): {msg}"
+                       if "number of atoms" in msg or "n_atoms" in msg
+                       else f"trajectory/topology: MDAnalysis cannot read {spec.topology} + {trajs}: {msg}")
+        except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for unreadable files
+            problem = (f"trajectory/topology: MDAnalysis cannot read {spec.topology} + {trajs}: "
+                       f"{type(err).__name__}: {err} (set topology_format / trajectory_format if the "
+                       "extension is unusual)")
+    if problem is not None:
+        raise SolvmdError(problem)
     if u.atoms.n_atoms != u.trajectory.n_atoms:
         raise SolvmdError(
             f"trajectory: {u.trajectory.n_atoms} atoms per frame but topology has {u.atoms.n_atoms}"
         )
-    check_trajectory(u, spec.trajectories)
+    check_trajectory(u, spec.trajectories)  # readable vs expected frames (md.json, frame index, DCD header)
+    for p, found in structure.items():
+        if found is not None and found[1] < Path(p).stat().st_size:
+            raise SolvmdError(cut_off_message(p, *found))
     return u
 
 
@@ -236,11 +244,12 @@ def resolve_groups(u: mda.Universe, spec: AnalysisSpec) -> Groups:
     )
 
 
-def check_frame_box(dims, frame: int) -> None:
+def check_frame_box(dims, frame: int, source: str | None = None) -> None:
     """A trajectory frame must carry a finite periodic box (minimum-image distances need it)."""
     if dims is None or not np.all(np.isfinite(dims)) or np.any(np.asarray(dims[:3]) <= 0):
+        where = f"{source}: frame {frame}" if source else f"frame {frame}"
         raise SolvmdError(
-            f"trajectory: frame {frame} has no periodic box (unit cell); the analysis needs the box "
+            f"trajectory: {where} has no periodic box (unit cell); the analysis needs the box "
             "for minimum-image distances - write the box into the trajectory (DCD/XTC/TRR do) "
             "or use a format that stores it"
         )
@@ -301,7 +310,13 @@ class SolvationPass(AnalysisBase):
 
     def _single_frame(self):
         ts, g, r = self._ts, self.g, self.results
-        _check_frame(ts.dimensions, ts.frame, self.r_max)
+        source = getattr(self._trajectory, "filename", None)
+        _check_frame(ts.dimensions, ts.frame, self.r_max, source)
+        pos = ts.positions
+        if not np.isfinite(pos).all() or np.abs(pos).max(initial=0.0) > MAX_COORDINATE_A:
+            raise SolvmdError(f"trajectory: {source or 'the trajectory'}: frame {ts.frame} holds non-finite or "
+                              f"absurd coordinates (beyond {MAX_COORDINATE_A:g} A: a corrupt frame); rerun the MD "
+                              "step or analyse the frames before it (frames.stop)")
         vol = box_volume(ts.dimensions)
         self._volumes.append(vol)
         r.inv_volume_sum += 1.0 / vol
@@ -342,8 +357,8 @@ class SolvationPass(AnalysisBase):
             self._com = []
 
 
-def _check_frame(dims, frame: int, r_max: float | None) -> None:
-    check_frame_box(dims, frame)
+def _check_frame(dims, frame: int, r_max: float | None, source: str | None = None) -> None:
+    check_frame_box(dims, frame, source)
     if r_max is not None and r_max > min_half_width(dims) + 1e-6:  # cheap for orthorhombic boxes
         raise SolvmdError(
             f"rdf.r_max_A: {r_max} A is more than half the box width at frame {frame} "

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from solvmd.errors import SolvmdError, validation_message
+from solvmd.errors import SolvmdError, check_empty_blocks, validation_message
 from solvmd.io import read_yaml
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -192,6 +192,7 @@ def spec_from_dict(data: dict[str, Any], source: str = "spec", base: Path | None
     """Validate a plain dict; errors name the offending field."""
     if not isinstance(data, dict):
         raise SolvmdError(f"{source}: expected a mapping of fields, got {type(data).__name__}")
+    check_empty_blocks(data, AnalysisSpec, source, "analysis spec")
     try:
         spec = AnalysisSpec.model_validate(data)
     except ValidationError as err:

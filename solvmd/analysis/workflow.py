@@ -184,7 +184,7 @@ def analyze(spec: AnalysisSpec, verbose: bool = True, universe=None) -> Analysis
     u = universe if universe is not None else open_universe(spec)
     g = resolve_groups(u, spec)
     frames = _frame_slice(spec, u.trajectory.n_frames)
-    check_frame_box(u.trajectory[frames[0]].dimensions, frames[0])
+    check_frame_box(u.trajectory[frames[0]].dimensions, frames[0], getattr(u.trajectory, "filename", None))
     r_max = _rdf_range(spec, u.trajectory[frames[0]].dimensions)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always", AnalysisWarning)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from solvmd.errors import SolvmdError, validation_message
+from solvmd.errors import SolvmdError, check_empty_blocks, validation_message
 from solvmd.io import read_yaml
 
 
@@ -24,28 +24,34 @@ class MDProtocol(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timestep_fs: float = Field(default=4.0, gt=0, le=5.0)
-    friction_per_ps: float = Field(default=1.0, gt=0)
-    minimize_max_iterations: int = Field(default=2000, ge=0)
-    heat_ps: float = Field(default=20.0, ge=0)
-    heat_start_K: float = Field(default=50.0, gt=0)
-    anneal_K: float | None = Field(default=None, gt=0, le=1000.0)
-    anneal_ps: float = Field(default=0.0, ge=0)
-    cool_ps: float = Field(default=0.0, ge=0)
-    equilibrate_ps: float = Field(default=200.0, ge=0)
-    production_ps: float = Field(default=1000.0, gt=0)
-    report_interval_ps: float = Field(default=1.0, gt=0)
-    frame_interval_ps: float = Field(default=1.0, gt=0)
-    checkpoint_interval_ps: float = Field(default=50.0, gt=0)
-    barostat_interval_steps: int = Field(default=25, gt=0)
-    trajectory_format: Literal["xtc", "dcd"] = "xtc"
-    platform: Literal["auto", "CUDA", "OpenCL", "CPU", "Reference"] = "auto"
-    precision: Literal["mixed", "single", "double"] = "mixed"
+    timestep_fs: float = Field(default=4.0, gt=0, le=5.0,
+                               description="integration step; above 2.5 fs the build needs HMR (hydrogen_mass_amu)")
+    friction_per_ps: float = Field(default=1.0, gt=0, description="Langevin friction")
+    minimize_max_iterations: int = Field(default=2000, ge=0, description="energy minimization budget (0: to convergence)")
+    heat_ps: float = Field(default=20.0, ge=0, description="NVT heating from heat_start_K to the recipe temperature")
+    heat_start_K: float = Field(default=50.0, gt=0, description="temperature the heating starts at")
+    anneal_K: float | None = Field(default=None, gt=0, le=1000.0,
+                                   description="optional NVT anneal temperature, above the recipe temperature")
+    anneal_ps: float = Field(default=0.0, ge=0, description="anneal length (with anneal_K)")
+    cool_ps: float = Field(default=0.0, ge=0, description="linear cool-down after the anneal")
+    equilibrate_ps: float = Field(default=200.0, ge=0, description="NPT equilibration")
+    production_ps: float = Field(default=1000.0, gt=0, description="NPT production (the trajectory analysed)")
+    report_interval_ps: float = Field(default=1.0, gt=0, description="thermo.csv line and progress interval")
+    frame_interval_ps: float = Field(default=1.0, gt=0, description="trajectory frame interval")
+    checkpoint_interval_ps: float = Field(default=50.0, gt=0, description="checkpoint interval (resume point)")
+    barostat_interval_steps: int = Field(default=25, gt=0, description="Monte Carlo barostat attempt interval")
+    trajectory_format: Literal["xtc", "dcd"] = Field(default="xtc", description="trajectory file format")
+    platform: Literal["auto", "CUDA", "OpenCL", "CPU", "Reference"] = Field(
+        default="auto", description="OpenMM platform; auto: a probed GPU, else the CPU")
+    precision: Literal["mixed", "single", "double"] = Field(default="mixed", description="GPU platform precision")
     # Run-time policy, not physics: excluded from the dumped protocol (md.json, protocol.json),
     # so changing it never invalidates a partial or finished run. See solvmd.md.platforms.
-    allow_cpu_fallback: bool | None = Field(default=None, exclude=True)
-    seed: int = 2024
-    max_energy_kJ_mol_per_atom: float = Field(default=1.0e4, gt=0)
+    allow_cpu_fallback: bool | None = Field(
+        default=None, exclude=True, description="run on the CPU when the GPU platform is unusable (None: only "
+        "with platform auto)")
+    seed: int = Field(default=2024, description="velocity seed (+ repeat - 1)")
+    max_energy_kJ_mol_per_atom: float = Field(
+        default=1.0e4, gt=0, description="potential energy per atom beyond which the run stops as blown up")
 
     def steps(self, ps: float) -> int:
         """Whole number of MD steps in ``ps`` picoseconds."""
@@ -104,7 +110,18 @@ def load_protocol(path: str | Path | None, overrides: dict | None = None) -> MDP
     data: dict = {}
     if path is not None:
         raw = read_yaml(path, "MD protocol") or {}
-        data = dict(raw.get("md", raw))
+        if not isinstance(raw, dict):
+            raise SolvmdError(f"{path}: an MD protocol must be a YAML mapping (its fields, or an md: block), "
+                              f"got {type(raw).__name__}")
+        block = raw.get("md", raw)
+        if block is None:
+            raise SolvmdError(f"{path}: invalid MD protocol\n  md: the block is empty; give its fields, or leave "
+                              "the line out (and -p with it) to use the defaults (docs/reference.md, MD protocol)")
+        if not isinstance(block, dict):
+            raise SolvmdError(f"{path}: invalid MD protocol\n  md: must be a mapping of fields, got "
+                              f"{type(block).__name__}")
+        check_empty_blocks(block, MDProtocol, str(path), "MD protocol", prefix="md." if "md" in raw else "")
+        data = dict(block)
     data.update(overrides or {})
     try:
         return MDProtocol.model_validate(data)

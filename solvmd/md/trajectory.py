@@ -58,8 +58,15 @@ class TrajectoryWriter:
     def indexed_frames(path: Path) -> list[tuple[int, int]]:
         """(step, byte size) of every frame in the index of the trajectory ``path`` (none if no index)."""
         index = Path(str(path) + ".frames")
-        text = index.read_text() if index.exists() else ""
-        return [tuple(map(int, ln.split())) for ln in text.splitlines() if ln.strip()]
+        try:
+            text = index.read_text() if index.exists() else ""
+            rows = [tuple(map(int, ln.split())) for ln in text.splitlines() if ln.strip()]
+        except (UnicodeDecodeError, ValueError):
+            rows = None
+        if rows is None or any(len(r) != 2 or r[1] < 0 for r in rows):
+            raise SolvmdError(f"{index}: the frame index of {path} is corrupt (expected lines 'step bytes'); "
+                              "remove the MD folder's trajectory, its .frames index and checkpoints and rerun")
+        return rows
 
     def _truncate_to(self, step: int) -> int:
         kept = [(s, b) for s, b in self.frames() if s <= step]
@@ -67,6 +74,9 @@ class TrajectoryWriter:
         if os.path.getsize(self.path) < size:
             raise SolvmdError(f"{self.path} is shorter than its frame index says; remove it and rerun")
         with open(self.path, "r+b") as fh:
+            if self.format == "dcd" and kept and fh.read(8)[4:8] != b"CORD":
+                raise SolvmdError(f"{self.path}: the DCD header is corrupt, so the run cannot continue this "
+                                  "trajectory; remove the MD folder and rerun")
             fh.truncate(size)
             if self.format == "dcd" and kept:  # the header holds the frame count and last step
                 fh.seek(8)
