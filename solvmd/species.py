@@ -325,5 +325,5 @@ def template_conflicts(names: list[str]) -> list[tuple[str, str, str]]:
                 common = sorted(x & y)
                 if common:
                     out.append((a.name, b.name, f"{a.xml} and {b.xml} both define {what} name(s) {common[:4]}; "
-                                                "prefix type and class names with the residue name (README: Adding a species)"))
+                                                "prefix type and class names with the residue name (docs/recipes.md: Adding a species)"))
     return out

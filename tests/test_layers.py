@@ -25,7 +25,7 @@ LAYERS = {
     "assembly": 2,
     "md": 3, "gpu_slots": 3,
     "analysis": 4, "pmf": 4,
-    "summary": 5, "report": 5,
+    "summary": 5, "report": 5, "reference": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
 }
 SHARED_FLOORS = (0, 1)  # modules on these floors may import each other (io -> errors, recipe -> species)
