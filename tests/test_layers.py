@@ -21,7 +21,7 @@ LAYERS = {
     # ground floor: file names + typed schemas, geometry, exceptions, atomic writes, constants, logging
     "records": 0, "geometry": 0, "errors": 0, "io": 0, "units": 0, "log": 0,
     # what to build and with which parameters
-    "recipe": 1, "species": 1, "complexes": 1, "forcefield": 1, "forcefield_settings": 1, "mixing": 1, "surface_recipe": 1, "pmf_spec": 1,
+    "recipe": 1, "species": 1, "species_add": 1, "complexes": 1, "forcefield": 1, "forcefield_settings": 1, "mixing": 1, "surface_recipe": 1, "pmf_spec": 1,
     "assembly": 2,
     "md": 3, "gpu_slots": 3,
     "analysis": 4, "pmf": 4,
