@@ -27,7 +27,7 @@ from solvmd.io import atomic_path, folder_lock, write_text_atomic
 from solvmd.log import get_logger, log_to
 from solvmd.md.barostats import make_barostat
 from solvmd.md.checkpoints import Checkpoint, latest_checkpoint, save_checkpoint
-from solvmd.md.platforms import PlatformChoice, cpu_properties, select_platform
+from solvmd.md.platforms import PlatformChoice, cpu_properties, locale_kept, select_platform
 from solvmd.md.protocol import MDProtocol, check_timestep_masses
 from solvmd.md.reporters import (THERMO_COLUMNS, CheckpointReporter, FrameReporter, RunClock, Stage,  # noqa: F401
                                  ThermoReporter, reset_thermo)
@@ -116,7 +116,8 @@ class MDRun:
         if on_cpu:
             return app.Simulation(self.pdb.topology, system, integrator, openmm.Platform.getPlatformByName("CPU"),
                                   cpu_properties())
-        return app.Simulation(self.pdb.topology, system, integrator, self.platform, self.properties)
+        with locale_kept():
+            return app.Simulation(self.pdb.topology, system, integrator, self.platform, self.properties)
 
     def _check_folder(self) -> None:
         """Refuse a partial run of another protocol or system, or a foreign trajectory; then

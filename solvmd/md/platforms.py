@@ -26,8 +26,10 @@ precision the platform lacks) is one :class:`SolvmdError` listing what is availa
 
 from __future__ import annotations
 
+import locale
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import openmm
@@ -300,3 +302,17 @@ def choose_platform(requested: str = "auto", precision: str = "mixed",
     """``(Platform, properties)`` of :func:`select_platform` for callers that minimise on it."""
     choice = select_platform(requested, precision, allow_cpu_fallback, needs_minimizer=True)
     return choice.platform, dict(choice.properties)
+
+
+@contextmanager
+def locale_kept():
+    """Restore the process locale after the block. PoCL's kernel compiler (LLVM) sets the whole C
+    locale to "C" while OpenMM builds its OpenCL kernels; Python's default text encoding then turns
+    to ASCII and the next read of a UTF-8 file (a recipe with a section sign, a JSON record) fails.
+    Wrap every Context/Simulation creation on a GPU-kernel platform in it."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        if locale.setlocale(locale.LC_ALL) != saved:
+            locale.setlocale(locale.LC_ALL, saved)

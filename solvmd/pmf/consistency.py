@@ -16,6 +16,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
+from solvmd.md.platforms import locale_kept
 from solvmd.pmf import cv as cvmod
 from solvmd.pmf.cv import ResolvedCV
 from solvmd.pmf.io import apply_state, read_state, read_system
@@ -79,7 +80,8 @@ def unbiased_cv_samples(
     )
     integ.setRandomNumberSeed(seed)
     plat, props = choose_platform(platform)
-    ctx = mm.Context(system, integ, plat, props)
+    with locale_kept():
+        ctx = mm.Context(system, integ, plat, props)
     apply_state(ctx, read_state(state_xml), use_velocities=False)
     ctx.setVelocitiesToTemperature(temperature_K * unit.kelvin, seed)
     if equil_steps:

@@ -46,6 +46,7 @@ import numpy as np
 import openmm as mm
 from openmm import app, unit
 
+from solvmd.md.platforms import locale_kept
 from solvmd.errors import SimulationError
 from solvmd.md.checkpoints import latest_checkpoint, save_checkpoint
 from solvmd.pmf import cv as cvmod
@@ -189,7 +190,8 @@ def _simulation(system_xml, spec: PMFSpec, rcv: ResolvedCV, w0: Window, topology
     integ.setRandomNumberSeed(int(spec.seed) % 2**31 or 1)
     plat, props = choose_platform(platform or spec.platform, threads)
     top = topology if topology is not None else bare_topology(system.getNumParticles())
-    return app.Simulation(top, system, integ, plat, props)
+    with locale_kept():
+        return app.Simulation(top, system, integ, plat, props)
 
 
 def _initial_states(sim, spec: PMFSpec, rcv: ResolvedCV, wins: list[Window], out_dir: Path) -> list[mm.State]:

@@ -31,6 +31,7 @@ import numpy as np
 import openmm as mm
 from openmm import unit
 
+from solvmd.md.platforms import locale_kept
 from solvmd import records
 from solvmd.geometry import minimum_image_vectors
 from solvmd.errors import SimulationError
@@ -60,7 +61,8 @@ def _make_context(system, spec: PMFSpec, seed: int, platform=None, threads=None)
                                         spec.timestep_fs * unit.femtosecond)
     integ.setRandomNumberSeed(int(seed) % 2**31 or 1)
     plat, props = choose_platform(platform or spec.platform, threads)
-    return mm.Context(system, integ, plat, props)
+    with locale_kept():
+        return mm.Context(system, integ, plat, props)
 
 
 def _resolved_cv(out_dir: Path, spec: PMFSpec, system_xml, state_xml, topology) -> ResolvedCV:

@@ -28,6 +28,7 @@ import numpy as np
 import openmm as mm
 from openmm import app, unit
 
+from solvmd.md.platforms import locale_kept
 from solvmd import records
 from solvmd.errors import SimulationError
 from solvmd.md.checkpoints import checkpoint_paths, latest_checkpoint, save_checkpoint
@@ -129,7 +130,8 @@ class WindowRun:
                                             spec.timestep_fs * unit.femtosecond)
         integ.setRandomNumberSeed(int(seed) % 2**31 or 1)
         plat, props = choose_platform(platform or spec.platform, threads)
-        self.sim = app.Simulation(bare_topology(system.getNumParticles()), system, integ, plat, props)
+        with locale_kept():
+            self.sim = app.Simulation(bare_topology(system.getNumParticles()), system, integ, plat, props)
         self.spec, self.rcv, self.out_dir, self.tag, self.seed = spec, rcv, out_dir, tag, seed
         self.n, self.interval, self.n_equil = spec.n_samples, spec.sample_interval_steps, spec.n_equil_steps
         self.total = self.n_equil + self.n * self.interval
