@@ -44,6 +44,7 @@ passed its checks (``run <M> --spins 2S`` runs one state; a later ``run <M>`` re
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -64,6 +65,9 @@ GRID_LEVEL = 2  # PySCF DFT grid level (Treutler-Ahlrichs radial, Lebedev angula
 # (ZnPc, NiPc S = 0; CoPc, CuPc S = 1/2; FePc S = 1; MnPc S = 3/2). Fe also at S = 2
 # (the PBE+U ground state of [HWO23]); the lower PBE energy is kept.
 ANNEAL_SIGMA_EH = (0.02, 0.01, 0.005)  # Fermi smearing widths of the open-shell start (Eh)
+# irrep search (``irrep_search``): SCF cycles per step before the occupations are re-checked, and
+# the orbital-energy crossing (Eh) that moves an electron between irreps in an unconverged step
+STEP_CYCLES = 60
 SPIN = {"Zn": (0,), "Ni": (0,), "Co": (1,), "Cu": (1,), "Fe": (2, 4), "Mn": (3,)}
 
 
@@ -113,49 +117,285 @@ def symmetry_classes(el: list[str], xyz: np.ndarray) -> list[int]:
     return [uniq[k] for k in keys]
 
 
-def make_mol(el: list[str], xyz: np.ndarray, spin2: int, basis: str = BASIS):
+def make_mol(el: list[str], xyz: np.ndarray, spin2: int, basis: str = BASIS, symmetry: bool = False):
+    """PySCF molecule of the flake; ``symmetry``: D2h-adapted orbitals (the irrep route), with
+    the coordinates kept in the flake's frame (checked: the ESP points are in that frame)."""
     from pyscf import gto
 
-    return gto.M(atom=[(e, tuple(p)) for e, p in zip(el, xyz)], basis=basis, charge=0, spin=spin2,
-                 unit="Angstrom", verbose=4, max_memory=6000)
+    mol = gto.M(atom=[(e, tuple(p)) for e, p in zip(el, xyz)], basis=basis, charge=0, spin=spin2,
+                unit="Angstrom", verbose=4, max_memory=6000, symmetry="D2h" if symmetry else False)
+    if not np.allclose(mol.atom_coords(unit="Angstrom"), xyz, atol=1e-6):
+        raise qm_esp.ChargeFitError("PySCF moved the flake when adapting to symmetry")
+    return mol
 
 
 def run_scf(mol, wd: Path, log, xc: str = FUNCTIONAL, stabilize: bool = False,
-            guess_chk: Path | None = None, stability: bool = False) -> tuple[np.ndarray, float, float, str]:
-    """Converged aufbau density matrix (alpha+beta), energy (Eh), <S^2>, stability status;
-    resumable via chkfile. Open shells start from ``anneal`` (Fermi smearing to zero), then an
-    unsmeared aufbau SCF; ``stabilize``: level shift 0.2 Eh (open d shells; plain DIIS from the
-    minao guess diverged for the Ni flake). The path changes, not the state's definition:
-    the result must pass ``check_aufbau`` (and, with ``stability``, UKS internal stability)."""
-    from pyscf import dft, lib
+            guess_chk: Path | None = None, stability: bool = False, route: str = "irrep",
+            roks: bool = False, level_shift: float = 0.2, coarse_level: int = 0, grid_level: int = GRID_LEVEL,
+            start: dict | None = None) -> tuple[np.ndarray, float, float, str, dict]:
+    """Converged aufbau density matrix (alpha+beta), energy (Eh), <S^2>, stability status, and a
+    dict of what the SCF did (route, configuration, cycles, wall time); resumable. Closed shells:
+    one SCF from the default guess. Open shells: ``route`` "irrep" (default; ``irrep_search``:
+    D2h irrep occupations held fixed, moved one electron at a time until aufbau, first on the
+    coarse grid ``coarse_level``, then on the production grid) or "smearing" (the earlier
+    ``anneal`` route: Fermi smearing to zero, then one unsmeared SCF; it did not converge for the
+    Fe flake at 2S = 4). ``roks``: restricted open-shell KS instead of UKS (irrep route only).
+    ``stabilize``: level shift ``level_shift`` also for a closed shell (plain DIIS from the minao
+    guess diverged for the Ni flake). The path changes, not the state's definition: the result
+    must pass ``check_aufbau`` (and, with ``stability``, UKS internal stability)."""
+    from pyscf import lib
 
     done = wd / "scf.npz"
     if done.exists():
         z = np.load(done)
-        return z["dm"], float(z["energy"]), float(z["s2"]), str(z["stability"]) if "stability" in z else "not run"
-    mf = (dft.UKS(mol) if mol.spin else dft.RKS(mol)).density_fit(auxbasis=AUXBASIS)
-    mf.xc, mf.grids.level, mf.conv_tol, mf.max_cycle = xc, GRID_LEVEL, 1e-8, 150
-    mf.chkfile = str(wd / "scf.chk")
-    mf.level_shift = 0.2 if (mol.spin or stabilize) else 0.0
-    dm0 = None
-    if (wd / "scf.chk").exists():
-        dm0 = mf.from_chk(str(wd / "scf.chk"))
-        log(f"restart from {wd / 'scf.chk'}")
-    elif mol.spin:
-        dm0 = anneal(mf, wd, log, guess_chk)
-    mf = converge(mf, dm0, wd, log)
-    check_aufbau(mf.mo_energy, mf.mo_occ, wd)
+        info = json_load(wd / "scf_info.json")
+        return (z["dm"], float(z["energy"]), float(z["s2"]),
+                str(z["stability"]) if "stability" in z else "not run", info)
+    t0 = time.time()
+    info: dict = {"route": route if mol.spin else "closed shell", "method": scf_method(mol, roks)}
+    if mol.spin and route == "irrep":
+        mf, info = irrep_search(mol, wd, log, xc, roks, level_shift, min(coarse_level, grid_level), guess_chk, info,
+                                grid_level=grid_level, start=start)
+        info["start_configuration"] = start or info["search"][0]["configuration"]
+    else:
+        if roks:
+            raise qm_esp.ChargeFitError("--roks is implemented for the irrep route only")
+        mf = make_scf(mol, xc, grid_level, roks=False)
+        mf.conv_tol, mf.max_cycle = 1e-8, 150
+        mf.chkfile = str(wd / "scf.chk")
+        mf.level_shift = level_shift if (mol.spin or stabilize) else 0.0
+        dm0 = None
+        if (wd / "scf.chk").exists():
+            dm0 = mf.from_chk(str(wd / "scf.chk"))
+            log(f"restart from {wd / 'scf.chk'}")
+        elif mol.spin:
+            dm0 = anneal(mf, wd, log, guess_chk)
+        mf = converge(mf, dm0, wd, log)
+        info["cycles"] = getattr(mf, "cycles", None)
+    check_aufbau(*aufbau_channels(mf), wd)
     status = "not run"
     if stability and mol.spin:
         mf, status = stable_restart(mf, wd, log)
-        check_aufbau(mf.mo_energy, mf.mo_occ, wd)
+        check_aufbau(*aufbau_channels(mf), wd)
     e = mf.e_tot
     dm = mf.make_rdm1()
     dm = dm[0] + dm[1] if dm.ndim == 3 else dm
     s2 = float(mf.spin_square()[0]) if mol.spin else 0.0
+    if mol.symmetry:
+        info["configuration"] = irrep_config(mf)
+    info["scf_wall_s_this_call"] = round(time.time() - t0)
     lib.chkfile.save(str(wd / "scf.chk"), "solvmd_done", {"e": e})
+    from solvmd.io import write_json_atomic
+
+    write_json_atomic(wd / "scf_info.json", info)
     qm_esp.save_npz_atomic(done, dm=dm, energy=e, s2=s2, stability=status)
-    return dm, float(e), s2, status
+    return dm, float(e), s2, status, info
+
+
+def json_load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def scf_method(mol, roks: bool) -> str:
+    return "RKS" if not mol.spin else ("ROKS" if roks else "UKS")
+
+
+def make_scf(mol, xc: str, grid_level: int, roks: bool):
+    """KS object of the flake: RKS (closed shell), UKS or ROKS; density fitting; grid level."""
+    from pyscf import dft
+
+    cls = {"RKS": dft.RKS, "UKS": dft.UKS, "ROKS": dft.ROKS}[scf_method(mol, roks)]
+    mf = cls(mol).density_fit(auxbasis=AUXBASIS)
+    mf.xc, mf.grids.level = xc, grid_level
+    return mf
+
+
+def aufbau_channels(mf) -> tuple[list, list]:
+    """(orbital energies, occupations) per spin channel, as ``check_aufbau`` takes them. ROKS:
+    the alpha and beta Fock matrices' diagonal in the canonical orbitals (PySCF ``mo_ea``/``mo_eb``),
+    alpha occupied where occ > 0, beta where occ = 2."""
+    e, o = mf.mo_energy, mf.mo_occ
+    if hasattr(e, "mo_ea") and np.ndim(o) == 1 and mf.mol.spin:
+        return [e.mo_ea, e.mo_eb], [(o > 0).astype(float), (o > 1).astype(float)]
+    if np.ndim(e) == 1:
+        return [e], [o]
+    return [e[0], e[1]], [o[0], o[1]]
+
+
+def _orbsym_channels(mf) -> list[np.ndarray]:
+    from pyscf import symm
+
+    mol = mf.mol
+    if np.ndim(mf.mo_occ) == 2:
+        return [np.asarray(symm.label_orb_symm(mol, mol.irrep_id, mol.symm_orb, c)) for c in mf.mo_coeff]
+    sym = np.asarray(symm.label_orb_symm(mol, mol.irrep_id, mol.symm_orb, mf.mo_coeff))
+    return [sym, sym]
+
+
+def irrep_config(mf) -> dict[str, list[int]]:
+    """Occupied orbitals per D2h irrep: {irrep: [n_alpha, n_beta]}."""
+    mol = mf.mol
+    syms = _orbsym_channels(mf)
+    _, occs = aufbau_channels(mf)
+    if len(occs) == 1:
+        occs = [np.asarray(occs[0]) > 0, np.asarray(occs[0]) > 1]
+    return {name: [int(((sym == ir) & (np.asarray(o) > 0)).sum()) for sym, o in zip(syms, occs)]
+            for ir, name in zip(mol.irrep_id, mol.irrep_name)}
+
+
+def aufbau_moves(mf, tol_Eh: float = 1e-4) -> list[tuple[int, str, str, float, float]]:
+    """Per spin channel whose occupation is not aufbau: (channel, irrep of the highest occupied
+    orbital, irrep of the lowest empty one, their energies). Empty when the state is aufbau."""
+    mol = mf.mol
+    name = dict(zip(mol.irrep_id, mol.irrep_name))
+    es, occs = aufbau_channels(mf)
+    syms = _orbsym_channels(mf)
+    moves = []
+    for ch, (e, o, sym) in enumerate(zip(es, occs, syms)):
+        e, o = np.asarray(e), np.asarray(o) > 0
+        if o.all() or not o.any():
+            continue
+        i = int(np.flatnonzero(o)[np.argmax(e[o])])
+        a = int(np.flatnonzero(~o)[np.argmin(e[~o])])
+        if e[i] > e[a] + tol_Eh:
+            moves.append((ch, name[sym[i]], name[sym[a]], float(e[i]), float(e[a])))
+    return moves
+
+
+def irrep_search(mol, wd: Path, log, xc: str, roks: bool, level_shift: float, coarse_level: int,
+                 guess_chk: Path | None, info: dict, max_steps: int = 12, grid_level: int = GRID_LEVEL,
+                 start: dict | None = None):
+    """Open-shell SCF by an aufbau search over D2h irrep occupations (the flake is D2h; PySCF
+    ``irrep_nelec``). The near-degenerate Fe 3d / flake pi levels lie in different irreps, so
+    holding the number of alpha and beta electrons per irrep fixed stops the charge sloshing
+    (electrons swapping between those levels every cycle) that made plain, smeared and
+    level-shifted SCFs diverge or lock an excited configuration; within each irrep the
+    occupation is aufbau (PySCF's final unshifted check diagonalization). After each converged
+    SCF the cross-irrep aufbau condition is checked per spin channel; where the highest occupied
+    orbital lies above the lowest empty one, one electron of that spin is moved from the
+    first's irrep to the second's and the SCF is rerun from the current density. It stops at an
+    aufbau state (then: same on the production grid, from that density) or when a configuration
+    would repeat (no integer aufbau state on this path: error). Step 0 holds nothing: a
+    level-shifted SCF from the minao guess (or ``guess_chk``) picks the first configuration.
+    Level shift ``level_shift`` Eh throughout (held configuration; removed in the final check).
+    Resumable: ``search.json`` (every step: configuration, energy, cycles, moves) and the
+    chkfile of the SCF in progress."""
+    from solvmd.io import write_json_atomic
+
+    state_path = wd / "search.json"
+    state = json_load(state_path) or {"steps": []}
+    dm, last_mf = None, None
+    production = grid_level
+    for grid_level in (coarse_level, production):
+        visited = {json_dumps(s["configuration"]) for s in state["steps"] if s["grid_level"] == grid_level}
+        while True:
+            steps = [s for s in state["steps"] if s["grid_level"] == grid_level]
+            if steps and steps[-1].get("aufbau"):
+                cfg = steps[-1]["configuration"]
+                if grid_level == production:
+                    break
+                if dm is None:  # resumed: the production grid starts from the coarse result
+                    dm = np.load(wd / f"search_{len(state['steps']) - 1}.npz")["dm"]
+                break
+            if len(state["steps"]) >= max_steps:
+                raise qm_esp.ChargeFitError(f"{wd}: no aufbau configuration in {max_steps} irrep-search steps")
+            k = len(state["steps"])
+            cfg = state.get("next") or (start if k == 0 else None)
+            mf = make_scf(mol, xc, grid_level, roks)
+            mf.conv_tol = 1e-6 if grid_level != production else 1e-8
+            mf.max_cycle, mf.level_shift, mf.chkfile = STEP_CYCLES, level_shift, str(wd / f"search_{k}.chk")
+            if (wd / f"search_{k}.chk").exists():
+                dm0 = mf.from_chk(str(wd / f"search_{k}.chk"))
+                log(f"step {k}: restart from {wd / f'search_{k}.chk'}")
+            elif dm is not None:
+                dm0 = dm
+            elif k > 0:
+                dm0 = np.load(wd / f"search_{k - 1}.npz")["dm"]
+            elif guess_chk:
+                dm0 = mf.from_chk(str(guess_chk))
+            else:
+                dm0 = mf.get_init_guess(key="minao")
+            if not cfg:  # step 0: the aufbau configuration of the start density's Fock matrix, held
+                cfg = start_config(mf, dm0)
+                log(f"step {k}: start configuration from the Fock matrix of the start density")
+            mf.irrep_nelec = {ir: tuple(n) for ir, n in cfg.items()}
+            state["next"] = cfg  # a restart of this step holds the same configuration
+            write_json_atomic(state_path, state)
+            t = time.time()
+            last_mf = None
+            log(f"step {k}: grid {grid_level}, configuration {cfg}")
+            mf.kernel(dm0)
+            dm = mf.make_rdm1()
+            qm_esp.save_npz_atomic(wd / f"search_{k}.npz", dm=dm)
+            now = irrep_config(mf)
+            moves = aufbau_moves(mf) if mf.converged else []
+            rec = {"step": k, "grid_level": grid_level, "configuration": now, "held": bool(cfg),
+                   "energy_Eh": float(mf.e_tot), "converged": bool(mf.converged), "cycles": getattr(mf, "cycles", None),
+                   "wall_s": round(time.time() - t), "aufbau": bool(mf.converged and not moves),
+                   "moves": [list(m) for m in moves]}
+            if mol.spin:
+                rec["S2"] = float(mf.spin_square()[0])
+            log(f"step {k}: E = {mf.e_tot:.8f} Eh, converged {mf.converged} in {rec['cycles']} cycles, "
+                f"{rec['wall_s']} s; configuration {now}; not aufbau in {moves or 'none'}")
+            state["steps"].append(rec)
+            last_mf = mf
+            if not moves:
+                state["next"] = now  # aufbau, or unconverged without a clear crossing: hold, rerun from its density
+            else:
+                nxt = {ir: list(n) for ir, n in now.items()}
+                for ch, src, dst, _, _ in moves:
+                    nxt[src][ch] -= 1
+                    nxt[dst][ch] += 1
+                key = json_dumps(nxt)
+                if key in visited:
+                    write_json_atomic(state_path, state)
+                    raise qm_esp.ChargeFitError(
+                        f"{wd}: irrep search returns to configuration {nxt}: no integer aufbau state on this path")
+                visited.add(json_dumps(now))
+                state["next"] = nxt
+            write_json_atomic(state_path, state)
+        if grid_level == coarse_level == production:
+            break
+    last = state["steps"][-1]
+    if last_mf is not None and last["grid_level"] == production:
+        mf = last_mf
+    else:  # resumed after the search ended: the final SCF again from its density (a few cycles)
+        mf = make_scf(mol, xc, production, roks)
+        mf.conv_tol, mf.max_cycle, mf.level_shift = 1e-8, 80, level_shift
+        mf.irrep_nelec = {ir: tuple(n) for ir, n in last["configuration"].items()}
+        mf.chkfile = str(wd / "scf.chk")
+        mf.kernel(np.load(wd / f"search_{last['step']}.npz")["dm"])
+    if not mf.converged:
+        raise qm_esp.ChargeFitError(f"SCF not converged in {wd}")
+    info.update(level_shift_Eh=level_shift, coarse_grid_level=coarse_level, grid_level=production, search=state["steps"],
+                cycles=last["cycles"], search_wall_s=sum(s["wall_s"] for s in state["steps"]))
+    log(f"irrep search done: E = {mf.e_tot:.8f} Eh")
+    return mf, info
+
+
+def start_config(mf, dm0) -> dict[str, list[int]]:
+    """Irrep occupations (aufbau) of one diagonalization of the Fock matrix built from ``dm0``.
+    Holding them from the first cycle keeps electrons from swapping between irreps while the
+    density is far from converged: the free level-shifted SCF from the minao guess diverged
+    (E -2385 -> -1425 Eh in 5 cycles, Fe tetraaza[14]annulene flake, 2S = 2)."""
+    h1e, s1e = mf.get_hcore(), mf.get_ovlp()
+    if dm0.ndim == 2 and np.ndim(mf.mo_occ if mf.mo_occ is not None else np.zeros((2, 1))) == 2:
+        dm0 = np.array([dm0 / 2, dm0 / 2])
+    fock = mf.get_fock(h1e, s1e, mf.get_veff(mf.mol, dm0), dm0)
+    mf.mo_energy, mf.mo_coeff = mf.eig(fock, s1e)
+    mf.mo_occ = mf.get_occ(mf.mo_energy, mf.mo_coeff)
+    return irrep_config(mf)
+
+
+def config_label(cfg: dict) -> str:
+    """Short stable folder tag of a start configuration."""
+    import hashlib
+
+    return "cfg" + hashlib.sha1(json_dumps(cfg).encode()).hexdigest()[:8]
+
+
+def json_dumps(cfg: dict) -> str:
+    return json.dumps({k: list(v) for k, v in sorted(cfg.items())})
 
 
 def converge(mf, dm0, wd: Path, log):
@@ -180,10 +420,16 @@ def check_aufbau(mo_energy, mo_occ, wd: Path, tol_Eh: float = 1e-4) -> None:
     """Refuse a converged SCF whose occupation is not aufbau in each spin channel (an occupied
     orbital above an empty one of the same spin): an excited configuration, not the ground state
     of that spin. Level shifts and MOM can converge to such states (the Fe flake did: alpha HOMO
-    -0.022 Eh above its LUMO -0.094 Eh), so the charges would describe the wrong state."""
-    channels = [(mo_energy, mo_occ)] if np.ndim(mo_energy) == 1 else list(zip(mo_energy, mo_occ))
+    -0.022 Eh above its LUMO -0.094 Eh), so the charges would describe the wrong state.
+    ``mo_energy``/``mo_occ``: one array (closed shell), a (2, n) array or a list per channel."""
+    if np.ndim(mo_energy) == 1 and not isinstance(mo_energy, list):
+        channels = [(mo_energy, mo_occ)]
+    else:
+        channels = list(zip(mo_energy, mo_occ))
     for name, (e, o) in zip(("alpha", "beta") if len(channels) == 2 else ("closed shell",), channels):
         e, o = np.asarray(e), np.asarray(o)
+        if not (o > 0).any() or not (o == 0).any():
+            continue
         homo, lumo = e[o > 0].max(), e[o == 0].min()
         if homo > lumo + tol_Eh:
             raise qm_esp.ChargeFitError(
@@ -276,11 +522,17 @@ def _z(symbol: str) -> int:
 
 
 def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str = BASIS,
-        radius_a: float = RADIUS_A, guess_chk: Path | None = None, stability: bool = False) -> dict:
+        radius_a: float = RADIUS_A, guess_chk: Path | None = None, stability: bool = False,
+        route: str = "irrep", roks: bool = False, level_shift: float = 0.2, grid_level: int = GRID_LEVEL,
+        start: dict | None = None) -> dict:
     """SCF + ESP + RESP for one metal and spin (2S = ``spin2``); returns the record, also kept as
     ``<wd>/record.json``. ``xc``/``basis``/``radius_a`` other than the defaults are for tests only;
-    ``guess_chk``/``stability``: see ``anneal``/``stable_restart``."""
-    wd = workdir / f"{metal}_S{spin2}_{xc}_{basis}_{radius_a:g}"
+    ``guess_chk``/``stability``: see ``anneal``/``stable_restart``; ``route``/``roks``/``level_shift``:
+    see ``run_scf`` (each open-shell route and method has its own working folder)."""
+    tag = "" if not spin2 else f"_{route}" + ("_roks" if roks else "") + (f"_ls{level_shift:g}" if level_shift != 0.2 else "")
+    tag += f"_grid{grid_level}" if grid_level != GRID_LEVEL else ""
+    tag += f"_{config_label(start)}" if start else ""
+    wd = workdir / f"{metal}_S{spin2}_{xc}_{basis}_{radius_a:g}{tag}"
     wd.mkdir(parents=True, exist_ok=True)
     logf = open(wd / "progress.log", "a")
 
@@ -290,12 +542,13 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
 
     el, xyz, roles = build_flake(metal, radius_a)
     classes = symmetry_classes(el, xyz)
-    mol = make_mol(el, xyz, spin2, basis)
+    mol = make_mol(el, xyz, spin2, basis, symmetry=bool(spin2) and route == "irrep")
     mol.output = str(wd / "pyscf.log")
     mol.build()
     log(f"{metal} 2S={spin2}: {len(el)} atoms, {mol.nao} basis functions, {mol.nelectron} electrons")
     t0 = time.time()
-    dm, energy, s2, stable = run_scf(mol, wd, log, xc, metal != "Zn", guess_chk, stability)
+    dm, energy, s2, stable, info = run_scf(mol, wd, log, xc, metal != "Zn", guess_chk, stability, route, roks,
+                                           level_shift, grid_level=grid_level, start=start)
     log(f"SCF wall time this call: {time.time() - t0:.0f} s")
     log(f"SCF done E = {energy:.8f} Eh <S^2> = {s2:.4f}")
     if (wd / "esp.npz").exists():
@@ -313,9 +566,12 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
     alpha_classes = sorted({round(float(x), 6) for x, rr in zip(q, roles) if rr == "C_alpha"})
     log(f"fit: q(M) {pick['metal']:+.4f} q(N) {pick['N_site']:+.4f} q(Ca) {pick['C_alpha']:+.4f} RRMS {rrms}")
     rec = {"metal": metal, "two_S": spin2, "functional": xc, "basis": basis, "auxbasis": AUXBASIS,
-           "scf_start": "Fermi smearing " + "->".join(map(str, ANNEAL_SIGMA_EH)) + " Eh, then unsmeared aufbau"
+           "method": info.get("method", "UKS" if spin2 else "RKS"),
+           "scf_start": ("Fermi smearing " + "->".join(map(str, ANNEAL_SIGMA_EH)) + " Eh, then unsmeared aufbau"
+                         if route == "smearing" else "D2h irrep-occupation aufbau search (irrep_search)")
            if spin2 else "default guess", "aufbau": True, "internal_stability": stable,
-           "energy_Eh": energy, "S2": s2, "n_esp_points": int(len(points)), "resp_rrms": rrms,
+           "scf": info,
+           "grid_level": grid_level, "energy_Eh": energy, "S2": s2, "n_esp_points": int(len(points)), "resp_rrms": rrms,
             "q_metal": pick["metal"], "q_N_site": pick["N_site"], "q_C_alpha": pick["C_alpha"],
             "q_C_alpha_classes": alpha_classes,
             "radius_A": radius_a, "elements": el, "roles": roles, "xyz_A": np.round(xyz, 5).tolist(),
@@ -327,12 +583,21 @@ def run(metal: str, spin2: int, workdir: Path, xc: str = FUNCTIONAL, basis: str 
 
 
 def cmd_run(metal: str, workdir: Path, spins: list[int] | None = None, guess_chk: Path | None = None,
-            stability: bool = False) -> None:
+            stability: bool = False, route: str = "irrep", roks: bool = False, level_shift: float = 0.2,
+            radius_a: float = RADIUS_A, grid_level: int = GRID_LEVEL, start: dict | None = None) -> None:
     """Run the spin states (2S values; default all of SPIN[metal]); once every state of
     SPIN[metal] is done (finished ones are cached), write the lowest-energy one, all listed."""
     from solvmd.io import write_json_atomic
 
-    recs = [run(metal, s, workdir, guess_chk=guess_chk, stability=stability) for s in (spins or SPIN[metal])]
+    recs = [run(metal, s, workdir, radius_a=radius_a, guess_chk=guess_chk, stability=stability, route=route,
+                roks=roks, level_shift=level_shift, grid_level=grid_level, start=start) for s in (spins or SPIN[metal])]
+    for r in recs:
+        print(f"{metal} 2S = {r['two_S']}, radius {radius_a:g} A, grid {grid_level}: E {r['energy_Eh']:.8f} Eh, "
+              f"q(M) {r['q_metal']:+.4f}, q(N) {r['q_N_site']:+.4f}, q(C alpha) {r['q_C_alpha']:+.4f}")
+    if radius_a != RADIUS_A:
+        print(f"radius {radius_a:g} A is not the production flake ({RADIUS_A:g} A): records only, "
+              f"{RESULTS / f'mn4_{metal}.json'} not written")
+        return
     if {r["two_S"] for r in recs} != set(SPIN[metal]):
         print(f"ran 2S = {[r['two_S'] for r in recs]}; {RESULTS / f'mn4_{metal}.json'} is written only by a run "
               f"over all of {SPIN[metal]} (cached states are not recomputed)")
@@ -379,9 +644,20 @@ if __name__ == "__main__":
     r.add_argument("--spins", type=int, nargs="+", help="2S values to run (default: all in SPIN)")
     r.add_argument("--guess-chk", type=Path, help="PySCF chkfile of an earlier SCF of the same flake to start from")
     r.add_argument("--stability", action="store_true", help="UKS internal stability check + restart")
+    r.add_argument("--route", choices=("irrep", "smearing"), default="irrep",
+                   help="open-shell SCF route: D2h irrep-occupation aufbau search (default) or Fermi-smearing anneal")
+    r.add_argument("--roks", action="store_true", help="restricted open-shell KS (irrep route) instead of UKS")
+    r.add_argument("--level-shift", type=float, default=0.2, help="SCF level shift (Eh), removed in the final check")
+    r.add_argument("--config", type=json.loads,
+                   help='start configuration held by the irrep search, occupied orbitals per D2h irrep as JSON '
+                        '{"Ag": [n_alpha, n_beta], ...} (default: aufbau from the Fock matrix of the minao guess)')
+    r.add_argument("--grid-level", type=int, default=GRID_LEVEL,
+                   help=f"PySCF DFT grid level of the final SCF (default {GRID_LEVEL})")
+    r.add_argument("--radius", type=float, default=RADIUS_A,
+                   help=f"flake radius (A; default {RADIUS_A:g}: C26H14N4M; 4.0: the M-tetraaza[14]annulene C10H10N4M)")
     sub.add_parser("update")
     a = ap.parse_args()
     if a.cmd == "run":
-        cmd_run(a.metal, a.workdir, a.spins, a.guess_chk, a.stability)
+        cmd_run(a.metal, a.workdir, a.spins, a.guess_chk, a.stability, a.route, a.roks, a.level_shift, a.radius, a.grid_level, a.config)
     else:
         print(f"surfaces.yaml updated for {cmd_update()}")
